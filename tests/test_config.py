@@ -6,7 +6,10 @@ from utscale import config, pipeline
 
 
 def test_profiles_are_complete_and_valid():
-    for name in ("ci", "embedded", "paper-humaneval-plus"):
+    names = config.available_profiles()
+    assert set(names) >= {"ci", "embedded", "coderm-replay", "paper-humaneval-plus", "paper-mbpp-plus",
+                          "paper-livecodebench"}
+    for name in names:
         values = config.load_profile(name)
         assert set(values) == set(config.SCHEMA)
 
