@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ import nbformat
 
 from utscale import config as config_mod
 from utscale.paths import notebooks_dir, results_dir
-from utscale.runs import Run, open_run
+from utscale.runs import Run, RunConflict, open_run
 
 REPORT_FIRST = "07_"  # the claims ledger opens the report
+REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 
 def notebook_paths() -> list[Path]:
@@ -71,8 +73,10 @@ def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, on
     for path in paths:
         print(f"[utscale] {run.run_id}: executing {path.name}", flush=True)
         execute(path, run.file(f"notebooks/{path.name}"), notebook_parameters(declared[path], run))
+        run.update_manifest(notebooks={path.name: datetime.now(timezone.utc).isoformat(timespec="seconds")})
     report = render_report(run)
-    run.update_manifest(completed=True)
+    executed = run.manifest().get("notebooks", {})
+    run.update_manifest(completed=all(p.name in executed for p in notebook_paths()))
     print(f"[utscale] report: {report}", flush=True)
     return run
 
@@ -83,8 +87,8 @@ def config_markdown(run: Run) -> str:
 
 
 def render_report(run: Run) -> Path:
-    """One self-contained HTML page (images inline, no input cells): the claims ledger first, then
-    the run's configuration, then every notebook's outputs in order."""
+    """One self-contained HTML page (images inline, no input cells, no stderr, no CDN scripts): the
+    claims ledger first, then the run's configuration, then every notebook's outputs in order."""
     from nbconvert import HTMLExporter
 
     executed = sorted((run.path / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -96,10 +100,15 @@ def render_report(run: Run) -> Path:
     for i, path in enumerate(executed):
         nb = nbformat.read(path, as_version=4)
         cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        for cell in cells:  # cell ids repeat across notebooks; keep them unique in the combined page
+            cell.id = f"{path.name[:2]}-{cell.id}"
+            if cell.cell_type == "code":  # engine logs and library warnings stay in the executed notebooks
+                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
         combined.cells.extend(cells)
         if i == 0:
             combined.cells.append(nbformat.v4.new_markdown_cell(config_markdown(run)))
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            template_file=str(REPORT_TEMPLATE))
     body, _ = exporter.from_notebook_node(combined)
     out = run.path / "report.html"
     out.write_text(body, encoding="utf-8")
@@ -152,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     ref_p = sub.add_parser("refresh-notebooks", help="re-execute committed notebooks in place (ci defaults)")
     ref_p.add_argument("--only", default="")
     sub.add_parser("profiles", help="list the parameter profiles")
+    sweep_p = sub.add_parser("sweep", help="run the pipeline over a grid (params/sweep-*.yaml), then compare runs")
+    sweep_p.add_argument("grid", help="a grid file, e.g. params/sweep-ci-tests.yaml")
     return parser
 
 
@@ -178,7 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             refresh_notebooks([s for s in args.only.split(",") if s])
         elif args.command == "profiles":
             print("\n".join(config_mod.available_profiles()))
-    except (config_mod.ParameterError, FileNotFoundError) as exc:
+        elif args.command == "sweep":
+            from utscale.sweep import FAILED, run_sweep
+
+            table = run_sweep(args.grid)
+            shown = [c for c in ("run_id", "status", "random_pick", "voting", "gain", "test_f1") if c in table]
+            print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            return 1 if (table.status == FAILED).any() else 0
+    except (config_mod.ParameterError, FileNotFoundError, RunConflict) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
