@@ -83,3 +83,35 @@ def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
     by = table.set_index("claim")
     assert by.loc["5", "verdict"] == claims.SUPPORTED and by.loc["5", "evidence"] == "e5"
     assert by.loc["7", "verdict"] == claims.NOT_TESTABLE and by.loc["4", "reason"] == "run the whole pipeline"
+
+
+def test_every_claim_figure_is_saved_by_a_notebook():
+    import json
+    import re
+
+    from utscale.paths import notebooks_dir
+
+    saved = set()
+    for path in notebooks_dir().glob("*.ipynb"):
+        source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        saved |= set(re.findall(r'save_figure\(fig, run, "([a-z_]+)"', source))
+    named = {f for f in claims.CLAIM_FIGURE.values() if f}
+    assert named and named <= saved, named - saved
+    assert set(claims.CLAIM_FIGURE) == set(claims.CLAIM_TEXT) == set(claims.CLAIM_PAPER)
+
+
+def test_ledger_html_and_text_carry_every_verdict_and_escape_model_text(results_root):
+    from utscale import runs
+
+    run = runs.open_run("ci")
+    claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
+                                     claims.Verdict("6", claims.NOT_SUPPORTED, "e6", "too few problems")])
+    table = claims.ledger(run, np.array([1.0, 2.0]))
+    page = claims.ledger_html(table)
+    assert page.count("<tr data-claim=") == len(claims.CLAIM_TEXT)
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert claims.VERDICT_COLOURS[claims.NOT_SUPPORTED] in page and "too few problems" in page
+    text = claims.ledger_text(table)
+    assert "[5] SUPPORTED" in text and "gain 3.1 [1.2, 5.0]" in text and "reason: too few problems" in text
+    bundle = claims.ledger_bundle(table)
+    assert bundle == {"text/html": page, "text/plain": text}

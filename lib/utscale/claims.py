@@ -7,6 +7,7 @@ names). Intervals are percentile intervals over the resamples the analysis alrea
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import asdict, dataclass
 
@@ -136,6 +137,19 @@ CLAIM_TEXT = {
     "8": "Unit-test majority voting is a standard best-of-N scheme",
     "9": "The selected solution is the one that passes the most unit tests (majority voting)",
 }
+# the paper's number beside each claim (METHOD.md; "—" where the claim is qualitative)
+CLAIM_PAPER = {
+    "1": "+18.43 (Table 1)", "2": "+4.95 (Table 1)", "3": "+3.42 (Table 1)", "4": "≈ +0.5 (Fig. 6, MBPP+)",
+    "5": "monotone curves (Fig. 2)", "6": "larger gains in harder quintiles (Fig. 3)",
+    "7": "Gemma-2-27B ≈ Llama3.1-70B at 100 tests (Fig. 2)", "8": "—", "9": "argmax of passes (Eq. 1)",
+}
+# the report's figure (saved by `plots.save_figure`) that shows the evidence for each claim
+CLAIM_FIGURE = {
+    "1": "bon_accuracy_vs_unit_tests", "2": "bon_accuracy_vs_unit_tests", "3": "bon_accuracy_vs_unit_tests",
+    "4": "accuracy_vs_budget_by_allocation_rule", "5": "bon_accuracy_vs_unit_tests",
+    "6": "bon_accuracy_by_difficulty_quintile", "7": "", "8": "bon_accuracy_vs_unit_tests",
+    "9": "pass_matrix_example",
+}
 # claim → (policy, paper gain in points) for the HumanEval+ rows of Table 1 with CodeRM-8B tests
 TABLE1_GAINS = {"1": ("llama3-8b-instruct", 18.43), "2": ("llama3-70b-instruct", 4.95), "3": ("gpt-4o-mini", 3.42)}
 GAIN_TOLERANCE = 3.0  # points: how close a replication must land to count as reproducing the number
@@ -183,5 +197,42 @@ def ledger(run, gain: np.ndarray) -> pd.DataFrame:
     for claim in CLAIM_TEXT:
         verdicts.setdefault(claim, Verdict(claim, NOT_TESTABLE, "the notebook that tests it has not run",
                                            "run the whole pipeline"))
-    return pd.DataFrame([{"claim": c, "statement": CLAIM_TEXT[c], "verdict": verdicts[c].verdict,
-                          "evidence": verdicts[c].evidence, "reason": verdicts[c].reason} for c in CLAIM_TEXT])
+    return pd.DataFrame([{"claim": c, "statement": CLAIM_TEXT[c], "paper": CLAIM_PAPER[c], "verdict": verdicts[c].verdict,
+                          "evidence": verdicts[c].evidence, "reason": verdicts[c].reason, "figure": CLAIM_FIGURE[c]}
+                         for c in CLAIM_TEXT])
+
+
+VERDICT_COLOURS = {SUPPORTED: "#1a7f37", NOT_SUPPORTED: "#cf222e", INCONCLUSIVE: "#9a6700", NOT_TESTABLE: "#6e7781"}
+
+
+def ledger_html(table: pd.DataFrame) -> str:
+    """The ledger as one HTML table (id `claims-ledger`), the first thing the report shows."""
+    def cell(text: str) -> str:
+        return f"<td>{html.escape(str(text))}</td>"
+
+    rows = []
+    for row in table.itertuples():
+        colour = VERDICT_COLOURS[row.verdict]
+        verdict = f'<td class="verdict" style="color:{colour};font-weight:bold">{html.escape(row.verdict)}</td>'
+        evidence = html.escape(row.evidence) + (f"<br><em>{html.escape(row.reason)}</em>" if row.reason else "")
+        rows.append(f'<tr data-claim="{html.escape(row.claim)}">{cell(row.claim)}{cell(row.statement)}{cell(row.paper)}'
+                    f"{verdict}<td>{evidence}</td>{cell(row.figure or '—')}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("claim", "statement", "paper", "verdict", "this run's evidence", "figure"))
+    return (f'<table id="claims-ledger" style="text-align:left"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def ledger_text(table: pd.DataFrame) -> str:
+    lines = []
+    for row in table.itertuples():
+        lines.append(f"[{row.claim}] {row.verdict.upper()}: {row.statement} (paper: {row.paper})")
+        lines.append(f"    evidence: {row.evidence}")
+        if row.reason:
+            lines.append(f"    reason: {row.reason}")
+    return "\n".join(lines)
+
+
+def ledger_bundle(table: pd.DataFrame) -> dict[str, str]:
+    """A display bundle: the HTML table for JupyterLab and the report, the same facts as text for
+    nbval (which compares text/plain), so a changed number still fails the regression check."""
+    return {"text/html": ledger_html(table), "text/plain": ledger_text(table)}

@@ -23,7 +23,9 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, heigh
 
 def save_figure(fig: plt.Figure, run: Run, name: str, data: pd.DataFrame) -> None:
     """Save `figures/<name>.png` (no volatile metadata) and `figures/<name>.csv`; returns None so a
-    notebook cell ending in it prints no figure repr."""
+    notebook cell ending in it prints no figure repr. The printed name heads the figure in the
+    report, where the claims ledger refers to figures by name."""
+    print(f"Figure `{name}` (data: figures/{name}.csv)")
     fig.tight_layout()
     fig.savefig(run.file(f"figures/{name}.png"), dpi=110, metadata={"Software": None})
     data.to_csv(run.file(f"figures/{name}.csv"), index=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: ModelRef, max_model_len: int | None = None, seed: int = 0):
+        # vLLM logs to stdout by default; as stderr they read as logs in JupyterLab and stay out of the report
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         try:
             from vllm import LLM
         except ImportError as exc:
