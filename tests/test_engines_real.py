@@ -40,10 +40,11 @@ def test_vllm_engine_generates_real_seeded_solutions(model):
     engine = VLLMEngine(model, max_model_len=2048)
     reqs = requests_for_two_problems()
     first = engine.generate(reqs)
-    # seeded sampling repeats for the same batch; it is not invariant to batch composition (other
-    # batching, other float rounding), which is why generations are kept as artifacts and cached
-    again = engine.generate(reqs)
-    assert [c.text for c in first] == [c.text for c in again]
+    # the per-request seed reaches the engine: other seeds, other samples. Exact repeats of a batch are
+    # not asserted: vLLM does not promise them (docs: usage/reproducibility), and a repeated prompt hits
+    # the prefix cache, whose KV values round differently; reruns are reproduced by the generation cache.
+    reseeded = engine.generate([dataclasses.replace(r, seed=r.seed + 1000) for r in reqs])
+    assert [c.text for c in first] != [c.text for c in reseeded]
     assert all(c.prompt_tokens > 50 and c.completion_tokens > 0 for c in first)
     assert all(c.finish_reason in ("stop", "length") for c in first)
     statuses = [extract.extract_solution(c.text, c.finish_reason).status for c in first]
