@@ -65,12 +65,13 @@ def test_table1_claims_need_the_papers_models(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    gain = np.array([17.0, 18.0, 19.5, 20.0])
+    draws = np.array([17.0, 18.0, 19.5, 20.0])
+    gain = (18.6, draws)
     v = claims.table1_claim("1", run.config, gain)
     assert v.verdict == claims.NOT_TESTABLE and "llama3-8b-instruct" in v.reason
     paper = {**run.config, "BENCHMARK": "humaneval_plus", "POLICY_MODEL": "llama3-8b-instruct", "TEST_MODEL": "coderm-8b"}
     assert claims.table1_claim("1", paper, gain).verdict == claims.SUPPORTED
-    assert claims.table1_claim("1", paper, gain - 15).verdict == claims.NOT_SUPPORTED
+    assert claims.table1_claim("1", paper, (3.6, draws - 15)).verdict == claims.NOT_SUPPORTED
 
 
 def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
@@ -78,7 +79,7 @@ def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
 
     run = runs.open_run("ci")
     claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "e5")])
-    table = claims.ledger(run, np.array([1.0, 2.0]))
+    table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
     assert table.claim.tolist() == [str(i) for i in range(1, 10)]
     by = table.set_index("claim")
     assert by.loc["5", "verdict"] == claims.SUPPORTED and by.loc["5", "evidence"] == "e5"
@@ -106,7 +107,7 @@ def test_ledger_html_and_text_carry_every_verdict_and_escape_model_text(results_
     run = runs.open_run("ci")
     claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
                                      claims.Verdict("6", claims.NOT_SUPPORTED, "e6", "too few problems")])
-    table = claims.ledger(run, np.array([1.0, 2.0]))
+    table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
     page = claims.ledger_html(table)
     assert page.count("<tr data-claim=") == len(claims.CLAIM_TEXT)
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
@@ -115,3 +116,26 @@ def test_ledger_html_and_text_carry_every_verdict_and_escape_model_text(results_
     assert "[5] SUPPORTED" in text and "gain 3.1 [1.2, 5.0]" in text and "reason: too few problems" in text
     bundle = claims.ledger_bundle(table)
     assert bundle == {"text/html": page, "text/plain": text}
+
+
+def test_intervals_include_the_sampling_of_problems():
+    """At the full N and M every resample sees the same matrices, so an interval over resamples alone
+    has zero width; the problem bootstrap gives it the width that a 12-problem benchmark deserves."""
+    cube = cube_where_tests_help(p=12, n=8, m=12)
+    grid = scaling.scaling_grid(cube, [8], [0, 12], 200, protocol="bootstrap", seed=3)
+    full = claims.per_problem(grid, 8, 12)
+    estimate, draws = claims.voting_gain(grid, 8, 12, seed=5)
+    assert estimate == np.nanmean(full - claims.per_problem(grid, 8, 0))
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    assert lo < estimate < hi and hi - lo > 5  # points: 12 problems cannot pin a gain to a point
+    # the draw is seeded and shared by the cells of a difference (paired)
+    assert np.array_equal(claims.voting_gain(grid, 8, 12, seed=5)[1], draws)
+    paired = claims.benchmark_accuracy(grid, 8, 12, seed=5) - claims.benchmark_accuracy(grid, 8, 0, seed=5)
+    assert np.allclose(paired, draws)  # same seed, same problems
+    # more problems, narrower interval
+    big = cube_where_tests_help(p=240, n=8, m=12)
+    big_grid = scaling.scaling_grid(big, [8], [0, 12], 200, protocol="bootstrap", seed=3)
+    big_lo, big_hi = np.percentile(claims.voting_gain(big_grid, 8, 12, seed=5)[1], [2.5, 97.5])
+    assert big_hi - big_lo < (hi - lo) / 2
+    verdict = claims.claim_8_voting_is_best_of_n(grid, seed=5)
+    assert f"{estimate:+.2f} points" in verdict.evidence

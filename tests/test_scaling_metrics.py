@@ -16,13 +16,15 @@ def random_cube(p=20, n=10, m=12, seed=0) -> scaling.PassCube:
     return scaling.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
 
 
-def test_full_cell_of_the_code_protocol_is_the_plain_vote_with_zero_width():
+def test_full_cell_of_the_code_protocol_is_the_plain_vote_and_its_interval_comes_from_problems():
     cube = random_cube()
     grid = scaling.scaling_grid(cube, [10], [12], resamples=5, protocol="coderm_code", seed=1)
     expected = np.mean([voting.majority_vote_accuracy(p, c) for p, c in zip(cube.passes, cube.correct)]) * 100
+    assert np.ptp(np.nanmean(grid.accuracy[0, 0], axis=-1)) == 0  # nothing to resample at the full cell
     row = grid.summary().iloc[0]
     assert row.accuracy == pytest.approx(expected)
-    assert row.ci_low == pytest.approx(expected) and row.ci_high == pytest.approx(expected)
+    assert row.ci_low < expected < row.ci_high  # ... but the problems are a sample
+    assert grid.summary().equals(grid.summary())  # seeded
 
 
 def test_zero_tests_is_the_mean_correctness_of_the_first_n():

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from utscale.scaling import problem_bootstrap
+
 
 def paper_marginal_gains(pass_rate: np.ndarray, cap: int) -> np.ndarray:
     """λ(1 − λ)^b for b = 0 … cap−1: the gain of the (b+1)-th test, [P, cap]."""
@@ -128,7 +130,9 @@ def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, b
             counts = (equal_allocation(p, budget, cap) if rule == "equal"
                       else allocate(gains[rule], total, floor=min(floor, budget)))
             acc = allocation_accuracy(curves, counts)
-            lo, hi = np.percentile(acc, [2.5, 97.5])
+            # the interval is over problems (a bootstrap; seeded alike for every rule, so rules are paired)
+            expected = curves[counts, :, np.arange(p)].mean(axis=1) * 100
+            lo, hi = np.percentile(problem_bootstrap(expected), [2.5, 97.5])
             rows.append({"rule": rule, "budget": budget, "tests_used": int(counts.sum()),
                          "accuracy": float(acc.mean()), "ci_low": float(lo), "ci_high": float(hi)})
             allocations[(rule, budget)] = counts

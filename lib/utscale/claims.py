@@ -2,19 +2,23 @@
 
 A verdict is one of `supported`, `not supported`, `inconclusive` (with the reason: too few problems,
 an interval that straddles zero) or `not testable with this run` (e.g. other models than the claim
-names). Intervals are percentile intervals over the resamples the analysis already drew.
+names). Estimates are expected accuracies (each problem's mean over the resamples of solutions and
+tests the analysis drew, as in the paper); intervals are percentile intervals of a bootstrap over the
+problems, because the benchmark is a sample too. An interval over the resamples alone has zero width
+at the full N and M, however few problems there are.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from utscale.scaling import PassCube, ScalingGrid
+from utscale.scaling import PassCube, ScalingGrid, problem_bootstrap
 from utscale.voting import select
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE = (
@@ -34,12 +38,14 @@ class Verdict:
         return f"Claim {self.claim}: {self.verdict}{tail}. {self.evidence}"
 
 
-def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int) -> Verdict:
-    """Supported when the 95% interval of a difference lies above zero, not supported when below."""
+def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int,
+                     estimate: float | None = None) -> Verdict:
+    """Supported when the 95% interval of a difference lies above zero, not supported when below.
+    `values`: bootstrap draws; `estimate`: the point estimate on the data as observed (else their mean)."""
     values = values[~np.isnan(values)]
     if values.size == 0:
         return Verdict(claim, INCONCLUSIVE, f"{what}: no data", "nothing to compare")
-    mean, (lo, hi) = float(values.mean()), np.percentile(values, [2.5, 97.5])
+    mean, (lo, hi) = float(values.mean() if estimate is None else estimate), np.percentile(values, [2.5, 97.5])
     evidence = f"{what}: {mean:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}, {problems} problems)"
     if lo > 0:
         return Verdict(claim, SUPPORTED, evidence)
@@ -48,38 +54,56 @@ def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int) -
     return Verdict(claim, INCONCLUSIVE, evidence, "the interval includes zero")
 
 
-def benchmark_accuracy(grid: ScalingGrid, n: int, m: int, problems: np.ndarray | None = None) -> np.ndarray:
-    """Accuracy (%) per resample for one cell."""
-    acc = grid.accuracy[grid.n_values.index(n), grid.m_values.index(m)]
-    if problems is not None:
-        acc = acc[:, problems]
-    return np.nanmean(acc, axis=-1) * 100
+def per_problem(grid: ScalingGrid, n: int, m: int) -> np.ndarray:
+    """Accuracy (%) per resample and problem for one cell, [R, P]."""
+    return grid.accuracy[grid.n_values.index(n), grid.m_values.index(m)] * 100
 
 
-def claim_5_more_tests_better_reward(grid: ScalingGrid) -> Verdict:
+def bootstrap_mean(values: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Bootstrap draws over problems of the mean of each problem's expected value (its mean over the
+    resamples, as the paper reports accuracy). values: [R, P]."""
+    with warnings.catch_warnings():  # a problem with nothing scored stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return problem_bootstrap(np.nanmean(values, axis=0), seed)
+
+
+def benchmark_accuracy(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> np.ndarray:
+    """Benchmark accuracy (%) per resample for one cell, problems bootstrapped."""
+    return bootstrap_mean(per_problem(grid, n, m), seed)
+
+
+def voting_gain(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> tuple[float, np.ndarray]:
+    """Voting with m tests minus random pick among the same n (points): the estimate and its bootstrap
+    draws, paired by problem."""
+    gains = per_problem(grid, n, m) - per_problem(grid, n, 0)
+    return float(np.nanmean(gains)), bootstrap_mean(gains, seed)
+
+
+def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0) -> Verdict:
     """More unit tests → better reward signal: best-of-N accuracy with the most tests minus with one."""
     n, m_low, m_high = max(grid.n_values), min(m for m in grid.m_values if m > 0), max(grid.m_values)
-    diff = benchmark_accuracy(grid, n, m_high) - benchmark_accuracy(grid, n, m_low)
-    return interval_verdict(diff, "5", f"best-of-{n} accuracy with {m_high} tests minus with {m_low}",
-                            grid.accuracy.shape[-1])
+    diff = per_problem(grid, n, m_high) - per_problem(grid, n, m_low)
+    return interval_verdict(bootstrap_mean(diff, seed), "5",
+                            f"best-of-{n} accuracy with {m_high} tests minus with {m_low}", grid.accuracy.shape[-1],
+                            float(np.nanmean(diff)))
 
 
-def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray) -> Verdict:
+def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, seed: int = 0) -> Verdict:
     """Gain of scaling (most tests vs random pick) on the harder problems (quintiles 4-5) minus on the
     easier ones (quintiles 1-2)."""
     n, m_high = max(grid.n_values), max(grid.m_values)
     if 0 not in grid.m_values:
         return Verdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
     hard, easy = np.flatnonzero(quintiles >= 4), np.flatnonzero((quintiles >= 1) & (quintiles <= 2))
-
-    def gain(problems: np.ndarray) -> np.ndarray:
-        return benchmark_accuracy(grid, n, m_high, problems) - benchmark_accuracy(grid, n, 0, problems)
-
     if min(len(hard), len(easy)) == 0:
         return Verdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
-    verdict = interval_verdict(gain(hard) - gain(easy), "6",
+    gains = per_problem(grid, n, m_high) - per_problem(grid, n, 0)
+    # each group is bootstrapped on its own (stratified), with its own draw
+    difference = bootstrap_mean(gains[:, hard], seed) - bootstrap_mean(gains[:, easy], seed + 1)
+    verdict = interval_verdict(difference, "6",
                                f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)}) minus easy "
-                               f"(Q1-2, {len(easy)})", len(hard) + len(easy))
+                               f"(Q1-2, {len(easy)})", len(hard) + len(easy),
+                               float(np.nanmean(gains[:, hard]) - np.nanmean(gains[:, easy])))
     if verdict.verdict != INCONCLUSIVE and min(len(hard), len(easy)) < MIN_PROBLEMS:
         return Verdict("6", INCONCLUSIVE, verdict.evidence, f"fewer than {MIN_PROBLEMS} problems per group")
     return verdict
@@ -97,26 +121,27 @@ def claim_9_selected_pass_most(cube: PassCube) -> Verdict:
     return Verdict("9", SUPPORTED if ok else NOT_SUPPORTED, evidence)
 
 
-def claim_8_voting_is_best_of_n(grid: ScalingGrid) -> Verdict:
+def claim_8_voting_is_best_of_n(grid: ScalingGrid, seed: int = 0) -> Verdict:
     """Majority voting behaves as a best-of-N scheme: with the most tests, accuracy of the selected
     solution exceeds random pick among the same N."""
     n, m_high = max(grid.n_values), max(grid.m_values)
     if 0 not in grid.m_values:
         return Verdict("8", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
-    diff = benchmark_accuracy(grid, n, m_high) - benchmark_accuracy(grid, n, 0)
-    return interval_verdict(diff, "8", f"best-of-{n} by voting over {m_high} tests minus random pick",
-                            grid.accuracy.shape[-1])
+    estimate, draws = voting_gain(grid, n, m_high, seed)
+    return interval_verdict(draws, "8", f"best-of-{n} by voting over {m_high} tests minus random pick",
+                            grid.accuracy.shape[-1], estimate)
 
 
 def claim_4_dynamic_beats_equal(curves: np.ndarray, dynamic: np.ndarray, equal: np.ndarray, benchmark: str,
-                                budget: int) -> Verdict:
+                                budget: int, seed: int = 0) -> Verdict:
     """Dynamic (predicted pass rate) minus equal allocation at a fixed budget, per resample. The paper
     claims up to about 0.5 points on MBPP+; on another benchmark only the shape is tested."""
     p = curves.shape[2]
     idx = np.arange(p)
-    diff = (curves[dynamic, :, idx].mean(axis=0) - curves[equal, :, idx].mean(axis=0)) * 100
-    verdict = interval_verdict(diff, "4", f"dynamic minus equal allocation at {budget} tests per problem on average",
-                               p)
+    diff = (curves[dynamic, :, idx] - curves[equal, :, idx]).T * 100
+    verdict = interval_verdict(bootstrap_mean(diff, seed), "4",
+                               f"dynamic minus equal allocation at {budget} tests per problem on average", p,
+                               float(diff.mean()))
     if benchmark != "mbpp_plus":
         return Verdict("4", verdict.verdict, verdict.evidence,
                        f"shape only: the claim is about MBPP+, this run used {benchmark}"
@@ -168,10 +193,11 @@ def load_verdicts(run) -> dict[str, Verdict]:
     return out
 
 
-def table1_claim(claim: str, config: dict, gain: np.ndarray) -> Verdict:
-    """Claims 1–3: the gain of voting over random pick with CodeRM-8B tests for one policy on HE+."""
+def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> Verdict:
+    """Claims 1–3: the gain of voting over random pick with CodeRM-8B tests for one policy on HE+.
+    `gain`: the estimate and its bootstrap draws (`voting_gain`)."""
     policy, paper_gain = TABLE1_GAINS[claim]
-    mean, (lo, hi) = float(np.mean(gain)), np.percentile(gain, [2.5, 97.5])
+    mean, (lo, hi) = gain[0], np.nanpercentile(gain[1], [2.5, 97.5])
     evidence = f"this run: voting gain {mean:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}); paper: +{paper_gain}"
     same = (config["BENCHMARK"] == "humaneval_plus" and config["POLICY_MODEL"] == policy
             and config["TEST_MODEL"] == "coderm-8b")
@@ -186,8 +212,8 @@ def table1_claim(claim: str, config: dict, gain: np.ndarray) -> Verdict:
     return Verdict(claim, INCONCLUSIVE, evidence, "the gain differs from the paper's in an unexpected direction")
 
 
-def ledger(run, gain: np.ndarray) -> pd.DataFrame:
-    """Every claim: text, verdict, evidence, reason. `gain`: voting minus random pick per resample (%)."""
+def ledger(run, gain: tuple[float, np.ndarray]) -> pd.DataFrame:
+    """Every claim: text, verdict, evidence, reason. `gain`: voting minus random pick (`voting_gain`)."""
     saved = load_verdicts(run)
     verdicts = dict(saved)
     for claim in TABLE1_GAINS:

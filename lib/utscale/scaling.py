@@ -158,19 +158,17 @@ class ScalingGrid:
     accuracy: np.ndarray
     task_ids: tuple[str, ...]
 
-    def summary(self, problems: np.ndarray | None = None) -> pd.DataFrame:
-        """Benchmark accuracy per cell: mean over resamples and a 95% percentile interval (in %)."""
-        acc = self.accuracy if problems is None else self.accuracy[..., problems]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # infeasible cells are all-nan by design
-            per_resample = np.nanmean(acc, axis=-1) * 100 if acc.shape[-1] else np.full(acc.shape[:-1], np.nan)
+    def summary(self, problems: np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
+        """Benchmark accuracy per cell (%): the mean over problems of each problem's expected accuracy,
+        with a 95% interval from a bootstrap over the problems (see `problem_bootstrap`)."""
+        expected = self.per_problem() if problems is None else self.per_problem()[..., problems]
         rows = []
         for i, n in enumerate(self.n_values):
             for j, m in enumerate(self.m_values):
-                values = per_resample[i, j]
+                values = expected[i, j] * 100
                 if np.all(np.isnan(values)):
                     continue
-                lo, hi = np.nanpercentile(values, [2.5, 97.5])
+                lo, hi = np.nanpercentile(problem_bootstrap(values, seed), [2.5, 97.5])
                 rows.append({"n_solutions": n, "n_tests": m, "accuracy": float(np.nanmean(values)),
                              "ci_low": float(lo), "ci_high": float(hi)})
         return pd.DataFrame(rows)
@@ -180,6 +178,21 @@ class ScalingGrid:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmean(self.accuracy, axis=2)
+
+
+BOOTSTRAP_DRAWS = 2000  # problem resamples behind every interval
+
+
+def problem_bootstrap(expected: np.ndarray, seed: int = 0, draws: int = BOOTSTRAP_DRAWS) -> np.ndarray:
+    """Bootstrap draws of the mean over problems (last axis of `expected`, per-problem expected values).
+    The benchmark is a sample of problems: an interval over the resamples of solutions and tests alone
+    has zero width at the full N and M however few problems there are. Seeded, so quantities drawn
+    with the same seed are paired by problem."""
+    p = expected.shape[-1]
+    pick = np.random.default_rng(seed).integers(0, p, size=(draws, p))
+    with warnings.catch_warnings():  # a draw of only unscored problems stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(expected[..., pick], axis=-1)
 
 
 def scaling_grid(cube: PassCube, n_values: Sequence[int], m_values: Sequence[int], resamples: int,

@@ -125,13 +125,14 @@ def summarise(run: Run, resamples: int = 100) -> dict[str, Any]:
         cube = scaling.PassCube.from_tables(executions, labels, n_tests_nominal=cfg["N_UNIT_TESTS"])
         problems, n, m = cube.shape
         grid = scaling.scaling_grid(cube, [n], [0, m], resamples, protocol=cfg["PROTOCOL"], seed=cfg["SEED"])
-        random_pick = claims.benchmark_accuracy(grid, n, 0)
-        voted = claims.benchmark_accuracy(grid, n, m)
-        gain = voted - random_pick
+        voted = claims.benchmark_accuracy(grid, n, m, cfg["SEED"])  # bootstrap draws over problems
+        gain, gain_draws = claims.voting_gain(grid, n, m, cfg["SEED"])
         row.update(problems=problems, policy_pass_rate=float(cube.correct.sum() / cube.n_solutions.sum() * 100),
-                   random_pick=float(random_pick.mean()), voting=float(voted.mean()),
-                   voting_ci_low=float(np.percentile(voted, 2.5)), voting_ci_high=float(np.percentile(voted, 97.5)),
-                   gain=float(gain.mean()))
+                   random_pick=float(np.nanmean(claims.per_problem(grid, n, 0))),
+                   voting=float(np.nanmean(claims.per_problem(grid, n, m))),
+                   voting_ci_low=float(np.nanpercentile(voted, 2.5)), voting_ci_high=float(np.nanpercentile(voted, 97.5)),
+                   gain=gain, gain_ci_low=float(np.nanpercentile(gain_draws, 2.5)),
+                   gain_ci_high=float(np.nanpercentile(gain_draws, 97.5)))
         test_quality = metrics.individual_test_confusion(cube).rates()
         row.update({f"test_{k.lower()}": v for k, v in test_quality.items()})
     verdicts = claims.load_verdicts(run)
