@@ -68,3 +68,24 @@ def test_a_notebook_under_the_pipeline_takes_the_manifest_config(results_root):
     assert opened.path == run.path and opened.config["LIMIT"] == 3
     with pytest.raises(runs.RunConflict, match="SEED"):
         runs.open_notebook_run({"PROFILE": "ci", "RUN_DIR": str(run.path), "SEED": 99})
+
+
+def test_git_state_counts_code_changes_but_not_run_outputs(tmp_path, monkeypatch):
+    import subprocess
+
+    from utscale import runs
+
+    repo = tmp_path / "repo"
+    (repo / "lib").mkdir(parents=True)
+    (repo / "lib" / "code.py").write_text("x = 1\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=repo, check=True)
+    monkeypatch.setenv("UTSCALE_ROOT", str(repo))
+    (repo / "results" / "embedded").mkdir(parents=True)
+    (repo / "results" / "embedded" / "report.html").write_text("<html></html>")
+    state = runs.git_state()
+    assert state["dirty"] is False and len(state["commit"]) == 40
+    (repo / "lib" / "code.py").write_text("x = 2\n")
+    assert runs.git_state()["dirty"] is True
