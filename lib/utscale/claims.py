@@ -244,7 +244,9 @@ def ledger_html(table: pd.DataFrame) -> str:
         rows.append(f'<tr data-claim="{html.escape(row.claim)}">{cell(row.claim)}{cell(row.statement)}{cell(row.paper)}'
                     f"{verdict}<td>{evidence}</td>{cell(row.figure or '—')}</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("claim", "statement", "paper", "verdict", "this run's evidence", "figure"))
-    return (f'<table id="claims-ledger" style="text-align:left"><thead><tr>{head}</tr></thead>'
+    # JupyterLab's stylesheet right-aligns table cells; prose reads better left-aligned and top-aligned
+    style = "<style>#claims-ledger th, #claims-ledger td {text-align: left; vertical-align: top}</style>"
+    return (f'{style}<table id="claims-ledger"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
