@@ -82,12 +82,17 @@ def verifier_gains(curves: np.ndarray, difficulty_bins: np.ndarray, folds: np.nd
     return gains
 
 
-def allocation_accuracy(per_problem_curves: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Benchmark accuracy (%) per resample when problem i gets counts[i] tests.
+def allocated(per_problem_curves: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each problem's accuracy (%) per resample when problem i gets counts[i] tests, [P, R].
 
     per_problem_curves: accuracy with b tests, per resample and problem, [cap+1, R, P]."""
     p = per_problem_curves.shape[2]
-    return per_problem_curves[counts, :, np.arange(p)].mean(axis=0) * 100
+    return per_problem_curves[counts, :, np.arange(p)] * 100
+
+
+def allocation_accuracy(per_problem_curves: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Benchmark accuracy (%) per resample when problem i gets counts[i] tests."""
+    return allocated(per_problem_curves, counts).mean(axis=0)
 
 
 def brute_force(gains: np.ndarray, total: int) -> tuple[float, np.ndarray]:
@@ -129,11 +134,10 @@ def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, b
         for rule in RULES:
             counts = (equal_allocation(p, budget, cap) if rule == "equal"
                       else allocate(gains[rule], total, floor=min(floor, budget)))
-            acc = allocation_accuracy(curves, counts)
+            expected = allocated(curves, counts).mean(axis=1)  # each problem's mean over the resamples
             # the interval is over problems (a bootstrap; seeded alike for every rule, so rules are paired)
-            expected = curves[counts, :, np.arange(p)].mean(axis=1) * 100
             lo, hi = np.percentile(problem_bootstrap(expected), [2.5, 97.5])
             rows.append({"rule": rule, "budget": budget, "tests_used": int(counts.sum()),
-                         "accuracy": float(acc.mean()), "ci_low": float(lo), "ci_high": float(hi)})
+                         "accuracy": float(expected.mean()), "ci_low": float(lo), "ci_high": float(hi)})
             allocations[(rule, budget)] = counts
     return pd.DataFrame(rows), allocations

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import html
 import json
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from utscale.allocation import allocated
 from utscale.scaling import PassCube, ScalingGrid, problem_bootstrap
 from utscale.voting import select
 
@@ -55,35 +55,27 @@ def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int,
 
 
 def per_problem(grid: ScalingGrid, n: int, m: int) -> np.ndarray:
-    """Accuracy (%) per resample and problem for one cell, [R, P]."""
-    return grid.accuracy[grid.n_values.index(n), grid.m_values.index(m)] * 100
-
-
-def bootstrap_mean(values: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Bootstrap draws over problems of the mean of each problem's expected value (its mean over the
-    resamples, as the paper reports accuracy). values: [R, P]."""
-    with warnings.catch_warnings():  # a problem with nothing scored stays NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return problem_bootstrap(np.nanmean(values, axis=0), seed)
+    """Each problem's expected accuracy (%) in one cell (its mean over the resamples), [P]."""
+    return grid.per_problem()[grid.n_values.index(n), grid.m_values.index(m)] * 100
 
 
 def benchmark_accuracy(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> np.ndarray:
-    """Benchmark accuracy (%) per resample for one cell, problems bootstrapped."""
-    return bootstrap_mean(per_problem(grid, n, m), seed)
+    """Bootstrap draws over problems of the benchmark accuracy (%) in one cell."""
+    return problem_bootstrap(per_problem(grid, n, m), seed)
 
 
 def voting_gain(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> tuple[float, np.ndarray]:
     """Voting with m tests minus random pick among the same n (points): the estimate and its bootstrap
     draws, paired by problem."""
     gains = per_problem(grid, n, m) - per_problem(grid, n, 0)
-    return float(np.nanmean(gains)), bootstrap_mean(gains, seed)
+    return float(np.nanmean(gains)), problem_bootstrap(gains, seed)
 
 
 def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0) -> Verdict:
     """More unit tests → better reward signal: best-of-N accuracy with the most tests minus with one."""
     n, m_low, m_high = max(grid.n_values), min(m for m in grid.m_values if m > 0), max(grid.m_values)
     diff = per_problem(grid, n, m_high) - per_problem(grid, n, m_low)
-    return interval_verdict(bootstrap_mean(diff, seed), "5",
+    return interval_verdict(problem_bootstrap(diff, seed), "5",
                             f"best-of-{n} accuracy with {m_high} tests minus with {m_low}", grid.accuracy.shape[-1],
                             float(np.nanmean(diff)))
 
@@ -99,11 +91,11 @@ def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, 
         return Verdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
     gains = per_problem(grid, n, m_high) - per_problem(grid, n, 0)
     # each group is bootstrapped on its own (stratified), with its own draw
-    difference = bootstrap_mean(gains[:, hard], seed) - bootstrap_mean(gains[:, easy], seed + 1)
+    difference = problem_bootstrap(gains[hard], seed) - problem_bootstrap(gains[easy], seed + 1)
     verdict = interval_verdict(difference, "6",
                                f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)}) minus easy "
                                f"(Q1-2, {len(easy)})", len(hard) + len(easy),
-                               float(np.nanmean(gains[:, hard]) - np.nanmean(gains[:, easy])))
+                               float(np.nanmean(gains[hard]) - np.nanmean(gains[easy])))
     if verdict.verdict != INCONCLUSIVE and min(len(hard), len(easy)) < MIN_PROBLEMS:
         return Verdict("6", INCONCLUSIVE, verdict.evidence, f"fewer than {MIN_PROBLEMS} problems per group")
     return verdict
@@ -137,9 +129,8 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, dynamic: np.ndarray, equal: 
     """Dynamic (predicted pass rate) minus equal allocation at a fixed budget, per resample. The paper
     claims up to about 0.5 points on MBPP+; on another benchmark only the shape is tested."""
     p = curves.shape[2]
-    idx = np.arange(p)
-    diff = (curves[dynamic, :, idx] - curves[equal, :, idx]).T * 100
-    verdict = interval_verdict(bootstrap_mean(diff, seed), "4",
+    diff = (allocated(curves, dynamic) - allocated(curves, equal)).mean(axis=1)  # per problem, over resamples
+    verdict = interval_verdict(problem_bootstrap(diff, seed), "4",
                                f"dynamic minus equal allocation at {budget} tests per problem on average", p,
                                float(diff.mean()))
     if benchmark != "mbpp_plus":
