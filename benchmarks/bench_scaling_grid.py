@@ -17,14 +17,14 @@ import tracemalloc
 
 import numpy as np
 
-from utscale import scaling, voting
+from utscale import matrix, scaling, voting
 
 P, N, M, R = 164, 100, 100, 100
 GRID = (1, 2, 5, 10, 20, 50, 100)
 BASELINE_RESAMPLES = 2
 
 
-def synthetic_cube(seed: int = 0) -> scaling.PassCube:
+def synthetic_cube(seed: int = 0) -> matrix.PassCube:
     rng = np.random.default_rng(seed)
     skill = rng.beta(0.8, 0.8, P)
     correct = rng.random((P, N)) < skill[:, None]
@@ -33,10 +33,10 @@ def synthetic_cube(seed: int = 0) -> scaling.PassCube:
     wrong = np.take_along_axis(archetypes, which[:, :, None], axis=1) ^ (rng.random((P, N, M)) < 0.05)
     good_tests = rng.random((P, 1, M)) < 0.8  # tests that are themselves correct
     passes = np.where(correct[:, :, None], good_tests | (rng.random((P, N, M)) < 0.02), wrong)
-    return scaling.PassCube(tuple(f"T/{i}" for i in range(P)), passes, correct, np.full(P, N), np.full(P, M))
+    return matrix.PassCube(tuple(f"T/{i}" for i in range(P)), passes, correct, np.full(P, N), np.full(P, M))
 
 
-def baseline_seconds_per_vote(cube: scaling.PassCube) -> tuple[float, int]:
+def baseline_seconds_per_vote(cube: matrix.PassCube) -> tuple[float, int]:
     votes, t0 = 0, time.perf_counter()
     for n in GRID:
         for m in GRID:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from utscale import claims, scaling
+from utscale import claims, matrix, scaling
 
 
-def cube_where_tests_help(p=60, n=8, m=12, seed=0, noise=0.1) -> scaling.PassCube:
+def cube_where_tests_help(p=60, n=8, m=12, seed=0, noise=0.1) -> matrix.PassCube:
     rng = np.random.default_rng(seed)
     skill = np.linspace(0.05, 0.95, p)
     correct = rng.random((p, n)) < skill[:, None]
     correct[:, 0] = True  # every problem solvable
     passes = np.where(correct[:, :, None], rng.random((p, n, m)) > noise, rng.random((p, n, m)) < noise)
-    return scaling.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
+    return matrix.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
 
 
-def cube_where_tests_are_noise(p=60, n=8, m=12, seed=1) -> scaling.PassCube:
+def cube_where_tests_are_noise(p=60, n=8, m=12, seed=1) -> matrix.PassCube:
     rng = np.random.default_rng(seed)
     correct = rng.random((p, n)) < 0.5
     passes = rng.random((p, n, m)) < 0.5  # unrelated to correctness
-    return scaling.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
+    return matrix.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
 
 
 def grid_of(cube, resamples=40):

@@ -4,16 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utscale import metrics, scaling, voting
+from utscale import matrix, metrics, scaling, voting
 
 
-def random_cube(p=20, n=10, m=12, seed=0) -> scaling.PassCube:
+def random_cube(p=20, n=10, m=12, seed=0) -> matrix.PassCube:
     rng = np.random.default_rng(seed)
     skill = rng.random(p)
     correct = rng.random((p, n)) < skill[:, None]
     # correct solutions pass most tests, wrong ones some
     passes = np.where(correct[:, :, None], rng.random((p, n, m)) < 0.9, rng.random((p, n, m)) < 0.3)
-    return scaling.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
+    return matrix.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, np.full(p, n), np.full(p, m))
 
 
 def test_full_cell_of_the_code_protocol_is_the_plain_vote_and_its_interval_comes_from_problems():
@@ -58,7 +58,7 @@ def test_from_tables_pads_missing_tests_as_failed():
     labels = pd.DataFrame({"task_id": ["A", "A", "B", "B"], "solution_id": [0, 1, 0, 1], "correct": [True, False, True, True]})
     ex = pd.DataFrame({"task_id": ["A"] * 4 + ["B"] * 2, "solution_id": [0, 0, 1, 1, 0, 1],
                        "test_id": [0, 1, 0, 1, 0, 0], "passed": [True, True, False, True, True, False]})
-    cube = scaling.PassCube.from_tables(ex, labels, n_tests_nominal=3)
+    cube = matrix.PassCube.from_tables(ex, labels, n_tests_nominal=3)
     assert cube.shape == (2, 2, 3)
     assert cube.n_tests.tolist() == [2, 1]
     assert cube.passes[0].tolist() == [[True, True, False], [False, True, False]]
@@ -105,7 +105,7 @@ def test_paper_table2_accuracy_follows_from_its_f1_far_frr_as_printed(acc, f1, f
 def test_quality_counts_by_hand():
     passes = np.array([[[1, 1], [0, 1], [0, 0]]], bool)  # solution 0 correct, 1 and 2 wrong
     correct = np.array([[True, False, False]])
-    cube = scaling.PassCube(("T",), passes, correct, np.array([3]), np.array([2]))
+    cube = matrix.PassCube(("T",), passes, correct, np.array([3]), np.array([2]))
     single = metrics.individual_test_confusion(cube)
     assert (single.tp, single.fn, single.fp, single.tn) == (2, 0, 1, 3)
     vote = metrics.vote_confusion(cube)
@@ -113,7 +113,7 @@ def test_quality_counts_by_hand():
     r = single.rates()
     assert r["far_paper"] == pytest.approx(100 / 3) and r["far_conventional"] == pytest.approx(25.0)
     assert r["frr_conventional"] == 0.0 and r["accuracy"] == pytest.approx(500 / 6)
-    zero = scaling.PassCube(("T",), np.zeros((1, 3, 2), bool), correct, np.array([3]), np.array([2]))
+    zero = matrix.PassCube(("T",), np.zeros((1, 3, 2), bool), correct, np.array([3]), np.array([2]))
     v0 = metrics.vote_confusion(zero)
     assert (v0.tp, v0.fp) == (1, 2)  # all tied at zero → all classified correct
     table = metrics.quality_table(cube)

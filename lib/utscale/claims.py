@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from utscale.allocation import allocated
-from utscale.scaling import PassCube, ScalingGrid, problem_bootstrap
+from utscale.matrix import PassCube
+from utscale.scaling import ScalingGrid, problem_bootstrap
 from utscale.voting import select
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE = (

@@ -85,7 +85,12 @@ SCHEMA: dict[str, Param] = {
         Param("TEST_MODEL", str, "test-generator model", "CodeRM-8B, Llama3.1-8B/70B, Gemma-2-27B-it, GPT-4o"),
         Param("TEST_REPLAY_PATH", str, "replay file of unit tests (engine replay)"),
         Param("N_UNIT_TESTS", int, "unit tests sampled per problem", "100", minimum=1),
-        Param("REPLAY_FORMAT", str, "format of replay files", choices=("utscale", "coderm")),
+        Param("REPLAY_FORMAT", str, "format of replay files (codet: CodeT's released generations)",
+              choices=("utscale", "coderm", "codet")),
+        Param("REPLAY_TOKENIZER", str, "embedded model whose tokenizer counts replayed tokens the files do not "
+              "carry (empty: the files' own counts)", choices=("", "qwen2.5-coder-0.5b-instruct")),
+        Param("TEST_GRANULARITY", str, "what one test is in the analyses: a sampled unit test, or (CodeT's "
+              "release) one distinct assertion", "one unit test", choices=("unit_test", "assertion")),
         Param("TEST_PROMPT_CODE", str, "code shown in the unit-test prompt", "one fixed candidate per problem",
               choices=("reference", "policy_sample")),
         Param("TEMPERATURE", float, "sampling temperature", "0.8", minimum=0.0),
@@ -110,6 +115,7 @@ SCHEMA: dict[str, Param] = {
         # dynamic scaling (notebook 06)
         Param("PROBE_FEATURES", str, "probe inputs: policy hidden states, or text-length features",
               "hidden states", choices=("hidden", "text")),
+        Param("PROBE_MODEL", str, "model whose hidden states the probe reads (empty: the policy)", "the policy"),
         Param("PROBE_LAYER", int, "hidden layer read by the probe (negative: from the end)", "not stated"),
         Param("PROBE_WIDTH", int, "hidden width of the two-layer probe", "not stated", minimum=1),
         Param("PROBE_FOLDS", int, "cross-validation folds across problems", minimum=2),
@@ -147,8 +153,8 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in params_dir().glob("*.yaml") if not p.stem.startswith("sweep"))
 
 
-def load_profile(profile: str) -> dict[str, Any]:
-    """A complete, validated profile: every key of the schema, nothing else, flat."""
+def _read_profile(profile: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's flat keys, a `base:` profile's keys first (inheritance, any depth, no cycles)."""
     path = profile_path(profile)
     if not path.is_file():
         raise ParameterError(f"no profile {profile!r}: expected {path}; available: {available_profiles()}")
@@ -158,7 +164,17 @@ def load_profile(profile: str) -> dict[str, Any]:
     nested = [k for k, v in raw.items() if isinstance(v, dict)]
     if nested:
         raise ParameterError(f"{path}: nested mappings are not allowed (papermill merges shallowly): {nested}")
-    return validate(raw, complete=True)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or base in seen + (profile,):
+        raise ParameterError(f"{path}: base must name another profile, without cycles (got {base!r})")
+    return {**_read_profile(base, seen + (profile,)), **raw}
+
+
+def load_profile(profile: str) -> dict[str, Any]:
+    """A complete, validated profile: every key of the schema, nothing else, flat (after `base:`)."""
+    return validate(_read_profile(profile), complete=True)
 
 
 def parse_override(text: str) -> Any:

@@ -23,6 +23,7 @@ from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
 
 LABEL_KEY = ("task_id", "solution_id")
 EXECUTION_KEY = ("task_id", "solution_id", "test_id")
+ASSERTION_KEY = ("task_id", "solution_id", "assertion_id")
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,56 @@ def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd
     return pairs
 
 
+def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id, assertion_id) → (solution program, one-assertion TestCase) for CodeT's
+    distinct assertions: executed once each, they give both granularities' matrices."""
+    info = problems.set_index("task_id")[["benchmark", "entry_point"]].to_dict("index")
+    by_task = {t: list(zip(g.assertion_id, g.code)) for t, g in assertions.groupby("task_id")}
+    pairs = {}
+    for r in solutions.itertuples():
+        if not isinstance(r.code, str):
+            continue
+        program = solution_for_unit_tests(info[r.task_id]["benchmark"], info[r.task_id]["entry_point"], r.code)
+        for assertion_id, test in by_task.get(r.task_id, []):
+            pairs[(r.task_id, r.solution_id, assertion_id)] = (program, test)
+    return pairs
+
+
+def assertion_sources(assertions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task_id, assertion_id, test_id, position): which unit test holds which assertion."""
+    rows = [(t, a, test_id, position) for t, a, sources in zip(assertions.task_id, assertions.assertion_id,
+                                                                 assertions.sources)
+            for test_id, position in json.loads(sources)]
+    return pd.DataFrame(rows, columns=["task_id", "assertion_id", "test_id", "position"])
+
+
+def unit_test_verdicts(assertion_executions: pd.DataFrame, assertions: pd.DataFrame) -> pd.DataFrame:
+    """The unit-test matrix from the assertion matrix, vectorised: a unit test passes iff all of its
+    assertions pass; a failing one carries the status of its first failing assertion; tests_run and
+    duration_s add up over its assertions."""
+    merged = assertion_executions.merge(assertion_sources(assertions), on=["task_id", "assertion_id"])
+    keys = list(EXECUTION_KEY)
+    grouped = merged.groupby(keys, sort=False)
+    out = grouped.agg(passed=("passed", "all"), tests_run=("tests_run", "sum"), duration_s=("duration_s", "sum"))
+    failing = merged[~merged.passed.astype(bool)].sort_values(keys + ["position"])
+    first_failure = failing.drop_duplicates(keys).set_index(keys).status
+    out["status"] = first_failure.reindex(out.index).fillna("pass")
+    return out.reset_index()[keys + ["passed", "status", "tests_run", "duration_s"]]
+
+
 def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor) -> StageReport:
     return _run_logged(label_pairs(problems, solutions), log, LABEL_KEY, executor,
                        lambda v: {"correct": v.passed, "status": v.status, "tests_run": v.tests_run,
                                   "duration_s": v.duration_s})
 
 
+def _execution_fields(v: Any) -> dict:
+    return {"passed": v.passed, "status": v.status, "tests_run": v.tests_run, "duration_s": v.duration_s}
+
+
 def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame, log: JsonlLog,
                        executor: Executor) -> StageReport:
-    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, EXECUTION_KEY, executor,
-                       lambda v: {"passed": v.passed, "status": v.status, "tests_run": v.tests_run,
-                                  "duration_s": v.duration_s})
+    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, EXECUTION_KEY, executor, _execution_fields)
 
 
 def labels_table(solutions: pd.DataFrame, log: JsonlLog) -> pd.DataFrame:
@@ -121,9 +161,18 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         jailed = executor.jailed
     run.write_table("labels", labels_table(solutions, label_log), key=list(LABEL_KEY))
     with make_executor(run.config, sandbox_settings(run.config)) as executor:
-        execution_log = run.log("executions_log", EXECUTION_KEY)
-        reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, execution_log, executor)
-    run.write_table("executions", execution_log.frame(), key=list(EXECUTION_KEY))
+        if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
+            assertions = run.read_table("assertions")
+            log = run.log("assertion_executions_log", ASSERTION_KEY)
+            reports["executions"] = _run_logged(assertion_pairs(problems, solutions, assertions), log, ASSERTION_KEY,
+                                                executor, _execution_fields)
+            run.write_table("assertion_executions", log.frame(), key=list(ASSERTION_KEY))
+            executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
+        else:
+            log = run.log("executions_log", EXECUTION_KEY)
+            reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor)
+            executions = log.frame()
+    run.write_table("executions", executions, key=list(EXECUTION_KEY))
     run.update_manifest(sandbox={
         "settings": asdict(sandbox_settings(run.config)), "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
         "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"],

@@ -17,7 +17,7 @@ YOUR_MODULE = re.compile(r"^from\s+your_module\s+import\s+[\w, ()]+(\s+#.*)?$", 
 
 SOLUTION_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty", "engine_error")
 TEST_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty",
-                 "engine_error", "no_test_class", "multiple_classes", "no_test_methods")
+                 "engine_error", "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,17 @@ def extract_solution(text: str, finish_reason: str = "stop") -> Extracted:
     except SyntaxError:
         return Extracted(code, "syntax_error")
     return Extracted(code, "ok")
+
+
+def parses(code: str) -> bool:
+    """Whether model-written code parses. Any failure of the parser (SyntaxError, a ValueError for null
+    bytes, RecursionError or MemoryError on degenerate input) is "does not parse": one bad response
+    must never stop a stage."""
+    try:
+        ast.parse(code)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def _imports_entry_point(node: ast.stmt, entry_point: str) -> bool:

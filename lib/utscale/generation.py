@@ -10,13 +10,14 @@ asking for the same samples does not pay for them again. Extraction turns the ra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from utscale import extract, prompts
+from utscale import codet, extract, prompts
 from utscale.engines import Engine, Request, SamplingConfig, derive_seed, make_engine
 from utscale.engines.base import cache_key
 from utscale.paths import cache_dir
@@ -94,15 +95,32 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
     return fresh
 
 
-def solutions_table(raw: pd.DataFrame) -> pd.DataFrame:
+def solutions_table(raw: pd.DataFrame, codet_prompts: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per sampled solution with its extracted code and status. With `codet_prompts` (task →
+    CodeT's prompt), CodeT's post-processing instead: the program is the prompt + the completion cut
+    at its stop strings (`utscale.codet`)."""
     rows = []
     for r in raw.itertuples():
-        got = extract.extract_solution(r.raw_response, r.finish_reason)
+        if codet_prompts is not None:
+            got = codet_solution(codet_prompts.get(r.task_id, ""), r.raw_response, r.finish_reason)
+        else:
+            got = extract.extract_solution(r.raw_response, r.finish_reason)
         rows.append({"task_id": r.task_id, "solution_id": int(r.index), "raw_response": r.raw_response,
                      "code": got.code, "extract_status": got.status, "prompt_tokens": int(r.prompt_tokens),
                      "completion_tokens": int(r.completion_tokens), "latency_s": float(r.latency_s),
                      "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model, "seed": int(r.seed)})
     return pd.DataFrame(rows)
+
+
+def codet_solution(prompt: str, completion: str, finish_reason: str) -> extract.Extracted:
+    """CodeT's program for one sampled completion; a blank completion is kept (it runs and fails, as
+    in CodeT) with status `empty`, one that does not parse with `syntax_error`."""
+    if finish_reason.startswith("error"):
+        return extract.Extracted(None, "engine_error")
+    code = prompt + codet.truncate(completion)
+    if not completion.strip():
+        return extract.Extracted(code, "empty")
+    return extract.Extracted(code, "ok" if extract.parses(code) else "syntax_error")
 
 
 def unit_tests_table(raw: pd.DataFrame, problems: pd.DataFrame, code_source: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
@@ -114,43 +132,102 @@ def unit_tests_table(raw: pd.DataFrame, problems: pd.DataFrame, code_source: Map
         duplicates = extract.mark_duplicates([g.code for g in found])
         indices = group["index"].tolist()
         for r, got, dup in zip(group.itertuples(), found, duplicates):
-            rows.append({"task_id": task_id, "test_id": int(r.index), "raw_response": r.raw_response, "code": got.code,
-                         "class_name": got.class_name, "extract_status": got.status,
-                         "duplicate_of": None if dup is None else int(indices[dup]),
-                         "prompt_code_source": code_source[task_id][0], "prompt_tokens": int(r.prompt_tokens),
-                         "completion_tokens": int(r.completion_tokens), "latency_s": float(r.latency_s),
-                         "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model, "seed": int(r.seed)})
+            rows.append({**_test_row(r, code_source[task_id][0]), "code": got.code, "class_name": got.class_name,
+                         "extract_status": got.status, "duplicate_of": None if dup is None else int(indices[dup])})
     table = pd.DataFrame(rows)
     table["duplicate_of"] = table["duplicate_of"].astype("Int64")
     return table
+
+
+def _test_row(r: Any, prompt_code_source: str) -> dict[str, Any]:
+    """The fields every unit-test row carries from its raw generation record."""
+    return {"task_id": r.task_id, "test_id": int(r.index), "raw_response": r.raw_response,
+            "prompt_code_source": prompt_code_source, "prompt_tokens": int(r.prompt_tokens),
+            "completion_tokens": int(r.completion_tokens), "latency_s": float(r.latency_s),
+            "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model, "seed": int(r.seed)}
+
+
+CODET_PROMPT_CODE = "none (CodeT's prompt: signature and docstring, body `pass`)"
+
+
+def codet_test_tables(raw: pd.DataFrame, problems: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """CodeT's test completions as unit tests (one completion = one TestCase of its first 5 valid
+    assertions) and as distinct assertions (multiplicity and the completions they came from).
+
+    Every completion is a unit test, repeated ones included (CodeT counts what was sampled);
+    `duplicate_of` records the first identical one. A completion without a valid assertion has no code:
+    an invalid test that every solution fails."""
+    entry = problems.set_index("task_id").entry_point.to_dict()
+    tests, assertions = [], []
+    for task_id, group in raw.groupby("task_id", sort=False):
+        parsed: dict[int, codet.ParsedTest] = {}
+        rows = []
+        for r in group.sort_values("index").itertuples():
+            code, status, count = None, "engine_error", 0
+            if not r.finish_reason.startswith("error"):
+                got = parsed[int(r.index)] = codet.parse_test_completion(r.raw_response, entry[task_id])
+                code, status, count = (codet.unit_test_program(got.cases) if got.cases else None), got.status, len(got.cases)
+            rows.append({**_test_row(r, CODET_PROMPT_CODE), "code": code, "class_name": "TestCodeT" if code else None,
+                         "extract_status": status, "assertions": count})
+        for row, dup in zip(rows, extract.mark_duplicates([row["code"] for row in rows])):
+            row["duplicate_of"] = None if dup is None else rows[dup]["test_id"]
+        tests += rows
+        assertions += [{"task_id": task_id, "assertion_id": i, "assertion": found.text,
+                        "code": codet.unit_test_program([found.text]), "multiplicity": found.multiplicity,
+                        "sources": json.dumps([list(s) for s in found.sources])}
+                       for i, found in enumerate(codet.distinct_assertions(parsed))]
+    unit_tests = pd.DataFrame(tests)
+    unit_tests["duplicate_of"] = unit_tests["duplicate_of"].astype("Int64")
+    return unit_tests, pd.DataFrame(assertions)
 
 
 def _cache_for(engine: Engine) -> JsonlLog | None:
     return None if engine.name == "replay" else shared_cache()
 
 
+def _codet(engine: Engine) -> bool:
+    return getattr(engine, "format", "") == "codet"
+
+
+def _record_engine(run: Run, role: str, engine: Engine) -> None:
+    """The engine, model and weights in the manifest; for a replay, the file's hash and sample count."""
+    entry = {"engine": engine.name, "model": engine.model, "weights": engine.weights_id}
+    provenance = getattr(engine, "provenance", None)
+    if provenance is not None:
+        entry["replay"] = provenance()
+        entry["tokenizer"] = run.config["REPLAY_TOKENIZER"] or "none (the file's own counts)"
+    run.update_manifest(models={role: entry})
+
+
 def sample_solutions(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     """Notebook 02: N solutions per problem → `solutions` table (and `solutions_raw.jsonl`)."""
     problems = run.read_table("problems")
-    engine = engine or make_engine(run.config, "policy")
+    engine = engine or make_engine(run.config, "policy", problems)
     log = run.log("solutions_raw", RAW_KEY)
     generate(solution_requests(problems, run.config), engine, log, cache=_cache_for(engine), progress="solutions")
-    run.update_manifest(models={"policy": {"engine": engine.name, "model": engine.model, "weights": engine.weights_id}})
-    run.write_table("solutions", solutions_table(log.frame()), key=["task_id", "solution_id"])
+    _record_engine(run, "policy", engine)
+    prompts = getattr(engine, "prompts", None) if _codet(engine) else None
+    run.write_table("solutions", solutions_table(log.frame(), prompts), key=["task_id", "solution_id"])
     return run.read_table("solutions")
 
 
 def generate_unit_tests(run: Run, engine: Engine | None = None) -> pd.DataFrame:
-    """Notebook 03: M unit tests per problem → `unit_tests` table (and `unit_tests_raw.jsonl`)."""
+    """Notebook 03: M unit tests per problem → `unit_tests` table (and `unit_tests_raw.jsonl`); for
+    CodeT's release also the `assertions` table (the assertion granularity)."""
     problems = run.read_table("problems")
     solutions = run.read_table("solutions") if run.has_table("solutions") else None
     code = prompt_code(problems, solutions, run.config["TEST_PROMPT_CODE"])
-    engine = engine or make_engine(run.config, "test")
+    engine = engine or make_engine(run.config, "test", problems)
     log = run.log("unit_tests_raw", RAW_KEY)
     generate(unit_test_requests(problems, code, run.config), engine, log, cache=_cache_for(engine),
              progress="unit tests")
-    run.update_manifest(models={"test": {"engine": engine.name, "model": engine.model, "weights": engine.weights_id}})
-    run.write_table("unit_tests", unit_tests_table(log.frame(), problems, code), key=["task_id", "test_id"])
+    _record_engine(run, "test", engine)
+    if _codet(engine):
+        unit_tests, assertions = codet_test_tables(log.frame(), problems)
+        run.write_table("assertions", assertions, key=["task_id", "assertion_id"])
+    else:
+        unit_tests = unit_tests_table(log.frame(), problems, code)
+    run.write_table("unit_tests", unit_tests, key=["task_id", "test_id"])
     return run.read_table("unit_tests")
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from utscale.scaling import PassCube
+from utscale.matrix import PassCube
 
 
 @dataclass(frozen=True)

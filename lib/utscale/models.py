@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +66,8 @@ HUB_MODELS = {
     "llama3.1-70b-instruct": ("meta-llama/Llama-3.1-70B-Instruct", 70_553_706_496),
     "coderm-8b": ("KAKA22/CodeRM-8B", 8_030_261_248),
     "gemma-2-27b-it": ("google/gemma-2-27b-it", 27_227_128_320),
+    # CodeT's policy and test generator; only its released generations are used here (codet-humaneval)
+    "codegen-16b-mono": ("Salesforce/codegen-16B-mono", 16_000_000_000),  # nominal 16B
 }
 
 
@@ -155,6 +157,21 @@ def embedded_model_dir(name: str = QWEN_EMBEDDED.name) -> Path:
             if proc.returncode != 0:
                 raise ModelUnavailable(f"converting {name} failed:\n{proc.stderr[-4000:]}")
     return out
+
+
+def token_counter(name: str) -> Callable[[list[str]], list[int]]:
+    """Counts tokens with an embedded model's tokenizer (no special tokens): for replayed generations
+    that carry no counts. Loads only the tokenizer, from the converted folder."""
+    from transformers import AutoTokenizer
+
+    if name not in EMBEDDED:
+        raise ModelUnavailable(f"REPLAY_TOKENIZER {name!r}: use an embedded model ({sorted(EMBEDDED)}) or empty")
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir(name)))
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+    return count
 
 
 @dataclass(frozen=True)

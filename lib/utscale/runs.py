@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from utscale import config as config_mod
@@ -44,12 +45,35 @@ def natural_key(value: Any) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(value)))
 
 
+def natural_order(values: Iterable[Any]) -> list[Any]:
+    """Values sorted naturally (`HumanEval/2` before `HumanEval/10`)."""
+    return sorted(values, key=natural_key)
+
+
+def _natural_codes(column: pd.Series) -> np.ndarray:
+    """Integer codes that sort like the column's natural keys: numbers as numbers, and other values by
+    `natural_key` of each distinct value (a Python sort over the distinct values only)."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy()
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[order] = np.arange(len(uniques))
+    return rank[codes]
+
+
+def sort_order(df: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """Row positions that sort `df` by the key columns in natural order (stable, vectorised)."""
+    if df.empty:
+        return np.arange(0)
+    return np.lexsort([_natural_codes(df[k]) for k in reversed(list(keys))])
+
+
 def sort_rows(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Rows sorted by key columns (natural order for ids), index reset: the on-disk order is deterministic."""
     if df.empty:
         return df.reset_index(drop=True)
-    order = sorted(range(len(df)), key=lambda i: tuple(natural_key(df[k].iat[i]) for k in keys))
-    return df.iloc[order].reset_index(drop=True)
+    return df.iloc[sort_order(df, keys)].reset_index(drop=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -17,62 +17,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from utscale.runs import natural_key
+from utscale.matrix import PassCube
 from utscale.voting import Rule, expected_accuracy, key_weights, select_from
 
 Protocol = Literal["bootstrap", "coderm_code"]
 PROTOCOLS: tuple[Protocol, ...] = ("bootstrap", "coderm_code")
-
-
-@dataclass(frozen=True)
-class PassCube:
-    """All problems' pass matrices padded to one shape.
-
-    passes bool [P, N, M], correct bool [P, N]. Padding rows (missing solutions) and columns (unit tests
-    that were invalid or never generated) are all False: a missing test is "not passed" by every
-    solution, as in the authors' evaluation code.
-    """
-
-    task_ids: tuple[str, ...]
-    passes: np.ndarray
-    correct: np.ndarray
-    n_solutions: np.ndarray  # [P] real solutions per problem
-    n_tests: np.ndarray  # [P] valid unit tests per problem
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return self.passes.shape  # type: ignore[return-value]
-
-    @classmethod
-    def from_tables(cls, executions: pd.DataFrame, labels: pd.DataFrame, n_tests_nominal: int = 0) -> PassCube:
-        """Build from the `executions` (task_id, solution_id, test_id, passed) and `labels` (task_id,
-        solution_id, correct) tables. `n_tests_nominal` pads every problem to the number of tests that
-        were sampled, so dropped tests count as failed rather than vanishing."""
-        task_ids = tuple(sorted(labels.task_id.unique(), key=natural_key))
-        sols = {t: sorted(g.solution_id.unique(), key=natural_key) for t, g in labels.groupby("task_id")}
-        tests = {t: sorted(g.test_id.unique(), key=natural_key) for t, g in executions.groupby("task_id")}
-        n_max = max(len(v) for v in sols.values())
-        m_max = max([len(v) for v in tests.values()] + [n_tests_nominal, 0])
-        passes = np.zeros((len(task_ids), n_max, m_max), dtype=bool)
-        correct = np.zeros((len(task_ids), n_max), dtype=bool)
-        pos = {t: i for i, t in enumerate(task_ids)}
-        sol_pos = {(t, s): j for t, ss in sols.items() for j, s in enumerate(ss)}
-        test_pos = {(t, u): k for t, uu in tests.items() for k, u in enumerate(uu)}
-        lab = labels[["task_id", "solution_id", "correct"]].to_numpy()
-        for t, s, c in lab:
-            correct[pos[t], sol_pos[(t, s)]] = bool(c)
-        hits = executions.loc[executions.passed.astype(bool), ["task_id", "solution_id", "test_id"]].to_numpy()
-        for t, s, u in hits:
-            passes[pos[t], sol_pos[(t, s)], test_pos[(t, u)]] = True
-        return cls(
-            task_ids=task_ids, passes=passes, correct=correct,
-            n_solutions=np.array([len(sols[t]) for t in task_ids]),
-            n_tests=np.array([len(tests.get(t, [])) for t in task_ids]),
-        )
-
-    def pass_rates(self) -> np.ndarray:
-        """Fraction of each problem's sampled solutions that are correct: the policy's difficulty signal."""
-        return self.correct.sum(axis=1) / np.maximum(self.n_solutions, 1)
 
 
 def _test_rng(seed: int, m: int, protocol: Protocol) -> np.random.Generator:

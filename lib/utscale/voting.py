@@ -10,13 +10,14 @@ is how the authors' code treats them (METHOD.md §1.2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-Rule = Literal["coderm", "codet", "max_pass"]
-RULES: tuple[Rule, ...] = ("coderm", "codet", "max_pass")
+Rule = Literal["coderm", "codet", "codet_released", "max_pass"]
+RULES: tuple[Rule, ...] = ("coderm", "codet", "codet_released", "max_pass")
 
 def key_weights(m: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Per-test weights whose weighted sum identifies a pass-set, float64 [m].
@@ -35,11 +36,14 @@ def key_weights(m: int, rng: np.random.Generator | None = None) -> np.ndarray:
     return rng.choice(bound, size=m, replace=False).astype(np.float64) + 1.0
 
 
-def pass_summaries(passes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(tests passed, pass-set key) per solution from bool [B, n, m]; both float64 [B, n]."""
+def pass_summaries(passes: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(tests passed, pass-set key) per solution from bool [B, n, m]; both float64 [B, n]. `weights`
+    ([m] or [B, m]) counts each passed test that many times (CodeT's multiplicity)."""
     passes = np.asarray(passes, dtype=bool)
     as_float = passes.astype(np.float64)
-    return as_float.sum(axis=-1), as_float @ key_weights(passes.shape[-1])
+    counts = as_float.sum(axis=-1) if weights is None else np.einsum("bnm,bm->bn", as_float,
+                                                                     np.broadcast_to(weights, passes.shape[::2]))
+    return counts, as_float @ key_weights(passes.shape[-1])
 
 
 def group_sizes(keys: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -107,8 +111,10 @@ def select_from(counts: np.ndarray, keys: np.ndarray, rule: Rule = "coderm") -> 
 
     - coderm (Eq. 1 + the authors' tie-break): most tests passed; among those, the members of the
       largest group of identical pass-sets.
-    - codet (dual execution agreement): group solutions by identical pass-set; a group's score is its
-      size × the number of tests it passes; keep the solutions of the best-scoring groups.
+    - codet (dual execution agreement, the paper's formula |S|·|T|): group solutions by identical
+      pass-set; a group's score is its size × the number of tests it passes; keep the solutions of the
+      best-scoring groups.
+    - codet_released (CodeT's released code): the same with √size × tests passed.
     - max_pass: most tests passed, ties broken uniformly at random.
     With zero tests every rule keeps every solution: that is Vanilla (random pick).
     """
@@ -117,15 +123,16 @@ def select_from(counts: np.ndarray, keys: np.ndarray, rule: Rule = "coderm") -> 
         return top
     if rule == "coderm":
         return largest_groups(keys, top)
-    if rule == "codet":
-        score = group_sizes(keys, np.ones_like(top)) * counts
+    if rule in ("codet", "codet_released"):
+        sizes = group_sizes(keys, np.ones_like(top)).astype(np.float64)
+        score = (sizes if rule == "codet" else np.sqrt(sizes)) * counts
         return score == score.max(axis=-1, keepdims=True)
     raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
 
 
-def select(passes: np.ndarray, rule: Rule = "coderm") -> np.ndarray:
-    """`select_from` on a batch of pass matrices bool [B, n, m]."""
-    return select_from(*pass_summaries(passes), rule)
+def select(passes: np.ndarray, rule: Rule = "coderm", weights: np.ndarray | None = None) -> np.ndarray:
+    """`select_from` on a batch of pass matrices bool [B, n, m] (tests weighted by `weights`)."""
+    return select_from(*pass_summaries(passes, weights), rule)
 
 
 def expected_accuracy(kept: np.ndarray, correct: np.ndarray) -> np.ndarray:
@@ -156,13 +163,16 @@ def majority_vote_accuracy(passes: np.ndarray, correct: np.ndarray, rule: Rule =
     return majority_vote(passes, correct, rule).accuracy
 
 
-def reference_vote_accuracy(passes: np.ndarray, correct: np.ndarray, rule: Rule = "coderm") -> float:
+def reference_vote_accuracy(passes: np.ndarray, correct: np.ndarray, rule: Rule = "coderm",
+                            weights: np.ndarray | None = None) -> float:
     """The same rules stated plainly in Python, one problem at a time: the oracle the vectorised path is
-    tested against and the baseline its benchmark is measured against."""
+    tested against and the baseline its benchmark is measured against. `weights`: how often each test
+    counts (CodeT's multiplicity); 1 each by default."""
     rows = [tuple(bool(x) for x in row) for row in np.asarray(passes)]
     if not rows:
         return float("nan")
-    counts = [sum(r) for r in rows]
+    w = [1.0] * len(rows[0]) if weights is None else [float(x) for x in weights]
+    counts = [sum(wj for wj, x in zip(w, r) if x) for r in rows]
     groups: dict[tuple[bool, ...], list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(r, []).append(i)
@@ -172,8 +182,9 @@ def reference_vote_accuracy(passes: np.ndarray, correct: np.ndarray, rule: Rule 
         top = [i for i, c in enumerate(counts) if c == max(counts)]
         consistency = {i: sum(1 for j in top if rows[j] == rows[i]) for i in top}
         kept = [i for i in top if consistency[i] == max(consistency.values())]
-    elif rule == "codet":
-        score = [len(groups[r]) * counts[i] for i, r in enumerate(rows)]
+    elif rule in ("codet", "codet_released"):
+        size = (lambda k: k) if rule == "codet" else math.sqrt
+        score = [size(len(groups[r])) * counts[i] for i, r in enumerate(rows)]
         kept = [i for i, s in enumerate(score) if s == max(score)]
     else:
         raise ValueError(f"unknown rule {rule!r}")
