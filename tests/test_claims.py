@@ -80,7 +80,7 @@ def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
     run = runs.open_run("ci")
     claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "e5")])
     table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
-    assert table.claim.tolist() == [str(i) for i in range(1, 10)]
+    assert table.claim.tolist() == [str(i) for i in range(1, 10)] + ["R1"]
     by = table.set_index("claim")
     assert by.loc["5", "verdict"] == claims.SUPPORTED and by.loc["5", "evidence"] == "e5"
     assert by.loc["7", "verdict"] == claims.NOT_TESTABLE and by.loc["4", "reason"] == "run the whole pipeline"

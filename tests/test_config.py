@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from utscale import config, pipeline
+from utscale import cli, config
 
 
 def test_profiles_are_complete_and_valid():
@@ -54,14 +54,14 @@ def test_run_id_is_the_profile_name_unless_overridden_then_a_stable_hash():
 
 
 def test_cli_overrides_parse_as_yaml_scalars():
-    assert pipeline.parse_overrides([("LIMIT", "3"), ("BENCHMARK_PATH", ""), ("BENCHMARK", "mbpp_plus")]) == {
+    assert cli.parse_overrides([("LIMIT", "3"), ("BENCHMARK_PATH", ""), ("BENCHMARK", "mbpp_plus")]) == {
         "LIMIT": 3, "BENCHMARK_PATH": "", "BENCHMARK": "mbpp_plus"}
 
 
 def test_pipeline_rejects_a_bad_parameter_before_any_work(results_root, capsys):
-    rc = pipeline.main(["run", "--profile", "ci", "-p", "LIMT", "3"])
+    rc = cli.main(["run", "--profile", "ci", "-p", "LIMT", "3"])
     assert rc == 2
     assert "unknown parameter 'LIMT'" in capsys.readouterr().err
     assert not results_root.exists()
-    assert pipeline.main(["run", "--profile", "ci", "-p", "LIMIT", "many"]) == 2
+    assert cli.main(["run", "--profile", "ci", "-p", "LIMIT", "many"]) == 2
     assert not results_root.exists()

@@ -114,3 +114,20 @@ def test_ray_backend_runs_the_same_worker_code(tmp_path, monkeypatch):
         execution.execute_unit_tests(problems, sols, tests, remote, rx)
     cols = ["task_id", "solution_id", "test_id", "passed", "status", "tests_run"]
     pd.testing.assert_frame_equal(local.frame()[cols], remote.frame()[cols])
+
+
+def test_unit_test_verdicts_are_the_and_of_their_assertions():
+    from utscale import execution
+
+    assertions = pd.DataFrame({"task_id": ["T/0", "T/0", "T/0"], "assertion_id": [0, 1, 2],
+                               "sources": ["[[0, 0], [1, 0]]", "[[0, 1]]", "[[1, 1]]"]})
+    by_assertion = pd.DataFrame({"task_id": ["T/0"] * 6, "solution_id": [0, 0, 0, 1, 1, 1],
+                                 "assertion_id": [0, 1, 2, 0, 1, 2],
+                                 "passed": [True, True, False, True, False, True],
+                                 "status": ["pass", "pass", "fail", "pass", "timeout", "pass"],
+                                 "tests_run": [1] * 6, "duration_s": [0.1] * 6})
+    got = execution.unit_test_verdicts(by_assertion, assertions).sort_values(["solution_id", "test_id"])
+    # test 0 = assertions 0, 1; test 1 = assertions 0, 2
+    assert got.passed.tolist() == [True, False, False, True]
+    assert got.status.tolist() == ["pass", "fail", "timeout", "pass"]
+    assert got.tests_run.tolist() == [2, 2, 2, 2]

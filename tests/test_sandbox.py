@@ -188,6 +188,31 @@ def test_coderm_mode_keeps_the_papers_semantics():
     assert got == {"empty": "pass", "ok": "pass", "wrong": "fail"}
 
 
+def test_codet_mode_keeps_codets_executor_semantics():
+    """One program per solution, assertions in order in one namespace with their own limits; a case that
+    cannot be compiled inside a function (CodeT packs them into one) fails every case of the program."""
+    stateful = "SEEN = []\ndef add(a, b):\n    SEEN.append(a)\n    return a + b + len(SEEN) - 1\n"
+    cases = {"ok": "assert add(1, 2) == 3", "wrong": "assert add(1, 2) == 4", "error": "assert add(1) == 1",
+             "slow": "assert add(1, 2) == 3 and sum(range(10**10)) > 0", "after": "assert add(2, 2) == 4"}
+    with Executor(workers=1, settings=SandboxSettings(jail="none", mode="codet", timeout=0.2)) as ex:
+        got = {v.id: v.status for v in run_pairs([Pair(k, GOOD, c) for k, c in cases.items()] +
+                                                  [Pair("loops", "def add(a, b):\n    while True: pass\n", cases["ok"])], ex)}
+        assert got == {"ok": "pass", "wrong": "fail", "error": "error", "slow": "timeout", "after": "pass", "loops": "timeout"}
+        # shared state: the second call of the stateful add sees the first
+        shared = {v.id: v.status for v in run_pairs([Pair("a", stateful, "assert add(1, 2) == 3"),
+                                                     Pair("b", stateful, "assert add(2, 2) == 4")], ex)}
+        assert shared == {"a": "pass", "b": "fail"}
+        broken = {v.id: v.status for v in run_pairs([Pair("fine", GOOD, cases["ok"]),
+                                                     Pair("star", GOOD, "assert add(1, 1) == 2\nfrom os import *")], ex)}
+        assert broken == {"fine": "error", "star": "error"}
+    with Executor(workers=1, settings=SandboxSettings(jail="none", mode="fast", timeout=0.2)) as ex:
+        from utscale import codet
+
+        alone = {v.id: v.status for v in run_pairs([Pair("fine", GOOD, codet.unit_test_program([cases["ok"]])),
+                                                    Pair("star", GOOD, codet.unit_test_program(["assert add(1, 1) == 2\nfrom os import *"]))], ex)}
+    assert alone == {"fine": "pass", "star": "invalid"}  # isolated, only the broken case fails
+
+
 def test_state_leaking_tests_differ_between_fast_and_strict():
     """fast shares one process per solution (module state can leak between tests), strict does not."""
     solution = "CALLS = []\ndef add(a, b):\n    CALLS.append(1)\n    return a + b\n"

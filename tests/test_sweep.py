@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from utscale import config, pipeline, sweep
+from utscale import cli, config, pipeline, sweep
 from utscale.paths import params_dir
 from utscale.runs import RunConflict
 
@@ -90,7 +90,7 @@ def test_sweep_runs_each_point_resumes_finished_ones_and_compares(tmp_path, resu
 def test_a_failing_point_is_recorded_and_the_others_still_run(tmp_path, results_root, capsys):
     grid = write_grid(tmp_path, f"profiles: [ci]\ngrid:\n  POLICY_REPLAY_PATH: [missing.jsonl, {REPLAY}]\n"
                                 "only: ['01', '02']\n")
-    assert pipeline.main(["sweep", str(grid)]) == 1
+    assert cli.main(["sweep", str(grid)]) == 1
     table = pd.read_parquet(results_root / "sweep-test" / "comparison.parquet")
     by_path = table.set_index("POLICY_REPLAY_PATH")
     assert by_path.loc["missing.jsonl", "status"] == sweep.FAILED

@@ -1,6 +1,6 @@
-"""`python -m utscale ...`: the pipeline command line."""
+"""`python -m utscale ...`: the command line (utscale.cli)."""
 
-from utscale.pipeline import main
+from utscale.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

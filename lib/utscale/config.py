@@ -102,7 +102,8 @@ SCHEMA: dict[str, Param] = {
         # execution (notebook 04)
         Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01),
         Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01),
-        Param("SANDBOX_MODE", str, "executor semantics", choices=("fast", "strict", "coderm")),
+        Param("SANDBOX_MODE", str, "executor semantics (coderm: the CodeRM authors'; codet: CodeT's, for its assertions)",
+              choices=("fast", "strict", "coderm", "codet")),
         Param("SANDBOX_MEMORY_MB", int, "address-space limit per child", minimum=64),
         Param("WORKERS", int, "sandbox workers (0: one per core)", minimum=0),
         Param("SANDBOX_BACKEND", str, "where the sandbox runs", choices=("local", "ray")),

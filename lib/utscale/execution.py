@@ -76,11 +76,14 @@ def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd
     return pairs
 
 
-def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
-    """(task_id, solution_id, assertion_id) → (solution program, one-assertion TestCase) for CodeT's
-    distinct assertions: executed once each, they give both granularities' matrices."""
+def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
+                    mode: str = "fast") -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id, assertion_id) → (solution program, test) for CodeT's distinct assertions:
+    executed once each, they give both granularities' matrices. The test is a one-assertion TestCase,
+    or in the `codet` mode the bare assertion (CodeT's executor packs them itself)."""
     info = problems.set_index("task_id")[["benchmark", "entry_point"]].to_dict("index")
-    by_task = {t: list(zip(g.assertion_id, g.code)) for t, g in assertions.groupby("task_id")}
+    column = "assertion" if mode == "codet" else "code"
+    by_task = {t: list(zip(g.assertion_id, g[column])) for t, g in assertions.groupby("task_id")}
     pairs = {}
     for r in solutions.itertuples():
         if not isinstance(r.code, str):
@@ -138,8 +141,13 @@ def labels_table(solutions: pd.DataFrame, log: JsonlLog) -> pd.DataFrame:
 
 
 def sandbox_settings(config: Mapping[str, Any], *, labels: bool = False) -> SandboxSettings:
+    """The executor for labels or for the matrix. CodeT's mode concerns its assertions only: the
+    ground truth (a TestCase harness) then runs in the fast mode."""
+    mode = config["SANDBOX_MODE"]
+    if labels and mode == "codet":
+        mode = "fast"
     return SandboxSettings(timeout=config["LABEL_TIMEOUT_S"] if labels else config["TIMEOUT_S"],
-                           mode=config["SANDBOX_MODE"], memory_mb=config["SANDBOX_MEMORY_MB"])
+                           mode=mode, memory_mb=config["SANDBOX_MEMORY_MB"])
 
 
 def make_executor(config: Mapping[str, Any], settings: SandboxSettings):
@@ -164,10 +172,12 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
             log = run.log("assertion_executions_log", ASSERTION_KEY)
-            reports["executions"] = _run_logged(assertion_pairs(problems, solutions, assertions), log, ASSERTION_KEY,
-                                                executor, _execution_fields)
+            pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"])
+            reports["executions"] = _run_logged(pairs, log, ASSERTION_KEY, executor, _execution_fields)
             run.write_table("assertion_executions", log.frame(), key=list(ASSERTION_KEY))
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
+        elif run.config["SANDBOX_MODE"] == "codet":
+            raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
             log = run.log("executions_log", EXECUTION_KEY)
             reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor)
@@ -184,6 +194,15 @@ def execute_run(run: Run) -> dict[str, StageReport]:
 def status_counts(table: pd.DataFrame) -> pd.DataFrame:
     counts = Counter(table.status)
     return pd.DataFrame(sorted(counts.items()), columns=["status", "pairs"])
+
+
+def stage_pairs(run: Run) -> dict[tuple, tuple[str, str]]:
+    """The pairs the execution stage runs for this run: per distinct assertion for CodeT's release,
+    else per valid, unique unit test."""
+    problems, solutions = run.read_table("problems"), run.read_table("solutions")
+    if run.has_table("assertions"):
+        return assertion_pairs(problems, solutions, run.read_table("assertions"), run.config["SANDBOX_MODE"])
+    return matrix_pairs(problems, solutions, run.read_table("unit_tests"))
 
 
 def unique_executions(pairs: Mapping[tuple, tuple[str, str]]) -> int:

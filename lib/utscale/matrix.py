@@ -115,3 +115,11 @@ def load(run: Run, granularity: str | None = None) -> PassCube:
     assertions = run.read_table("assertions")
     return PassCube.from_tables(run.read_table("assertion_executions"), labels,
                                 weights=assertions[["task_id", "assertion_id", "multiplicity"]], test_key="assertion_id")
+
+
+def load_all(run: Run) -> dict[str, PassCube]:
+    """Every granularity the run has: `unit_test` always, `assertion` for CodeT's release."""
+    cubes = {"unit_test": load(run, "unit_test")}
+    if run.has_table("assertions"):
+        cubes["assertion"] = load(run, "assertion")
+    return cubes

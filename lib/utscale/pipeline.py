@@ -1,16 +1,13 @@
-"""Papermill orchestration: run the numbered notebooks for a profile, render the report, refresh references.
+"""Papermill orchestration: run the numbered notebooks for a profile, then its report; refresh references.
 
-The notebooks orchestrate and show; this module only decides which parameters each notebook gets,
-where its executed copy goes, and what the report contains. Parameters are validated against
+The notebooks orchestrate and show; this module only decides which parameters each notebook gets and
+where its executed copy goes (the report is `utscale.report`, the command line `utscale.cli`). Parameters are validated against
 `utscale.config.SCHEMA` before the first notebook starts, so a typo never costs a half-finished run.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import os
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -20,12 +17,9 @@ from typing import Any
 import nbformat
 
 from utscale import config as config_mod
-from utscale.paths import notebooks_dir, results_dir
-from utscale.runs import Run, RunConflict, open_run
-
-REPORT_FIRST = "07_"  # the claims ledger opens the report
-REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
-
+from utscale.paths import notebooks_dir
+from utscale.report import render_report
+from utscale.runs import Run, open_run
 
 def notebook_paths() -> list[Path]:
     return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
@@ -81,40 +75,6 @@ def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, on
     return run
 
 
-def config_markdown(run: Run) -> str:
-    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(run.config.items()))
-    return f"# utscale report: run `{run.run_id}`\n\nProfile `{run.profile}`.\n\n| parameter | value |\n|---|---|\n{rows}\n"
-
-
-def render_report(run: Run) -> Path:
-    """One self-contained HTML page (images inline, no input cells, no stderr, no CDN scripts): the
-    claims ledger first, then the run's configuration, then every notebook's outputs in order."""
-    from nbconvert import HTMLExporter
-
-    executed = sorted((run.path / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    executed.sort(key=lambda p: (not p.name.startswith(REPORT_FIRST), p.name))
-    if not executed:
-        raise FileNotFoundError(f"no executed notebooks under {run.path / 'notebooks'}")
-    combined = nbformat.v4.new_notebook()
-    combined.metadata = copy.deepcopy(nbformat.read(executed[0], as_version=4).metadata)
-    for i, path in enumerate(executed):
-        nb = nbformat.read(path, as_version=4)
-        cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-        for cell in cells:  # cell ids repeat across notebooks; keep them unique in the combined page
-            cell.id = f"{path.name[:2]}-{cell.id}"
-            if cell.cell_type == "code":  # engine logs and library warnings stay in the executed notebooks
-                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-        combined.cells.extend(cells)
-        if i == 0:
-            combined.cells.append(nbformat.v4.new_markdown_cell(config_markdown(run)))
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            template_file=str(REPORT_TEMPLATE))
-    body, _ = exporter.from_notebook_node(combined)
-    out = run.path / "report.html"
-    out.write_text(body, encoding="utf-8")
-    return out
-
-
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)
 
 
@@ -145,58 +105,3 @@ def refresh_notebooks(only: Sequence[str] = ()) -> None:
             clean_notebook(path)
 
 
-def parse_overrides(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
-    return {key: config_mod.parse_override(value) for key, value in pairs}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m utscale", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run_p = sub.add_parser("run", help="execute the notebooks for a profile and render the report")
-    run_p.add_argument("--profile", required=True)
-    run_p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
-    run_p.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
-    rep_p = sub.add_parser("report", help="re-render the HTML report of an existing run")
-    rep_p.add_argument("--run", required=True, help="run id (a directory under results/) or a path")
-    ref_p = sub.add_parser("refresh-notebooks", help="re-execute committed notebooks in place (ci defaults)")
-    ref_p.add_argument("--only", default="")
-    sub.add_parser("profiles", help="list the parameter profiles")
-    sweep_p = sub.add_parser("sweep", help="run the pipeline over a grid (params/sweep-*.yaml), then compare runs")
-    sweep_p.add_argument("grid", help="a grid file, e.g. params/sweep-ci-tests.yaml")
-    return parser
-
-
-def open_existing(run_ref: str) -> Run:
-    path = Path(run_ref) if os.sep in run_ref else results_dir() / run_ref
-    manifest = path / "manifest.json"
-    if not manifest.exists():
-        raise FileNotFoundError(f"no run at {path} (no manifest.json)")
-    import json
-
-    recorded = json.loads(manifest.read_text())
-    return open_run(recorded["profile"], recorded["config"], run_dir=path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "run":
-            only = [s for s in args.only.split(",") if s]
-            run_pipeline(args.profile, parse_overrides(args.parameter), only=only)
-        elif args.command == "report":
-            print(render_report(open_existing(args.run)))
-        elif args.command == "refresh-notebooks":
-            refresh_notebooks([s for s in args.only.split(",") if s])
-        elif args.command == "profiles":
-            print("\n".join(config_mod.available_profiles()))
-        elif args.command == "sweep":
-            from utscale.sweep import FAILED, run_sweep
-
-            table = run_sweep(args.grid)
-            shown = [c for c in ("run_id", "status", "random_pick", "voting", "gain", "test_f1") if c in table]
-            print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-            return 1 if (table.status == FAILED).any() else 0
-    except (config_mod.ParameterError, FileNotFoundError, RunConflict) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from utscale.matrix import PassCube
+from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
 from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
 
@@ -22,8 +23,8 @@ from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
 RERANKERS: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
     ("coderm", "coderm", False, ("unit_test", "assertion")),
     ("max_pass", "max_pass", False, ("unit_test", "assertion")),
-    ("codet_paper", "codet", True, ("assertion",)),
-    ("codet_released", "codet_released", True, ("assertion",)),
+    ("codet_paper", "codet", True, ("unit_test", "assertion")),
+    ("codet_released", "codet_released", True, ("unit_test", "assertion")),
 )
 
 
@@ -58,3 +59,14 @@ def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame
         out.append({"rule": name, "granularity": granularity, "accuracy": float(np.nanmean(values)),
                     "ci_low": float(lo), "ci_high": float(hi)})
     return pd.DataFrame(out)
+
+
+def save(run: Run, table: pd.DataFrame) -> None:
+    """`metrics/rerankers.csv`, rounded so that re-rendering a run leaves the file unchanged."""
+    table.round(4).to_csv(run.file("metrics/rerankers.csv"), index=False)
+
+
+def accuracy_of(table: pd.DataFrame, rule: str, granularity: str) -> pd.Series | None:
+    """The row of one rule at one granularity (None when the table has no such row)."""
+    rows = table[(table.rule == rule) & (table.granularity == granularity)]
+    return None if rows.empty else rows.iloc[0]

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from utscale import claims, metrics, scaling
+from utscale import claims, matrix, metrics, scaling
 from utscale import config as config_mod
 from utscale.paths import params_dir, results_dir
+from utscale.pipeline import notebook_paths, run_pipeline
 from utscale.runs import Run, RunConflict, atomic_write_text, open_run, sort_rows
 
 GRID_KEYS = ("profiles", "grid", "only")
@@ -121,8 +122,7 @@ def summarise(run: Run, resamples: int = 100) -> dict[str, Any]:
         row["test_tokens"] = int(tests.completion_tokens.sum())
         row["valid_unit_tests"] = float((tests.extract_status == "ok").mean() * 100)
     if run.has_table("executions") and run.has_table("labels"):
-        executions, labels = run.read_table("executions"), run.read_table("labels")
-        cube = scaling.PassCube.from_tables(executions, labels, n_tests_nominal=cfg["N_UNIT_TESTS"])
+        cube = matrix.load(run)
         problems, n, m = cube.shape
         grid = scaling.scaling_grid(cube, [n], [0, m], resamples, protocol=cfg["PROTOCOL"], seed=cfg["SEED"])
         voted = claims.benchmark_accuracy(grid, n, m, cfg["SEED"])  # bootstrap draws over problems
@@ -147,15 +147,11 @@ PipelineRunner = Callable[[str, Mapping[str, Any], Sequence[str]], Run]
 
 
 def _run_pipeline(profile: str, overrides: Mapping[str, Any], only: Sequence[str]) -> Run:
-    from utscale.pipeline import run_pipeline
-
     return run_pipeline(profile, overrides, only=only)
 
 
 def run_sweep(ref: str, *, runner: PipelineRunner = _run_pipeline, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Run every point not already finished, then write `results/<sweep>/comparison.{parquet,csv}`."""
-    from utscale.pipeline import notebook_paths
-
     sweep = load_sweep(ref)
     wanted = sweep.only or [p.name[:2] for p in notebook_paths()]
     out = results_dir() / sweep.name

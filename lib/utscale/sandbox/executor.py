@@ -23,8 +23,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Mode = Literal["fast", "strict", "coderm"]
-MODES: tuple[Mode, ...] = ("fast", "strict", "coderm")
+Mode = Literal["fast", "strict", "coderm", "codet"]
+MODES: tuple[Mode, ...] = ("fast", "strict", "coderm", "codet")
 STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid")
 
 

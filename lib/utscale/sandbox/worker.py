@@ -9,7 +9,10 @@ once, then runs every test program in a copy of the solution's namespace under a
 writing a line per test. The worker resets a deadline on each line; on a hang it kills the child's
 process group, marks that test, and resumes the remaining tests in a fresh child. `strict` forks one
 child per test; `coderm` reproduces the paper's executor (one child per pair, one-shot alarm, a 2 s
-kill, zero-test classes pass).
+kill, zero-test classes pass); `codet` reproduces CodeT's released executor for its assertions (one
+program per solution: the solution, then every assertion in turn inside one `check()` function, each
+under its own alarm, in one shared namespace; a program that fails as a whole, e.g. because one
+assertion cannot be compiled inside a function, fails every assertion).
 
 This module imports only the standard library: it is what untrusted code shares an address space with.
 """
@@ -198,6 +201,53 @@ def run_test_program(code: str, namespace: dict, before: dict, settings: dict) -
     return ("error" if result.errors else "fail"), result.testsRun
 
 
+class _CaseLimit:
+    """CodeT's per-assertion time limit: a one-shot alarm around one case."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        _arm(self.seconds, repeat=False)
+
+    def __exit__(self, *exc: object) -> None:
+        _disarm()
+
+
+def codet_program(solution: str, cases: list[str]) -> str:
+    """The solution followed by a `check()` that runs each assertion in order under its own limit and
+    records pass / fail / timeout / error: laid out as CodeT's packed program (case at 12 spaces,
+    continuation lines likewise), so what fails to compile there fails here."""
+    lines = [solution, "", "def __codet_check__():", "    __results__ = []"]
+    for case in cases:
+        body = case.strip().replace("\n", "\n" + " " * 12)
+        lines += ["    try:", "        with __codet_limit__():", f"            {body}",
+                  "            __results__.append('pass')", "    except __codet_timeout__:",
+                  "        __results__.append('timeout')", "    except AssertionError:",
+                  "        __results__.append('fail')", "    except Exception:", "        __results__.append('error')"]
+    lines += ["    return __results__", "", "__codet_results__ = __codet_check__()", ""]
+    return "\n".join(lines)
+
+
+def run_codet_program(solution: str, cases: list[str], timeout: float) -> list[str]:
+    """Each case's status under CodeT's semantics; a program that fails as a whole (does not compile,
+    raises at top level or escapes a case's handler) gives every case the same failing status."""
+    namespace = {"__codet_limit__": lambda: _CaseLimit(timeout), "__codet_timeout__": TimeLimit,
+                 "__builtins__": builtins}
+    try:
+        exec(compile(codet_program(solution, cases), "<codet>", "exec"), namespace)
+        results = namespace["__codet_results__"]
+    except TimeLimit:
+        return ["timeout"] * len(cases)
+    except BaseException:  # noqa: BLE001 - compile error, SystemExit, anything: the program failed
+        return ["error"] * len(cases)
+    finally:
+        _disarm()
+    if not isinstance(results, list) or len(results) != len(cases):
+        return ["error"] * len(cases)
+    return [r if r in ("pass", "fail", "timeout", "error") else "error" for r in results]
+
+
 def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, str]], settings: dict,
                uid: int) -> None:
     """Runs in the forked child: harden, exec the solution once, run each test, report, exit."""
@@ -207,6 +257,13 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
 
     harden(settings, write_fd, uid, len(tests))
     signal.signal(signal.SIGALRM, _on_alarm)
+    if settings["mode"] == "codet":  # CodeT's executor: one program, every verdict at the end
+        started = time.perf_counter()
+        statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"])
+        seconds = round((time.perf_counter() - started) / max(len(tests), 1), 6)
+        for (index, _), status in zip(tests, statuses):
+            emit(index, status, 1, seconds)
+        os._exit(0)
     base = {"__name__": "__utscale_solution__", "__builtins__": builtins}
     if settings["mode"] == "coderm":  # the paper's globals; solution and test are exec'd as one program
         base.update({"unittest": unittest, "output": io.StringIO(), "locals_dict": {}})
@@ -294,6 +351,8 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
     solution_status, failure, ready, buffer = None, None, False, b""
     budget = settings["timeout"] + settings["grace"]
     deadline = time.monotonic() + budget + (settings["timeout"] if settings["mode"] != "coderm" else 0.0)
+    if settings["mode"] == "codet":  # CodeT's whole-program budget: the per-case limit times the cases
+        deadline = time.monotonic() + settings["timeout"] * len(tests) + 0.1 + settings["grace"]
     started = time.monotonic()
     while results != wanted and solution_status is None:
         remaining = deadline - time.monotonic()
@@ -338,11 +397,16 @@ def run_job(job: dict, settings: dict, uid: int, emit) -> None:
     def verdict(index: int, status: str, run: int, seconds: float) -> None:
         emit({"test": ids[index], "status": status, "tests_run": run, "duration_s": round(seconds, 6)})
 
-    per_child = len(tests) if settings["mode"] == "fast" else 1
+    per_child = len(tests) if settings["mode"] in ("fast", "codet") else 1
     pending = tests
     while pending:
         batch, pending = pending[:per_child], pending[per_child:]
         results, solution_status, failure, ready, elapsed = run_child(job["solution"], batch, settings, uid, verdict)
+        if settings["mode"] == "codet" and failure is not None:  # CodeT: the whole program timed out or died
+            for index, _ in batch:
+                if index not in results:
+                    verdict(index, failure, 0, elapsed)
+            return
         if solution_status is not None or (failure == "timeout" and not ready and settings["mode"] != "coderm"):
             # the solution itself fails or hangs while loading: every remaining test fails the same way
             for index, _ in batch + pending:

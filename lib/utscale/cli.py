@@ -1,0 +1,76 @@
+"""`python -m utscale ...`: the command line over the pipeline, the report, the index and sweeps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from utscale import config as config_mod
+from utscale.codet import ReplayFileError
+from utscale.paths import results_dir
+from utscale.pipeline import refresh_notebooks, run_pipeline
+from utscale.report import render_index, render_report
+from utscale.runs import Run, RunConflict, open_run
+from utscale.sweep import FAILED, run_sweep
+
+
+def parse_overrides(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
+    return {key: config_mod.parse_override(value) for key, value in pairs}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m utscale", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute the notebooks for a profile and render the report")
+    run_p.add_argument("--profile", required=True)
+    run_p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    run_p.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
+    rep_p = sub.add_parser("report", help="re-render the HTML report of an existing run")
+    rep_p.add_argument("--run", required=True, help="run id (a directory under results/) or a path")
+    ref_p = sub.add_parser("refresh-notebooks", help="re-execute committed notebooks in place (ci defaults)")
+    ref_p.add_argument("--only", default="")
+    sub.add_parser("profiles", help="list the parameter profiles")
+    sweep_p = sub.add_parser("sweep", help="run the pipeline over a grid (params/sweep-*.yaml), then compare runs")
+    sweep_p.add_argument("grid", help="a grid file, e.g. params/sweep-ci-tests.yaml")
+    index_p = sub.add_parser("index", help="write results/index.html: the runs' ledgers side by side")
+    index_p.add_argument("runs", nargs="+", help="run ids (directories under results/)")
+    return parser
+
+
+def open_existing(run_ref: str) -> Run:
+    path = Path(run_ref) if os.sep in run_ref else results_dir() / run_ref
+    manifest = path / "manifest.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"no run at {path} (no manifest.json)")
+    recorded = json.loads(manifest.read_text())
+    return open_run(recorded["profile"], recorded["config"], run_dir=path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            only = [s for s in args.only.split(",") if s]
+            run_pipeline(args.profile, parse_overrides(args.parameter), only=only)
+        elif args.command == "report":
+            print(render_report(open_existing(args.run)))
+        elif args.command == "refresh-notebooks":
+            refresh_notebooks([s for s in args.only.split(",") if s])
+        elif args.command == "profiles":
+            print("\n".join(config_mod.available_profiles()))
+        elif args.command == "index":
+            print(render_index([open_existing(r) for r in args.runs], results_dir() / "index.html"))
+        elif args.command == "sweep":
+            table = run_sweep(args.grid)
+            shown = [c for c in ("run_id", "status", "random_pick", "voting", "gain", "test_f1") if c in table]
+            print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+            return 1 if (table.status == FAILED).any() else 0
+    except (config_mod.ParameterError, FileNotFoundError, RunConflict, ReplayFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

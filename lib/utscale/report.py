@@ -1,0 +1,92 @@
+"""The HTML report of a run, and the index page beside the committed runs.
+
+A run's report is one self-contained page (images inline, no input cells, no stderr, no CDN scripts):
+the claims ledger first, then the run's configuration, then every notebook's outputs in order. The
+index (`results/index.html`) puts several runs' ledgers side by side, each linking to its report.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from utscale.claims import CLAIM_TEXT, VERDICT_COLOURS
+from utscale.runs import Run, atomic_write_text
+
+REPORT_FIRST = "07_"  # the claims ledger opens the report
+REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
+
+
+def config_markdown(run: Run) -> str:
+    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(run.config.items()))
+    return f"# utscale report: run `{run.run_id}`\n\nProfile `{run.profile}`.\n\n| parameter | value |\n|---|---|\n{rows}\n"
+
+
+def render_report(run: Run) -> Path:
+    """One self-contained HTML page (images inline, no input cells, no stderr, no CDN scripts): the
+    claims ledger first, then the run's configuration, then every notebook's outputs in order."""
+    from nbconvert import HTMLExporter
+
+    executed = sorted((run.path / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    executed.sort(key=lambda p: (not p.name.startswith(REPORT_FIRST), p.name))
+    if not executed:
+        raise FileNotFoundError(f"no executed notebooks under {run.path / 'notebooks'}")
+    combined = nbformat.v4.new_notebook()
+    combined.metadata = copy.deepcopy(nbformat.read(executed[0], as_version=4).metadata)
+    for i, path in enumerate(executed):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+        for cell in cells:  # cell ids repeat across notebooks; keep them unique in the combined page
+            cell.id = f"{path.name[:2]}-{cell.id}"
+            if cell.cell_type == "code":  # engine logs and library warnings stay in the executed notebooks
+                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+        combined.cells.extend(cells)
+        if i == 0:
+            combined.cells.append(nbformat.v4.new_markdown_cell(config_markdown(run)))
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            template_file=str(REPORT_TEMPLATE))
+    body, _ = exporter.from_notebook_node(combined)
+    out = run.path / "report.html"
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def render_index(runs: Sequence[Run], out: Path) -> Path:
+    """`out` (results/index.html): every run's ledger verdicts side by side, claim by claim, each run's
+    column headed by a link to its report. Missing ledgers show as "not run"."""
+    ledgers = {}
+    for run in runs:
+        path = run.path / "metrics" / "claims_ledger.csv"
+        ledgers[run.run_id] = pd.read_csv(path, dtype=str).set_index("claim") if path.exists() else None
+    head = "".join(f'<th><a href="{html.escape(r.run_id)}/report.html">{html.escape(r.run_id)}</a><br>'
+                   f'<small>{html.escape(r.config["POLICY_MODEL"])} × {r.config["N_SOLUTIONS"]}, '
+                   f'{html.escape(r.config["TEST_MODEL"])} × {r.config["N_UNIT_TESTS"]}, {html.escape(r.config["BENCHMARK"])}'
+                   f'</small></th>' for r in runs)
+    rows = []
+    for claim, statement in CLAIM_TEXT.items():
+        cells = []
+        for run in runs:
+            ledger = ledgers[run.run_id]
+            if ledger is None or claim not in ledger.index:
+                cells.append("<td>not run</td>")
+                continue
+            row = ledger.loc[claim]
+            colour = VERDICT_COLOURS.get(row.verdict, "#000")
+            reason = "" if pd.isna(row.reason) else f"<br><em>{html.escape(row.reason)}</em>"
+            cells.append(f'<td><b style="color:{colour}">{html.escape(row.verdict)}</b><br>'
+                         f"<small>{html.escape(row.evidence)}{reason}</small></td>")
+        rows.append(f'<tr><td>{html.escape(claim)}</td><td>{html.escape(statement)}</td>{"".join(cells)}</tr>')
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>utscale: committed runs</title>"
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:6px;text-align:left;vertical-align:top}</style></head><body>"
+            "<h1>utscale: the committed runs, claim by claim</h1>"
+            "<p>Each column is one run; its heading links to the run's full report (figures, tables, notebooks).</p>"
+            f'<table id="runs-ledger"><thead><tr><th>claim</th><th>statement</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></body></html>\n")
+    atomic_write_text(out, page)
+    return out

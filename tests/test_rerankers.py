@@ -1,0 +1,119 @@
+"""Rerankers on full matrices, against CodeT's released ranking stated plainly; the pass cube built
+vectorised from tables; the R1 reference rule reaching each of its verdicts."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from utscale import claims, matrix, rerankers, voting
+
+
+def released_codet_accuracy(solutions: list[str], correct: dict[str, bool], passed: dict[str, set[str]],
+                            case_counts: Counter) -> float:
+    """CodeT's released agreement.py + evaluation.py for one task, top-1, restated over strings: solutions
+    (with duplicates), each unique solution's set of passed cases, each case's sampled count."""
+    frequency = Counter(solutions)
+    groups: dict[tuple, list[str]] = {}
+    for sol in frequency:
+        if not passed.get(sol):
+            continue  # a solution passing no case is not ranked at all
+        case_ids = tuple(sorted(f"{case}#{k}" for case in passed[sol] for k in range(case_counts[case])))
+        groups.setdefault(case_ids, []).extend([sol] * frequency[sol])
+    if not groups:
+        return sum(correct[s] for s in solutions) / len(solutions)
+    scored = sorted(((members, math.sqrt(len(members)) * len(cases)) for cases, members in groups.items()),
+                    key=lambda x: x[1], reverse=True)
+    best = [m for members, score in scored if score == scored[0][1] for m in members]
+    return sum(correct[s] for s in best) / len(best)
+
+
+def random_problem(rng, n=12, m=7):
+    distinct = [f"s{i}" for i in range(rng.integers(2, 6))]
+    solutions = [distinct[k] for k in rng.integers(0, len(distinct), n)]
+    correct = {s: bool(rng.random() < 0.4) for s in distinct}
+    cases = [f"c{j}" for j in range(m)]
+    counts = Counter({c: int(rng.integers(1, 4)) for c in cases})
+    passed = {s: {c for c in cases if rng.random() < (0.7 if correct[s] else 0.3)} for s in distinct}
+    return solutions, correct, passed, cases, counts
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_codet_released_on_the_cube_equals_codets_released_ranking(seed):
+    rng = np.random.default_rng(seed)
+    solutions, correct, passed, cases, counts = random_problem(rng)
+    passes = np.array([[c in passed[s] for c in cases] for s in solutions])[None]
+    cube = matrix.PassCube(("T",), passes, np.array([[correct[s] for s in solutions]]), np.array([len(solutions)]),
+                           np.array([len(cases)]), np.array([[counts[c] for c in cases]], dtype=float))
+    ours = rerankers.full_pick_accuracy(cube, "codet_released", weighted=True)[0]
+    assert ours == pytest.approx(released_codet_accuracy(solutions, correct, passed, counts))
+    plain = voting.reference_vote_accuracy(passes[0], cube.correct[0], "codet_released", cube.weights[0])
+    assert ours == pytest.approx(plain)
+
+
+def test_padding_solutions_are_never_picked_and_weights_matter():
+    # problem 0 has 2 real solutions of 3 rows; the padding row would pass nothing
+    passes = np.array([[[1, 0], [0, 1], [0, 0]]], dtype=bool)
+    correct = np.array([[False, True, False]])
+    heavy_second = matrix.PassCube(("T",), passes, correct, np.array([2]), np.array([2]), np.array([[1.0, 3.0]]))
+    assert rerankers.full_pick_accuracy(heavy_second, "codet_released", True)[0] == 1.0
+    assert rerankers.full_pick_accuracy(heavy_second, "codet_released", False)[0] == 0.5  # unweighted: a tie
+    none_pass = matrix.PassCube(("T",), np.zeros((1, 3, 2), bool), correct, np.array([2]), np.array([2]))
+    for rule in voting.RULES:  # nothing passes: every rule is the random pick over the 2 real solutions
+        assert rerankers.full_pick_accuracy(none_pass, rule, True)[0] == 0.5
+
+
+def test_reranker_table_rows_and_random_pick():
+    rng = np.random.default_rng(3)
+    passes = rng.random((30, 10, 6)) < 0.5
+    correct = rng.random((30, 10)) < 0.3
+    cube = matrix.PassCube(tuple(f"T/{i}" for i in range(30)), passes, correct, np.full(30, 10), np.full(30, 6))
+    table = rerankers.reranker_table({"unit_test": cube}, seed=0)
+    assert table.rule.tolist()[0] == "random"
+    assert table.accuracy.iloc[0] == pytest.approx(correct.mean() * 100)
+    assert set(table.granularity) == {"none", "unit_test"}
+    assert (table.ci_low <= table.accuracy).all() and (table.accuracy <= table.ci_high).all()
+
+
+def test_pass_cube_from_tables_orders_naturally_pads_and_weights():
+    labels = pd.DataFrame({"task_id": ["T/10", "T/2", "T/2", "T/10"], "solution_id": [0, 1, 0, 1],
+                           "correct": [True, False, True, False]})
+    executions = pd.DataFrame({"task_id": ["T/2", "T/2", "T/10", "T/2"], "solution_id": [0, 1, 1, 0],
+                               "assertion_id": [5, 5, 0, 7], "passed": [True, True, True, False]})
+    weights = pd.DataFrame({"task_id": ["T/2", "T/2", "T/10"], "assertion_id": [5, 7, 0], "multiplicity": [2, 1, 4]})
+    cube = matrix.PassCube.from_tables(executions, labels, weights=weights, test_key="assertion_id")
+    assert cube.task_ids == ("T/2", "T/10")
+    assert cube.passes.shape == (2, 2, 2)
+    assert cube.passes[0].tolist() == [[True, False], [True, False]]  # T/2: columns are assertions 5, 7
+    assert cube.passes[1].tolist() == [[False, False], [True, False]]  # T/10: one assertion, one padding column
+    assert cube.correct.tolist() == [[True, False], [True, False]]
+    assert cube.weights.tolist() == [[2.0, 1.0], [4.0, 0.0]]
+    assert cube.n_tests.tolist() == [2, 1]
+    padded = matrix.PassCube.from_tables(executions.rename(columns={"assertion_id": "test_id"}), labels, n_tests_nominal=5)
+    assert padded.passes.shape == (2, 2, 5) and padded.weights.tolist()[0] == [1.0] * 5
+
+
+R1_CONFIG = {"REPLAY_FORMAT": "codet", "POLICY_MODEL": "codegen-16b-mono", "BENCHMARK": "humaneval", "LIMIT": 0,
+             "N_SOLUTIONS": 100, "N_UNIT_TESTS": 100}
+
+
+def reranked(codet_accuracy: float, random_accuracy: float) -> pd.DataFrame:
+    return pd.DataFrame([{"rule": "random", "granularity": "none", "accuracy": random_accuracy, "ci_low": 18.0, "ci_high": 26.0},
+                         {"rule": "codet_released", "granularity": "assertion", "accuracy": codet_accuracy,
+                          "ci_low": 30.0, "ci_high": 44.0}])
+
+
+def test_reference_rule_reaches_each_of_its_verdicts():
+    assert claims.reference_codet(reranked(36.9, 22.2), R1_CONFIG).verdict == claims.REPRODUCED
+    far = claims.reference_codet(reranked(38.0, 22.2), R1_CONFIG)
+    assert far.verdict == claims.NOT_REPRODUCED and "the ranking differs by 1.25" in far.reason
+    base = claims.reference_codet(reranked(36.75, 23.0), R1_CONFIG)
+    assert base.verdict == claims.NOT_REPRODUCED and "random pick" in base.reason
+    for key, value in (("LIMIT", 12), ("N_SOLUTIONS", 20), ("POLICY_MODEL", "qwen"), ("REPLAY_FORMAT", "utscale")):
+        assert claims.reference_codet(reranked(36.75, 22.12), {**R1_CONFIG, key: value}).verdict == claims.NOT_TESTABLE
+    # a table without the assertion granularity (a non-CodeT run) cannot be judged
+    assert claims.reference_codet(reranked(36.75, 22.12).iloc[:1], R1_CONFIG).verdict == claims.NOT_TESTABLE
