@@ -193,7 +193,7 @@ def test_codet_mode_keeps_codets_executor_semantics():
     cannot be compiled inside a function (CodeT packs them into one) fails every case of the program."""
     stateful = "SEEN = []\ndef add(a, b):\n    SEEN.append(a)\n    return a + b + len(SEEN) - 1\n"
     cases = {"ok": "assert add(1, 2) == 3", "wrong": "assert add(1, 2) == 4", "error": "assert add(1) == 1",
-             "slow": "assert add(1, 2) == 3 and sum(range(10**10)) > 0", "after": "assert add(2, 2) == 4"}
+             "slow": "assert add(1, 2) == 3 and all(i >= 0 for i in iter(int, 1))", "after": "assert add(2, 2) == 4"}
     with Executor(workers=1, settings=SandboxSettings(jail="none", mode="codet", timeout=0.2)) as ex:
         got = {v.id: v.status for v in run_pairs([Pair(k, GOOD, c) for k, c in cases.items()] +
                                                   [Pair("loops", "def add(a, b):\n    while True: pass\n", cases["ok"])], ex)}
