@@ -83,3 +83,23 @@ def test_compare_rules_prefers_informed_allocation_when_difficulty_matters():
     at2 = table[table.budget == 2].set_index("rule").accuracy
     assert at2["verifier_aware"] >= at2["equal"] - 0.5
     assert allocations[("equal", 2)].tolist() == [2] * p
+
+
+def test_least_concave_majorant_does_not_inflate_a_late_rise():
+    np.testing.assert_allclose(allocation.least_concave_majorant(np.array([0.0, 0.0, 0.3])), [0.0, 0.15, 0.3])
+    steps = np.diff(allocation.least_concave_majorant(np.array([0.0, 0.0, 0.3])))
+    np.testing.assert_allclose(steps, [0.15, 0.15])  # a running maximum gave [0.3, 0.3]: twice the rise
+    concave = np.array([0.0, 0.5, 0.7, 0.8])
+    np.testing.assert_allclose(allocation.least_concave_majorant(concave), concave)  # already concave: kept
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        y = np.cumsum(rng.random(9) * (rng.random(9) < 0.5))
+        hull = allocation.least_concave_majorant(y)
+        assert np.all(hull >= y - 1e-12) and np.all(np.diff(hull, 2) <= 1e-12)
+        assert hull[0] == y[0] and hull[-1] == y[-1]
+
+
+def test_verifier_gains_add_up_to_the_rise_of_the_other_problems_curve():
+    curves = np.array([[0.0, 0.0, 0.3]] * 4 + [[0.0, 0.0, 0.3]] * 4)
+    gains = allocation.verifier_gains(curves, np.zeros(8, dtype=int), np.arange(8) % 2)
+    np.testing.assert_allclose(gains, [[0.15, 0.15]] * 8)

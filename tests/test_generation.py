@@ -86,7 +86,7 @@ def test_unit_tests_table_marks_duplicates_and_prompt_code_source(tmp_path):
                          "completion_tokens": 1, "finish_reason": "stop", "latency_s": 0.1, "engine": "replay",
                          "model": "m", "seed": 1} for t in probs.task_id for k in range(3)])
     code = generation.prompt_code(probs, None, "policy_sample")
-    assert {src for src, _ in code.values()} == {"reference"}  # no policy samples yet: falls back
+    assert set(code.values()) == {("none", "")}  # no policy sample: no code, never the ground truth
     table = generation.unit_tests_table(raw, probs, code)
     first = table[table.task_id == probs.task_id.iloc[0]].sort_values("test_id")
     assert pd.isna(first.duplicate_of.iloc[0]) and first.duplicate_of.iloc[1] == 0 and pd.isna(first.duplicate_of.iloc[2])
@@ -114,3 +114,16 @@ def test_coderm_replay_format_strips_the_authors_runner(tmp_path):
     assert extract.extract_solution(s.text).code == "def f(x):\n    return x"
     with pytest.raises(FileNotFoundError, match="replay file not found"):
         ReplayEngine(str(tmp_path / "nope.jsonl"), "m")
+
+
+def test_prompt_code_is_one_fixed_policy_sample_and_never_the_reference_unless_asked():
+    probs = problems()
+    first, second = probs.task_id.iloc[0], probs.task_id.iloc[1]
+    sols = pd.DataFrame({"task_id": [first, first, first, second], "solution_id": [3, 1, 0, 0],
+                         "code": ["c3", "c1", None, None], "extract_status": ["ok", "ok", "no_code_block", "truncated"]})
+    code = generation.prompt_code(probs, sols, "policy_sample")
+    assert code[first] == ("policy_sample:1", "c1")  # the lowest id that extracted cleanly
+    assert code[second] == ("none", "")  # nothing clean: no code rather than the reference
+    reference = generation.prompt_code(probs, sols, "reference")
+    assert {src for src, _ in reference.values()} == {"reference"}
+    assert reference[first][1] == probs.set_index("task_id").reference_solution[first]

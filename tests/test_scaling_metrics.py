@@ -128,9 +128,9 @@ def test_grid_cells_match_the_plain_rule_on_the_same_draws(protocol, rule):
     n, m, r_count = 5, 60, 3
     fast = scaling.cell_accuracy(cube, n, m, r_count, protocol, seed=4, rule=rule)
     mult = scaling._test_multiplicity(cube, m, r_count, protocol, scaling._test_rng(4, m, protocol))
-    rng = scaling._solution_rng(4, n, m, protocol)
-    sol = ((rng.random((6, r_count, n)) * cube.n_solutions[:, None, None]).astype(int)
-           if protocol == "bootstrap" else np.broadcast_to(np.arange(n), (6, r_count, n)))
+    sol = scaling.solution_draw(cube, n, r_count, protocol, seed=4)
+    if sol is None:  # the authors' code: the first n
+        sol = np.broadcast_to(np.arange(n), (6, r_count, n))
     for p in range(6):
         for r in range(r_count):
             tests = np.repeat(np.arange(70), mult[p, r].astype(int))
@@ -144,3 +144,30 @@ def test_grid_does_not_depend_on_the_number_of_workers():
     one = scaling.scaling_grid(cube, [1, 4, 8], [0, 3, 9], 5, protocol="bootstrap", seed=3, workers=1)
     two = scaling.scaling_grid(cube, [1, 4, 8], [0, 3, 9], 5, protocol="bootstrap", seed=3, workers=2)
     np.testing.assert_array_equal(one.accuracy, two.accuracy)
+
+
+def test_subsample_draws_without_replacement_pairs_m_and_makes_random_pick_exact():
+    cube = random_cube(p=12, n=10, m=8, seed=5)
+    draw = scaling.solution_draw(cube, 4, 50, "subsample", seed=9)
+    assert draw.shape == (12, 50, 4)
+    assert all(len(set(row)) == 4 for row in draw.reshape(-1, 4))  # no solution twice in one draw
+    assert draw.min() >= 0 and draw.max() < 10
+    grid = scaling.scaling_grid(cube, [1, 2, 5, 10], [0, 3, 8], resamples=40, protocol="subsample", seed=9)
+    per_problem = grid.per_problem()
+    # m = 0: the expected accuracy of a uniform pick is the pass rate, for every n, with no noise
+    for i in range(4):
+        np.testing.assert_allclose(per_problem[i, 0], cube.pass_rates())
+    # the authors' first-n rule instead depends on which solutions come first
+    first_n = scaling.scaling_grid(cube, [1, 2], [0], resamples=2, protocol="coderm_code").per_problem()
+    assert not np.allclose(first_n[0, 0], first_n[1, 0])
+    # with all tests (m = M) only the solution draw varies, and it is the one used at every other m
+    full = scaling.cell_accuracy(cube, 5, 8, 40, "subsample", seed=9)
+    np.testing.assert_allclose(full, grid.accuracy[2, 2])
+
+
+def test_a_subsample_of_every_solution_is_the_full_matrix_vote():
+    cube = random_cube(p=7, n=6, m=5, seed=8)
+    grid = scaling.scaling_grid(cube, [6], [5], resamples=3, protocol="subsample", seed=1)
+    exact = [voting.reference_vote_accuracy(cube.passes[p], cube.correct[p]) for p in range(7)]
+    for r in range(3):
+        np.testing.assert_allclose(grid.accuracy[0, 0, r], exact)

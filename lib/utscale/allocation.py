@@ -1,11 +1,11 @@
-"""Spending a fixed budget of unit tests across problems (METHOD.md §5.2, and beyond it).
+"""Spending a fixed budget of unit tests across problems (docs/method.md §5.2, and beyond it).
 
 The paper's rule: greedily give the next unit test to the problem with the largest marginal gain of
 q(x, b) = 1 − (1 − λ)^b, i.e. λ(1 − λ)^b. Because those gains never increase with b, the greedy
 allocation is exactly "the T largest marginal gains over all (problem, b)", which is computed at once
 for every problem (and every resample) instead of one heap pop per unit.
 
-The open choices of METHOD.md §9 item 10 are parameters: `floor` (every problem gets at least this
+The open choices of docs/method.md §5.2 are parameters: `floor` (every problem gets at least this
 many tests, the paper is silent: 0 or 1), `cap` (tests available per problem), and ties (lowest
 problem index first, deterministic).
 
@@ -59,14 +59,30 @@ def equal_allocation(n_problems: int, per_problem: int, cap: int) -> np.ndarray:
     return np.full(n_problems, min(per_problem, cap), dtype=int)
 
 
+def least_concave_majorant(values: np.ndarray) -> np.ndarray:
+    """The smallest concave function of b = 0, 1, … lying on or above `values` (the upper hull of the
+    points (b, values[b]), read back at every b). Its steps never increase, so taking the largest
+    steps first is greedy-optimal, and they add up to the curve's own rise: [0, 0, 0.3] has steps
+    [0.15, 0.15], not a running maximum's inflated [0.3, 0.3]."""
+    y = np.asarray(values, dtype=float)
+    hull: list[int] = []
+    for b in range(len(y)):
+        # drop the last hull point while it lies on or below the chord from its predecessor to b
+        while len(hull) >= 2 and (y[hull[-1]] - y[hull[-2]]) * (b - hull[-2]) <= (y[b] - y[hull[-2]]) * (hull[-1] - hull[-2]):
+            hull.pop()
+        hull.append(b)
+    return np.interp(np.arange(len(y)), hull, y[hull])
+
+
 def verifier_gains(curves: np.ndarray, difficulty_bins: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Cross-fitted marginal gains of one more unit test, [P, cap].
 
     curves: per-problem expected accuracy with b = 0 … cap tests, [P, cap+1] (from a scaling grid).
     difficulty_bins: each problem's difficulty bin (e.g. from a predicted pass rate), [P].
     folds: each problem's fold; a problem's gains come only from problems in other folds, so its own
-    outcome never informs its allocation. Each bin's mean curve is made non-decreasing, and its steps
-    non-increasing (a running maximum from the right), so taking the largest gains is still greedy.
+    outcome never informs its allocation. Each bin's mean curve is replaced by its least concave
+    majorant, whose steps never increase, so taking the largest gains is still greedy and the gains
+    add up to the curve's own rise.
     """
     p, width = curves.shape
     gains = np.zeros((p, width - 1))
@@ -76,9 +92,7 @@ def verifier_gains(curves: np.ndarray, difficulty_bins: np.ndarray, folds: np.nd
         for b in np.unique(difficulty_bins[~train]):
             members = train & (difficulty_bins == b)
             mean_curve = np.nanmean(curves[members], axis=0) if members.any() else overall
-            step = np.diff(np.maximum.accumulate(mean_curve))
-            step = np.maximum.accumulate(step[::-1])[::-1]  # non-increasing in b
-            gains[(~train) & (difficulty_bins == b)] = step
+            gains[(~train) & (difficulty_bins == b)] = np.diff(least_concave_majorant(mean_curve))
     return gains
 
 
@@ -112,7 +126,8 @@ RULES = ("equal", "paper_gold", "paper_predicted", "verifier_aware")
 
 
 def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, budgets: list[int],
-                  floor: int = 0, folds: np.ndarray | None = None, bins: int = 5) -> tuple[pd.DataFrame, dict]:
+                  floor: int = 0, folds: np.ndarray | None = None, bins: int = 5,
+                  seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Accuracy (%) under each allocation rule at each average budget, with 95% intervals over resamples.
 
     curves: per-problem accuracy with b = 0 … cap tests, per resample, [cap+1, R, P] (from a grid
@@ -136,7 +151,7 @@ def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, b
                       else allocate(gains[rule], total, floor=min(floor, budget)))
             expected = allocated(curves, counts).mean(axis=1)  # each problem's mean over the resamples
             # the interval is over problems (a bootstrap; seeded alike for every rule, so rules are paired)
-            lo, hi = np.percentile(problem_bootstrap(expected), [2.5, 97.5])
+            lo, hi = np.percentile(problem_bootstrap(expected, seed), [2.5, 97.5])
             rows.append({"rule": rule, "budget": budget, "tests_used": int(counts.sum()),
                          "accuracy": float(expected.mean()), "ci_low": float(lo), "ci_high": float(hi)})
             allocations[(rule, budget)] = counts

@@ -42,7 +42,7 @@ class BenchmarkUnavailable(RuntimeError):
 class Problem:
     """One programming problem, as every later stage needs it.
 
-    `prompt` goes into the policy prompt, `question` into the unit-test prompt (METHOD.md §3.2);
+    `prompt` goes into the policy prompt, `question` into the unit-test prompt (docs/method.md §3.2);
     `ground_truth` is a unittest program that, run after a solution's code, passes iff the solution is
     correct by the benchmark's own tests.
     """
@@ -89,7 +89,7 @@ def function_docstring(source: str, name: str) -> str:
 
 
 def humaneval_question(prompt: str, entry_point: str) -> str:
-    """The unit-test prompt's question for HumanEval-style tasks (METHOD.md §3.2)."""
+    """The unit-test prompt's question for HumanEval-style tasks (docs/method.md §3.2)."""
     doc = function_docstring(prompt + "\n    pass\n", entry_point)
     return f"Write a function named `{entry_point}`. {doc}".strip()
 

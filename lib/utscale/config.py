@@ -91,7 +91,8 @@ SCHEMA: dict[str, Param] = {
               "carry (empty: the files' own counts)", choices=("", "qwen2.5-coder-0.5b-instruct")),
         Param("TEST_GRANULARITY", str, "what one test is in the analyses: a sampled unit test, or (CodeT's "
               "release) one distinct assertion", "one unit test", choices=("unit_test", "assertion")),
-        Param("TEST_PROMPT_CODE", str, "code shown in the unit-test prompt", "one fixed candidate per problem",
+        Param("TEST_PROMPT_CODE", str, "code shown in the unit-test prompt: one fixed policy sample per problem, or "
+              "(an ablation) the benchmark's reference solution", "one fixed candidate per problem",
               choices=("reference", "policy_sample")),
         Param("TEMPERATURE", float, "sampling temperature", "0.8", minimum=0.0),
         Param("TOP_P", float, "nucleus sampling", "0.95", minimum=0.0, maximum=1.0),
@@ -110,7 +111,7 @@ SCHEMA: dict[str, Param] = {
         # analysis (notebook 05)
         Param("RESAMPLES", int, "resamples per (n, m) cell", "100 bootstrap samples", minimum=1),
         Param("PROTOCOL", str, "resampling protocol", "bootstrap (text) / first-n + m without replacement (code)",
-              choices=("coderm_code", "bootstrap")),
+              choices=("subsample", "coderm_code", "bootstrap")),
         Param("N_GRID", list, "numbers of solutions on the curves", "10, 20, 50, 100, 200", item_kind=int, minimum=1),
         Param("M_GRID", list, "numbers of unit tests on the x axis", "1 … 100 (log)", item_kind=int, minimum=0),
         # dynamic scaling (notebook 06)

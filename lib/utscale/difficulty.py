@@ -1,4 +1,4 @@
-"""The difficulty probe (METHOD.md §5.1): predict a problem's pass rate from the policy's hidden states.
+"""The difficulty probe (docs/method.md §5.1): predict a problem's pass rate from the policy's hidden states.
 
 Features are the hidden state of the last prompt token at one layer of the policy model, read with
 transformers on CPU from the same converted folder the vLLM engine uses. The probe is a two-layer

@@ -1,6 +1,6 @@
 """From raw model responses to runnable code, with an explicit status for every response.
 
-The authors' rules (METHOD.md §3.3), without their bugs: a class at offset 0 is kept whole (the
+The authors' rules (docs/method.md §3.3), without their bugs: a class at offset 0 is kept whole (the
 program is rebuilt from the AST, not cut at "\\nclass"), and duplicates are removed in order.
 Every response gets a status; code is None only when there is nothing runnable to keep.
 """

@@ -5,7 +5,7 @@ task and the sample index), so any subset can be regenerated identically. Raw co
 appended to the run's log batch by batch (a killed run resumes where it stopped) and to a shared
 cache keyed by (model + weights, prompt, sampling parameters, seed, sample index), so another run
 asking for the same samples does not pay for them again. Extraction turns the raw log into the
-`solutions` and `unit_tests` tables (DESIGN.md contracts).
+`solutions` and `unit_tests` tables (docs/design.md contracts).
 """
 
 from __future__ import annotations
@@ -36,18 +36,25 @@ def solution_requests(problems: pd.DataFrame, config: Mapping[str, Any]) -> list
 def prompt_code(problems: pd.DataFrame, solutions: pd.DataFrame | None, source: str) -> dict[str, tuple[str, str]]:
     """The code shown in each problem's unit-test prompt, and where it came from (recorded per test).
 
-    `reference`: the benchmark's canonical solution; `policy_sample`: the lowest-id policy solution
-    that extracted cleanly. Either falls back to the other when it has nothing for a problem."""
-    first_ok: dict[str, str] = {}
+    `policy_sample` (the paper's setting: one fixed candidate per problem, sometimes wrong, never the
+    ground truth): the lowest-id policy solution that extracted cleanly, recorded as
+    `policy_sample:<solution_id>`; a problem without one gets no code (`none`), never the reference.
+    `reference`: the benchmark's canonical solution, only as an explicit, labelled ablation (the test
+    generator then sees the ground truth)."""
+    if source == "reference":
+        return {p.task_id: ("reference", p.reference_solution) for p in problems.itertuples()}
+    first_ok: dict[str, tuple[int, str]] = {}
     if solutions is not None:
-        for row in solutions[solutions.extract_status == "ok"].itertuples():
-            first_ok.setdefault(row.task_id, row.code)
+        ok = solutions[solutions.extract_status == "ok"].sort_values(["task_id", "solution_id"])
+        for row in ok.itertuples():
+            first_ok.setdefault(row.task_id, (int(row.solution_id), row.code))
     chosen = {}
     for p in problems.itertuples():
-        options = [("reference", p.reference_solution), ("policy_sample", first_ok.get(p.task_id, ""))]
-        if source == "policy_sample":
-            options.reverse()
-        chosen[p.task_id] = next(((name, code) for name, code in options if code), ("none", ""))
+        if p.task_id in first_ok:
+            index, code = first_ok[p.task_id]
+            chosen[p.task_id] = (f"policy_sample:{index}", code)
+        else:
+            chosen[p.task_id] = ("none", "")
     return chosen
 
 

@@ -1,4 +1,4 @@
-"""Unit-test quality as a classifier of solutions (METHOD.md §4): Accuracy, F1, FAR, FRR, pooled.
+"""Unit-test quality as a classifier of solutions (docs/method.md §4): Accuracy, F1, FAR, FRR, pooled.
 
 The paper prints FAR = FP/(FP+TP) and FRR = FN/(FN+TN) (a false-discovery and a false-omission rate),
 while its words describe the conventional rates FP/(FP+TN) and FN/(FN+TP). Its Table 2 is consistent
@@ -70,6 +70,23 @@ def vote_confusion(cube: PassCube) -> Confusion:
     counts = np.where(valid, np.count_nonzero(cube.passes, axis=-1), -1)
     predicted = counts == counts.max(axis=1, keepdims=True)
     return confusion(predicted, cube.correct, valid)
+
+
+def vote_f1_by_m(cube: PassCube, m_values: list[int], resamples: int = 20, seed: int = 0) -> pd.DataFrame:
+    """The vote's F1 (`vote_confusion`) with m tests drawn without replacement per problem, pooled over
+    `resamples` draws, for each m ≥ 1 the cube has: how good the reward signal is as tests scale."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF1]))
+    p, _, m_total = cube.shape
+    rows = []
+    for m in sorted(v for v in m_values if 1 <= v <= m_total):
+        pooled = Confusion(0.0, 0.0, 0.0, 0.0)
+        for _ in range(resamples if m < m_total else 1):
+            columns = np.argsort(rng.random((p, m_total)), axis=1)[:, :m]
+            sub = np.take_along_axis(cube.passes, columns[:, None, :], axis=2)
+            c = vote_confusion(PassCube(cube.task_ids, sub, cube.correct, cube.n_solutions, np.minimum(cube.n_tests, m)))
+            pooled = Confusion(pooled.tp + c.tp, pooled.tn + c.tn, pooled.fp + c.fp, pooled.fn + c.fn)
+        rows.append({"n_tests": m, "f1": pooled.rates()["f1"]})
+    return pd.DataFrame(rows)
 
 
 def quality_table(cube: PassCube) -> pd.DataFrame:

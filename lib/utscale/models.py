@@ -58,7 +58,7 @@ QWEN_EMBEDDED = EmbeddedModel(
 
 EMBEDDED = {QWEN_EMBEDDED.name: QWEN_EMBEDDED}
 
-# The paper's models (METHOD.md §2, §6): hub ids and parameter counts, for GPU users with the hub.
+# The paper's models (docs/method.md §2, §6): hub ids and parameter counts, for GPU users with the hub.
 HUB_MODELS = {
     "llama3-8b-instruct": ("meta-llama/Meta-Llama-3-8B-Instruct", 8_030_261_248),
     "llama3-70b-instruct": ("meta-llama/Meta-Llama-3-70B-Instruct", 70_553_706_496),

@@ -1,4 +1,4 @@
-"""The paper's prompts, verbatim (METHOD.md §3.2)."""
+"""The paper's prompts, verbatim (docs/method.md §3.2)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Scaling curves from one pass matrix: accuracy(n solutions, m unit tests) with resampled intervals,
-difficulty quintiles, and the gain over random pick by difficulty (METHOD.md §1–§2).
+difficulty quintiles, and the gain over random pick by difficulty (docs/method.md §1–§2).
 
 Execute once, analyse many times: the full N×M matrix per problem is computed once by the sandbox;
 every curve here is a vectorised function of it.
@@ -20,8 +20,13 @@ import pandas as pd
 from utscale.matrix import PassCube
 from utscale.voting import Rule, expected_accuracy, key_weights, select_from
 
-Protocol = Literal["bootstrap", "coderm_code"]
-PROTOCOLS: tuple[Protocol, ...] = ("bootstrap", "coderm_code")
+Protocol = Literal["subsample", "bootstrap", "coderm_code"]
+PROTOCOLS: tuple[Protocol, ...] = ("subsample", "bootstrap", "coderm_code")
+# subsample (the default): per resample, n solutions and m tests drawn without replacement; a solution
+#   draw is shared by every m (curves over m are paired) and a test draw by every n; m = 0 is exact.
+# bootstrap (the paper's text): both drawn with replacement, paired the same way.
+# coderm_code (the authors' code, for parity only): the first n solutions, m tests without replacement;
+#   its random pick depends on n although its expectation does not.
 
 
 def _test_rng(seed: int, m: int, protocol: Protocol) -> np.random.Generator:
@@ -29,8 +34,9 @@ def _test_rng(seed: int, m: int, protocol: Protocol) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, m, PROTOCOLS.index(protocol), 0]))
 
 
-def _solution_rng(seed: int, n: int, m: int, protocol: Protocol) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, n, m, PROTOCOLS.index(protocol), 1]))
+def _solution_rng(seed: int, n: int, protocol: Protocol) -> np.random.Generator:
+    # no m in the seed: the same solutions are drawn for every number of tests (paired curves)
+    return np.random.default_rng(np.random.SeedSequence([seed, n, PROTOCOLS.index(protocol), 1]))
 
 
 def _test_multiplicity(cube: PassCube, m: int, resamples: int, protocol: Protocol,
@@ -40,8 +46,8 @@ def _test_multiplicity(cube: PassCube, m: int, resamples: int, protocol: Protoco
     mult = np.zeros((p_count, resamples, m_total))
     if m == 0 or m_total == 0:
         return mult
-    if protocol == "coderm_code":
-        # the authors' code: m tests drawn without replacement, independently per problem and resample
+    if protocol in ("coderm_code", "subsample"):
+        # m tests drawn without replacement, independently per problem and resample
         if m >= m_total:
             mult[:] = 1.0
             return mult
@@ -72,16 +78,29 @@ def test_draw_summaries(cube: PassCube, m: int, resamples: int, protocol: Protoc
     return np.matmul(mult, passes_t), np.matmul((mult > 0) * weights, passes_t)
 
 
-def vote_on_draw(cube: PassCube, counts: np.ndarray, keys: np.ndarray, n: int, m: int, protocol: Protocol,
+def solution_draw(cube: PassCube, n: int, resamples: int, protocol: Protocol, seed: int) -> np.ndarray | None:
+    """Which n solutions each resample uses, int [P, R, n] (None: the first n, the authors' code)."""
+    p_count, n_total, _ = cube.shape
+    if protocol == "coderm_code":
+        return None
+    rng = _solution_rng(seed, n, protocol)
+    if protocol == "bootstrap":  # with replacement from each problem's real solutions
+        return (rng.random((p_count, resamples, n)) * cube.n_solutions[:, None, None]).astype(np.int64)
+    # without replacement: the n smallest of random keys, padding rows (missing solutions) last
+    padding = np.arange(n_total)[None, None, :] >= cube.n_solutions[:, None, None]
+    keys = np.where(padding, np.inf, rng.random((p_count, resamples, n_total)))
+    return np.argpartition(keys, n - 1, axis=-1)[..., :n] if n < n_total else np.argsort(keys, axis=-1)
+
+
+def vote_on_draw(cube: PassCube, counts: np.ndarray, keys: np.ndarray, n: int, protocol: Protocol,
                  seed: int, rule: Rule) -> np.ndarray:
     """Expected accuracy per resample and problem [R, P] for n solutions, given a test draw's summaries."""
     p_count, resamples, _ = counts.shape
     correct = np.broadcast_to(cube.correct[:, None, :], counts.shape)
-    if protocol == "coderm_code":  # the authors' code: the first n solutions
+    sol = solution_draw(cube, n, resamples, protocol, seed)
+    if sol is None:  # the authors' code: the first n solutions
         counts, keys, correct = counts[..., :n], keys[..., :n], correct[..., :n]
-    else:  # bootstrap: n solutions drawn with replacement from each problem's real ones
-        rng = _solution_rng(seed, n, m, protocol)
-        sol = (rng.random((p_count, resamples, n)) * cube.n_solutions[:, None, None]).astype(np.int64)
+    else:
         counts, keys, correct = (np.take_along_axis(a, sol, axis=-1) for a in (counts, keys, correct))
     batch = p_count * resamples
     kept = select_from(counts.reshape(batch, n), keys.reshape(batch, n), rule)
@@ -92,7 +111,7 @@ def cell_accuracy(cube: PassCube, n: int, m: int, resamples: int, protocol: Prot
                   rule: Rule = "coderm") -> np.ndarray:
     """Expected best-of-n accuracy with m tests, per resample and problem: float [R, P]."""
     counts, keys = test_draw_summaries(cube, m, resamples, protocol, seed, transposed_float(cube))
-    return vote_on_draw(cube, counts, keys, n, m, protocol, seed, rule)
+    return vote_on_draw(cube, counts, keys, n, protocol, seed, rule)
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ def problem_bootstrap(expected: np.ndarray, seed: int = 0, draws: int = BOOTSTRA
 
 
 def scaling_grid(cube: PassCube, n_values: Sequence[int], m_values: Sequence[int], resamples: int,
-                 protocol: Protocol = "coderm_code", seed: int = 0, rule: Rule = "coderm",
+                 protocol: Protocol = "subsample", seed: int = 0, rule: Rule = "coderm",
                  workers: int | None = None) -> ScalingGrid:
     """accuracy(n, m) for every cell of the grid, every resample and every problem at once.
 
@@ -160,16 +179,25 @@ def scaling_grid(cube: PassCube, n_values: Sequence[int], m_values: Sequence[int
     acc = np.full((len(n_values), len(m_values), resamples, cube.shape[0]), np.nan)
     passes_t = transposed_float(cube)
     for j, m in enumerate(m_values):
+        without_replacement = protocol in ("coderm_code", "subsample")
         feasible = [i for i, n in enumerate(n_values)
-                    if n >= 1 and m >= 0 and not (protocol == "coderm_code" and (n > n_total or m > m_total))]
+                    if n >= 1 and m >= 0 and not (without_replacement and (n > n_total or m > m_total))]
         if not feasible:
             continue
-        # with the authors' protocol, drawing none or all of the tests is the same in every resample
-        fixed = protocol == "coderm_code" and (m == 0 or m >= m_total)
+        if m == 0 and protocol == "subsample":
+            # no tests: every rule picks uniformly among the drawn solutions, whose expected accuracy is
+            # exactly the problem's pass rate, whatever n (no resampling noise)
+            for i in feasible:
+                acc[i, j] = cube.pass_rates()[None, :]
+            continue
+        # without replacement, drawing none or all of the tests is the same in every resample
+        fixed = without_replacement and (m == 0 or m >= m_total)
         draws = 1 if fixed else resamples
         counts, keys = test_draw_summaries(cube, m, draws, protocol, seed, passes_t)
+        if fixed and protocol == "subsample":  # the solution draw still varies by resample
+            counts, keys = (np.broadcast_to(a, (a.shape[0], resamples, a.shape[2])) for a in (counts, keys))
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            cells = pool.map(lambda i: vote_on_draw(cube, counts, keys, n_values[i], m, protocol, seed, rule),
+            cells = pool.map(lambda i: vote_on_draw(cube, counts, keys, n_values[i], protocol, seed, rule),
                              feasible)
             for i, cell in zip(feasible, cells):
                 acc[i, j] = cell  # broadcasts a fixed draw over the resamples

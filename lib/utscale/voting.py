@@ -5,7 +5,7 @@ first, so one call scores thousands of (problem, resample) draws without a Pytho
 
 Shapes: `passes` bool [B, n, m] (solution i passes unit test j); `correct` bool [B, n] (solution i
 passes the ground truth). Missing tests or solutions are represented as all-False rows/columns, which
-is how the authors' code treats them (METHOD.md §1.2).
+is how the authors' code treats them (docs/method.md §1.2).
 """
 
 from __future__ import annotations

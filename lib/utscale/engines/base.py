@@ -11,7 +11,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    temperature: float = 0.8  # METHOD.md §1.4 (Table 4)
+    temperature: float = 0.8  # docs/method.md §1.4 (Table 4)
     top_p: float = 0.95
     max_tokens: int = 768
 

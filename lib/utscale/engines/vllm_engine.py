@@ -46,7 +46,7 @@ class VLLMEngine:
             model=model.path,
             max_model_len=max_model_len,
             seed=seed,
-            # on CPU the fraction means host memory; the paper's GPU setting is 0.8 (METHOD.md §1.4)
+            # on CPU the fraction means host memory; the paper's GPU setting is 0.8 (docs/method.md §1.4)
             gpu_memory_utilization=0.2 if cpu else 0.8,
             enforce_eager=cpu,
             **(cpu_options if cpu else {}),
