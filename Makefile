@@ -1,11 +1,12 @@
-# The two commands (README): `make run` (the embedded, offline main job) and `make test`.
+# The two commands (README): `make run` (the main job: the embedded live run and the full-scale CodeT
+# replication, then results/index.html) and `make test`.
 # Both build the same virtual environment from pyproject.toml first; nothing is installed by hand.
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install refresh-notebooks
+.PHONY: run test test-fast install refresh-notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +21,16 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m utscale run --profile embedded
+	$(BIN)/python -m utscale run --profile codet-humaneval
+	$(BIN)/python -m utscale index embedded codet-humaneval
 
 test: $(STAMP)
 	bash .ci/test
+
+# day-to-day: the unit tests only (no notebooks, no real engine, no browser, nothing marked slow)
+test-fast: $(STAMP)
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests -q -m "not slow and not engine" \
+	  --ignore tests/test_report_browser.py --ignore tests/test_notebooks.py
 
 refresh-notebooks: $(STAMP)
 	$(BIN)/python -m utscale refresh-notebooks
