@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from utscale.sandbox.oracle import oracle_passes
@@ -92,3 +94,29 @@ def test_parquet_local_file(tmp_path):
     path = tmp_path / "he.parquet"
     pd.DataFrame(rows).to_parquet(path)
     assert [p.task_id for p in benchmarks.load_benchmark("humaneval_plus", path).problems] == ["HumanEval/2", "HumanEval/7"]
+
+
+def test_livecodebench_private_tests_cannot_run_code(tmp_path):
+    import base64
+    import pickle
+    import zlib
+
+    from utscale.benchmarks import BenchmarkUnavailable, decode_lcb_tests
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    hostile = base64.b64encode(zlib.compress(pickle.dumps(Exploit()))).decode()
+    with pytest.raises(BenchmarkUnavailable, match="row 42: its test cases are not plain data"):
+        decode_lcb_tests(hostile, "LiveCodeBench row 42")
+    assert not marker.exists()
+    plain = [{"input": "1", "output": "2", "testtype": "functional"}]
+    encoded = base64.b64encode(zlib.compress(pickle.dumps(json.dumps(plain)))).decode()
+    assert decode_lcb_tests(encoded) == plain  # the format LiveCodeBench really uses still loads
+    with pytest.raises(BenchmarkUnavailable, match="not plain data"):
+        decode_lcb_tests("not base64 at all!!")

@@ -12,6 +12,7 @@ import ast
 import base64
 import gzip
 import hashlib
+import io
 import json
 import pickle
 import re
@@ -140,12 +141,31 @@ def _mbpp_plus_row(row: Mapping[str, Any]) -> Problem:
     )
 
 
-def decode_lcb_tests(blob: str) -> list[dict[str, Any]]:
-    """LiveCodeBench test lists are JSON, or (private tests) base64 → zlib → pickle → JSON."""
+class DataOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain data only (str, bytes, numbers, lists, tuples, dicts, sets): any global — a class,
+    a function such as `os.system` — is refused, so a data file can never run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain data may be unpickled")
+
+
+def decode_lcb_tests(blob: str, where: str = "") -> list[dict[str, Any]]:
+    """LiveCodeBench test lists are JSON, or (private tests) base64 → zlib → pickle → JSON. The pickle is
+    read by `DataOnlyUnpickler`; anything else is a BenchmarkUnavailable naming `where` (the row)."""
     try:
         return json.loads(blob)
     except json.JSONDecodeError:
-        return json.loads(pickle.loads(zlib.decompress(base64.b64decode(blob.encode("utf-8")))))
+        pass
+    try:
+        raw = zlib.decompress(base64.b64decode(blob.encode("utf-8")))
+        text = DataOnlyUnpickler(io.BytesIO(raw)).load()
+        tests = json.loads(text)
+    except (pickle.UnpicklingError, zlib.error, ValueError, TypeError, EOFError, json.JSONDecodeError) as exc:
+        raise BenchmarkUnavailable(f"{where or 'a LiveCodeBench row'}: its test cases are not plain data "
+                                   f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(tests, list):
+        raise BenchmarkUnavailable(f"{where or 'a LiveCodeBench row'}: its test cases are not a list")
+    return tests
 
 
 def _lcb_plain_signature(starter_code: str, func_name: str) -> str:
@@ -166,7 +186,8 @@ def _livecodebench_row(row: Mapping[str, Any]) -> Problem | None:
     func_name = (json.loads(metadata) if isinstance(metadata, str) else metadata).get("func_name")
     if not func_name:
         return None
-    tests = decode_lcb_tests(row["public_test_cases"]) + decode_lcb_tests(row["private_test_cases"])
+    where = f"LiveCodeBench row {row.get('question_id', '?')}"
+    tests = decode_lcb_tests(row["public_test_cases"], where) + decode_lcb_tests(row["private_test_cases"], where)
     cases = [
         ([json.loads(line) for line in t["input"].split("\n")], json.loads(t["output"]))
         for t in tests
@@ -240,14 +261,6 @@ def spread_subset(n_total: int, limit: int) -> np.ndarray:
     if limit <= 0 or limit >= n_total:
         return np.arange(n_total)
     return np.unique(np.linspace(0, n_total - 1, limit).round().astype(int))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
