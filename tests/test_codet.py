@@ -212,6 +212,13 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     table = rerankers.reranker_table(cubes)
     assert table.accuracy.iloc[0] == pytest.approx(labels.correct.mean() * 100)
     assert {"codet_released", "codet_paper", "coderm", "max_pass"} <= set(table.rule)
+    # a committed run ships its tables, not its bulky verdict logs: re-rendering executes nothing again
+    for name in ("labels_log", "assertion_executions_log"):
+        (run.path / f"{name}.jsonl").unlink()
+    again = execution.execute_run(run)
+    assert again["labels"].executed == 0 and again["executions"].executed == 0
+    assert run.read_table("executions").equals(executions)
+    assert run.manifest()["sandbox"]["reports"]["executions"]["executed"] == len(by_assertion)
 
 
 def test_committed_codet_run_reproduces_codets_published_numbers():

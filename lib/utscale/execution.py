@@ -134,7 +134,10 @@ def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tes
 def labels_table(solutions: pd.DataFrame, log: JsonlLog) -> pd.DataFrame:
     """One row per solution: executed verdicts, and `invalid` for solutions without code."""
     executed = log.frame()
+    done = set(zip(executed.task_id, executed.solution_id)) if len(executed) else set()
     missing = solutions[~solutions.code.map(lambda c: isinstance(c, str))]
+    missing = missing[pd.Series([(t, s) not in done for t, s in zip(missing.task_id, missing.solution_id)],
+                                index=missing.index, dtype=bool)]
     absent = pd.DataFrame({"task_id": missing.task_id, "solution_id": missing.solution_id, "correct": False,
                            "status": "invalid", "tests_run": 0, "duration_s": 0.0})
     return pd.concat([executed, absent], ignore_index=True) if len(absent) else executed
@@ -159,19 +162,29 @@ def make_executor(config: Mapping[str, Any], settings: SandboxSettings):
     return Executor(workers=workers, settings=settings)
 
 
+def verdict_log(run: Run, name: str, table: str, key: tuple[str, ...]) -> JsonlLog:
+    """The stage's verdict log; when it is gone but the stage's table exists (a committed run whose bulky
+    logs are not committed), the log is rebuilt from the table first, so nothing is executed again and a
+    re-render cannot flip a timing-dependent verdict."""
+    log = run.log(name, key)
+    if not log.path.exists() and run.has_table(table):
+        log.append(run.read_table(table).to_dict(orient="records"))
+    return log
+
+
 def execute_run(run: Run) -> dict[str, StageReport]:
     """Labels and the pass matrix for the run's problems, solutions and unit tests (resumable)."""
     problems, solutions, unit_tests = (run.read_table(n) for n in ("problems", "solutions", "unit_tests"))
     reports = {}
     with make_executor(run.config, sandbox_settings(run.config, labels=True)) as executor:
-        label_log = run.log("labels_log", LABEL_KEY)
+        label_log = verdict_log(run, "labels_log", "labels", LABEL_KEY)
         reports["labels"] = label_solutions(problems, solutions, label_log, executor)
         jailed = executor.jailed
     run.write_table("labels", labels_table(solutions, label_log), key=list(LABEL_KEY))
     with make_executor(run.config, sandbox_settings(run.config)) as executor:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
-            log = run.log("assertion_executions_log", ASSERTION_KEY)
+            log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY)
             pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"])
             reports["executions"] = _run_logged(pairs, log, ASSERTION_KEY, executor, _execution_fields)
             run.write_table("assertion_executions", log.frame(), key=list(ASSERTION_KEY))
@@ -179,14 +192,17 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         elif run.config["SANDBOX_MODE"] == "codet":
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
-            log = run.log("executions_log", EXECUTION_KEY)
+            log = verdict_log(run, "executions_log", "executions", EXECUTION_KEY)
             reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor)
             executions = log.frame()
     run.write_table("executions", executions, key=list(EXECUTION_KEY))
+    # a resumed stage keeps the report of the call that executed it (its throughput is the measured one)
+    previous = run.manifest().get("sandbox", {}).get("reports", {})
+    measured = {k: ({**asdict(v), "pairs_per_second": v.pairs_per_second} if v.executed or k not in previous
+                    else previous[k]) for k, v in reports.items()}
     run.update_manifest(sandbox={
         "settings": asdict(sandbox_settings(run.config)), "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
-        "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"],
-        "reports": {k: {**asdict(v), "pairs_per_second": v.pairs_per_second} for k, v in reports.items()},
+        "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"], "reports": measured,
     })
     return reports
 
