@@ -12,7 +12,6 @@ import heapq
 import time
 
 import numpy as np
-
 from utscale import allocation
 
 P, CAP, LEVELS, R = 400, 100, 64, 100

@@ -16,7 +16,6 @@ import time
 import tracemalloc
 
 import numpy as np
-
 from utscale import matrix, scaling, voting
 
 P, N, M, R = 164, 100, 100, 100

@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from utscale.sandbox.oracle import oracle_passes
 from utscale import benchmarks
+from utscale.sandbox.oracle import oracle_passes
+
 from tests.conftest import FIXTURES
 
 

@@ -9,7 +9,6 @@ import shutil
 
 import pandas as pd
 import pytest
-
 from utscale import codet, generation
 from utscale.engines.base import Request, SamplingConfig
 from utscale.engines.replay_engine import ReplayEngine

@@ -12,7 +12,6 @@ import time
 
 import httpx
 import pytest
-
 from utscale import benchmarks, extract, generation
 from utscale.engines import Request, SamplingConfig
 

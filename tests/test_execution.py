@@ -12,7 +12,6 @@ import time
 
 import pandas as pd
 import pytest
-
 from utscale import benchmarks, execution
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings

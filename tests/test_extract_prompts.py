@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from utscale import extract, prompts
 
 SOL = "```python\ndef f(x):\n    return x + 1\n```"

@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-
 from utscale import benchmarks, generation
 from utscale.engines import derive_seed
 from utscale.engines.replay_engine import ReplayEngine

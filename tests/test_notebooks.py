@@ -5,7 +5,6 @@ from __future__ import annotations
 import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
-
 from utscale import config, pipeline
 
 NOTEBOOKS = pipeline.notebook_paths()

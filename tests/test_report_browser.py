@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from utscale import claims, pipeline
 from utscale.paths import project_root
 

@@ -9,7 +9,6 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
-
 from utscale import claims, matrix, rerankers, voting
 
 

@@ -14,10 +14,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from utscale.sandbox.oracle import oracle_passes
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
 from utscale.sandbox.executor import bwrap_prefix
+from utscale.sandbox.oracle import oracle_passes
 
 ROOT = os.geteuid() == 0
 GOOD = "def add(a, b):\n    return a + b\n"
@@ -168,7 +167,8 @@ def test_a_killed_worker_is_replaced_and_the_job_resumes():
 
 
 def test_statuses_and_tests_run_for_ordinary_programs():
-    two_methods = "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(add(1, 1), 2)\n    def test_b(self):\n        self.assertEqual(add(0, 0), 0)\n"
+    two_methods = ("import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(add(1, 1), 2)\n"
+                   "    def test_b(self):\n        self.assertEqual(add(0, 0), 0)\n")
     raising = unit_test_program("raise ValueError('boom')")
     empty = "import unittest\nclass T(unittest.TestCase):\n    pass\n"
     pairs = [Pair("two", GOOD, two_methods), Pair("raising", GOOD, raising), Pair("empty", GOOD, empty),

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from utscale import cli, config, pipeline, sweep
 from utscale.paths import params_dir
 from utscale.runs import RunConflict

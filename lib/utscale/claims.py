@@ -182,7 +182,8 @@ def claim_8_voting_is_best_of_n(grid: ScalingGrid, cube: PassCube, seed: int = 0
         estimate, draws = voting_gain(grid, n, m_high, seed)
         lo, hi = np.nanpercentile(draws, [2.5, 97.5])
         gain = f"; this run's best-of-{n} gain over random pick with {m_high} tests: {estimate:+.2f} points ({lo:+.2f} to {hi:+.2f})"
-    evidence = f"the selection is one of the N candidates by its score; our rule equals the plain statement on {checked - len(mismatched)} of {checked} problems{gain}"
+    evidence = (f"the selection is one of the N candidates by its score; our rule equals the plain statement on "
+                f"{checked - len(mismatched)} of {checked} problems{gain}")
     if mismatched:
         return Verdict("8", INCONCLUSIVE, evidence, f"our implementation departs from the rule on {mismatched[:5]}")
     return Verdict("8", BY_DEFINITION, evidence, "a statement of the method, not an empirical finding")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from utscale import config as config_mod
 from utscale.paths import notebooks_dir
 from utscale.report import render_report
 from utscale.runs import Run, open_run
+
 
 def notebook_paths() -> list[Path]:
     return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
@@ -67,7 +68,7 @@ def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, on
     for path in paths:
         print(f"[utscale] {run.run_id}: executing {path.name}", flush=True)
         execute(path, run.file(f"notebooks/{path.name}"), notebook_parameters(declared[path], run))
-        run.update_manifest(notebooks={path.name: datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        run.update_manifest(notebooks={path.name: datetime.now(UTC).isoformat(timespec="seconds")})
     report = render_report(run)
     executed = run.manifest().get("notebooks", {})
     run.update_manifest(completed=all(p.name in executed for p in notebook_paths()))

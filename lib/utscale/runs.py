@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -215,7 +215,7 @@ class Run:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage and record it (start, seconds, versions) in the manifest."""
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         t0 = time.perf_counter()
         yield
         self.update_manifest(
@@ -288,7 +288,7 @@ def open_run(profile: str, overrides: Mapping[str, Any] | None = None, run_dir: 
         "profile": profile,
         "config": cfg.values,
         "config_sha256": config_mod.canonical_hash(cfg.values),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seeds": {"root": cfg.values["SEED"]},
         "git": git_state(),
         "versions": package_versions(),

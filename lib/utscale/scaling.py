@@ -197,7 +197,8 @@ def scaling_grid(cube: PassCube, n_values: Sequence[int], m_values: Sequence[int
         if fixed and protocol == "subsample":  # the solution draw still varies by resample
             counts, keys = (np.broadcast_to(a, (a.shape[0], resamples, a.shape[2])) for a in (counts, keys))
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            cells = pool.map(lambda i: vote_on_draw(cube, counts, keys, n_values[i], protocol, seed, rule),
+            # the pool is drained inside this iteration, so binding counts and keys here is safe
+            cells = pool.map(lambda i, c=counts, k=keys: vote_on_draw(cube, c, k, n_values[i], protocol, seed, rule),
                              feasible)
             for i, cell in zip(feasible, cells):
                 acc[i, j] = cell  # broadcasts a fixed draw over the resamples

@@ -22,7 +22,7 @@ import json
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +189,7 @@ def run_sweep(ref: str, *, runner: PipelineRunner = _run_pipeline, log: Callable
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     atomic_write_text(manifest_path, json.dumps({
         "sweep": sweep.name, "grid": sweep.source, "only": sweep.only,
-        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         "points": {p.run_id: {"profile": p.profile, "overrides": p.overrides, **status[p.run_id]} for p in sweep.points},
     }, indent=2, sort_keys=True) + "\n")
     log(f"[sweep {sweep.name}] comparison: {out / 'comparison.csv'}")
