@@ -126,3 +126,19 @@ def test_prompt_code_is_one_fixed_policy_sample_and_never_the_reference_unless_a
     reference = generation.prompt_code(probs, sols, "reference")
     assert {src for src, _ in reference.values()} == {"reference"}
     assert reference[first][1] == probs.set_index("task_id").reference_solution[first]
+
+
+def test_a_finished_log_never_loads_the_model(results_root, monkeypatch):
+    """Re-rendering a run whose samples are all logged uses the log, not the (vLLM) engine."""
+    from utscale import benchmarks, runs
+
+    run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2})
+    benchmarks.materialise(run)
+    first = generation.sample_solutions(run)  # replayed into the run's log
+    vllm_run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2, "POLICY_ENGINE": "vllm"})
+    benchmarks.materialise(vllm_run)
+    (vllm_run.path / "solutions_raw.jsonl").write_bytes((run.path / "solutions_raw.jsonl").read_bytes())
+    monkeypatch.setattr(generation, "make_engine", lambda *a, **k: pytest.fail("an engine was built"))
+    again = generation.sample_solutions(vllm_run)
+    assert again.equals(first)
+    assert vllm_run.manifest()["models"]["policy"]["engine"] == "replay"  # named by what wrote the log

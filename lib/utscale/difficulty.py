@@ -38,7 +38,8 @@ def hidden_states(model_dir: str, texts: list[str], layer: int, batch_size: int 
     with torch.no_grad():
         for start in range(0, len(chats), batch_size):
             enc = tokenizer(chats[start:start + batch_size], return_tensors="pt", padding=True)
-            states = model(**enc, output_hidden_states=True).hidden_states[layer]
+            # the base model only: the same hidden states, without the vocabulary-sized logits of every token
+            states = model.model(**enc, output_hidden_states=True).hidden_states[layer]
             out.append(states[:, -1, :].float().numpy())
     return np.concatenate(out, axis=0)
 

@@ -141,9 +141,15 @@ def unit_tests_table(raw: pd.DataFrame, problems: pd.DataFrame, code_source: Map
         for r, got, dup in zip(group.itertuples(), found, duplicates):
             rows.append({**_test_row(r, code_source[task_id][0]), "code": got.code, "class_name": got.class_name,
                          "extract_status": got.status, "duplicate_of": None if dup is None else int(indices[dup])})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows)[UNIT_TEST_COLUMNS]
     table["duplicate_of"] = table["duplicate_of"].astype("Int64")
     return table
+
+
+# the unit_tests table's columns, in order (CodeT's release adds `assertions` at the end)
+UNIT_TEST_COLUMNS = ["task_id", "test_id", "raw_response", "code", "class_name", "extract_status", "duplicate_of",
+                     "prompt_code_source", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason", "engine",
+                     "model", "seed"]
 
 
 def _test_row(r: Any, prompt_code_source: str) -> dict[str, Any]:
@@ -183,7 +189,7 @@ def codet_test_tables(raw: pd.DataFrame, problems: pd.DataFrame) -> tuple[pd.Dat
                         "code": codet.unit_test_program([found.text]), "multiplicity": found.multiplicity,
                         "sources": json.dumps([list(s) for s in found.sources])}
                        for i, found in enumerate(codet.distinct_assertions(parsed))]
-    unit_tests = pd.DataFrame(tests)
+    unit_tests = pd.DataFrame(tests)[UNIT_TEST_COLUMNS + ["assertions"]]
     unit_tests["duplicate_of"] = unit_tests["duplicate_of"].astype("Int64")
     return unit_tests, pd.DataFrame(assertions)
 
@@ -206,12 +212,33 @@ def _record_engine(run: Run, role: str, engine: Engine) -> None:
     run.update_manifest(models={role: entry})
 
 
+class LoggedEngine:
+    """Stands in for a model engine when the run's log already holds every requested sample: re-rendering
+    a finished run then never loads a model. It names the engine that wrote the log, and generates nothing."""
+
+    def __init__(self, record: Mapping[str, Any]):
+        self.name, self.model, self.weights_id = record["engine"], record["model"], record["weights_id"]
+
+    def generate(self, requests: Sequence[Request]) -> list:
+        raise RuntimeError("the run's log is complete; nothing should be generated")
+
+
+def _engine_for(run: Run, role: str, problems: pd.DataFrame, requests: Sequence[Request], log: JsonlLog) -> Engine:
+    """The configured engine, or (a model engine whose samples are all logged already) a `LoggedEngine`."""
+    if run.config[f"{'POLICY' if role == 'policy' else 'TEST'}_ENGINE"] != "replay" and requests:
+        done = log.keys()
+        if all((r.task_id, r.index) in done for r in requests):
+            return LoggedEngine(next(iter(log)))  # type: ignore[return-value]
+    return make_engine(run.config, role, problems)
+
+
 def sample_solutions(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     """Notebook 02: N solutions per problem → `solutions` table (and `solutions_raw.jsonl`)."""
     problems = run.read_table("problems")
-    engine = engine or make_engine(run.config, "policy", problems)
     log = run.log("solutions_raw", RAW_KEY)
-    generate(solution_requests(problems, run.config), engine, log, cache=_cache_for(engine), progress="solutions")
+    requests = solution_requests(problems, run.config)
+    engine = engine or _engine_for(run, "policy", problems, requests, log)
+    generate(requests, engine, log, cache=_cache_for(engine), progress="solutions")
     _record_engine(run, "policy", engine)
     prompts = getattr(engine, "prompts", None) if _codet(engine) else None
     run.write_table("solutions", solutions_table(log.frame(), prompts), key=["task_id", "solution_id"])
@@ -224,10 +251,10 @@ def generate_unit_tests(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     problems = run.read_table("problems")
     solutions = run.read_table("solutions") if run.has_table("solutions") else None
     code = prompt_code(problems, solutions, run.config["TEST_PROMPT_CODE"])
-    engine = engine or make_engine(run.config, "test", problems)
     log = run.log("unit_tests_raw", RAW_KEY)
-    generate(unit_test_requests(problems, code, run.config), engine, log, cache=_cache_for(engine),
-             progress="unit tests")
+    requests = unit_test_requests(problems, code, run.config)
+    engine = engine or _engine_for(run, "test", problems, requests, log)
+    generate(requests, engine, log, cache=_cache_for(engine), progress="unit tests")
     _record_engine(run, "test", engine)
     if _codet(engine):
         unit_tests, assertions = codet_test_tables(log.frame(), problems)
