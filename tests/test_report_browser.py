@@ -2,8 +2,8 @@
 figure, and shows no code. A full-page screenshot of each report checked is kept as an artifact
 (`$UTSCALE_ARTIFACTS`, by default pytest's temporary folder).
 
-Checked on a report rendered now (the ci pipeline end to end) and on the committed embedded run's
-report, which is what a reviewer opens without running anything.
+Checked on a report rendered now (the ci pipeline end to end) and on the committed runs'
+reports, which are what a reviewer opens without running anything.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if not CHROMIUM and not os.environ.get("UTSCALE_REQUIRE_BROWSER"):
     pytest.skip("Debian chromium is not installed (bash .ci/system-packages installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-COMMITTED = project_root() / "results" / "embedded"
+COMMITTED = [project_root() / "results" / name for name in ("embedded", "embedded-reference-ablation", "codet-humaneval")]
 
 PAGE_FACTS = """() => {
   const ledger = document.querySelector('#claims-ledger');
@@ -99,6 +99,6 @@ def test_fresh_report_renders_in_chromium(browser, rendered_ci_run, tmp_path):
     assert all(shown[c] == v for c, v in saved.items())  # the page shows the verdicts the notebooks computed
 
 
-@pytest.mark.skipif(not (COMMITTED / "report.html").exists(), reason="no committed embedded run yet")
-def test_committed_embedded_report_renders_in_chromium(browser, tmp_path):
-    check_report(browser, COMMITTED / "report.html", COMMITTED / "figures", artifact_dir(tmp_path) / "report-embedded.png")
+@pytest.mark.parametrize("committed", [p for p in COMMITTED if (p / "report.html").exists()], ids=lambda p: p.name)
+def test_committed_reports_render_in_chromium(browser, tmp_path, committed):
+    check_report(browser, committed / "report.html", committed / "figures", artifact_dir(tmp_path) / f"report-{committed.name}.png")

@@ -61,11 +61,11 @@ def label_pairs(problems: pd.DataFrame, solutions: pd.DataFrame) -> dict[tuple, 
             for r in solutions.itertuples() if isinstance(r.code, str)}
 
 
-def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
-    """(task_id, solution_id, test_id) → (solution program, unit test) for every valid, unique test."""
+def _cross(problems: pd.DataFrame, solutions: pd.DataFrame, tests_by_task: Mapping[str, list[tuple[int, str]]]
+           ) -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id, test key) → (solution program, test) for every solution with code and every
+    test of its problem."""
     info = problems.set_index("task_id")[["benchmark", "entry_point"]].to_dict("index")
-    valid = unit_tests[unit_tests.code.map(lambda c: isinstance(c, str)) & unit_tests.duplicate_of.isna()]
-    tests_by_task = {t: list(zip(g.test_id, g.code)) for t, g in valid.groupby("task_id")}
     pairs = {}
     for r in solutions.itertuples():
         if not isinstance(r.code, str):
@@ -76,22 +76,19 @@ def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd
     return pairs
 
 
+def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id, test_id) → (solution program, unit test) for every valid, unique test."""
+    valid = unit_tests[unit_tests.code.map(lambda c: isinstance(c, str)) & unit_tests.duplicate_of.isna()]
+    return _cross(problems, solutions, {t: list(zip(g.test_id, g.code)) for t, g in valid.groupby("task_id")})
+
+
 def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
                     mode: str = "fast") -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, assertion_id) → (solution program, test) for CodeT's distinct assertions:
     executed once each, they give both granularities' matrices. The test is a one-assertion TestCase,
     or in the `codet` mode the bare assertion (CodeT's executor packs them itself)."""
-    info = problems.set_index("task_id")[["benchmark", "entry_point"]].to_dict("index")
     column = "assertion" if mode == "codet" else "code"
-    by_task = {t: list(zip(g.assertion_id, g[column])) for t, g in assertions.groupby("task_id")}
-    pairs = {}
-    for r in solutions.itertuples():
-        if not isinstance(r.code, str):
-            continue
-        program = solution_for_unit_tests(info[r.task_id]["benchmark"], info[r.task_id]["entry_point"], r.code)
-        for assertion_id, test in by_task.get(r.task_id, []):
-            pairs[(r.task_id, r.solution_id, assertion_id)] = (program, test)
-    return pairs
+    return _cross(problems, solutions, {t: list(zip(g.assertion_id, g[column])) for t, g in assertions.groupby("task_id")})
 
 
 def assertion_sources(assertions: pd.DataFrame) -> pd.DataFrame:
