@@ -144,14 +144,12 @@ def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, 
 def rule_matches_statement(cube: PassCube, rule: Rule = "coderm") -> tuple[int, list[str]]:
     """Our vectorised selection against the rule stated plainly (`voting.reference_vote_accuracy`) on
     every problem's full matrix: (problems checked, task ids where they disagree)."""
-    fast = select(cube.passes, rule)
-    expected = expected_accuracy(fast, cube.correct)
     mismatched = []
     for p, task in enumerate(cube.task_ids):
-        n = int(cube.n_solutions[p])
+        n = int(cube.n_solutions[p])  # each problem's real solutions only, so padding never counts
         plain = reference_vote_accuracy(cube.passes[p, :n], cube.correct[p, :n], rule)
         ours = float(expected_accuracy(select(cube.passes[p:p + 1, :n], rule), cube.correct[p:p + 1, :n])[0])
-        if not np.isclose(ours, plain, equal_nan=True) or (n == cube.shape[1] and not np.isclose(expected[p], plain)):
+        if not np.isclose(ours, plain, equal_nan=True):
             mismatched.append(task)
     return len(cube.task_ids), mismatched
 

@@ -106,11 +106,9 @@ class ReplayEngine:
         if fmt == "codet":
             self.table, release = read_codet(resolved, kind, count_tokens, entry_points)
             self.prompts, sha256 = release.prompts, release.sha256
-            self.samples_in_file = {task: len(items) for task, items in release.samples.items()}
         else:
             self.table = read_replay(resolved, fmt, kind)
             sha256 = hashlib.sha256(resolved.read_bytes()).hexdigest()
-            self.samples_in_file = {}
         self.sha256 = sha256
         self.weights_id = f"replay:{resolved.name}"
 
