@@ -229,6 +229,15 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert q1.verdict == claims.ANSWERED and "+10.00 points" in q1.evidence and "per point" in q1.evidence
     assert "dynamic allocation: 1 of its 1 points on the frontier" in q1.evidence
     assert claims.question_1(costed_points(0.0)).verdict == claims.NOT_TESTABLE
+    gains = pd.DataFrame({"rule": ["online_a", "online_b"], "tests_generated": [3.0, 6.0], "share_of_cap": [0.25, 0.5],
+                          "gain_vs_equal_same_tests": [0.8, -0.4], "ci_low": [0.2, -0.9], "ci_high": [1.4, -0.1],
+                          "minus_equal_full_budget": [-0.3, 0.1], "full_ci_low": [-1.0, -0.2], "full_ci_high": [0.4, 0.3]})
+    online_q1 = claims.question_1(costed_points(), gains).evidence
+    assert "online_a comes within 0.5 points of equal allocation with 12 tests (-0.30" in online_q1
+    assert "3.0 tests per problem (25% of the cap)" in online_q1
+    assert "better in 1, worse in 1 (intervals excluding zero) of 2 settings; worse: online_b" in online_q1
+    far = claims.question_1(costed_points(), gains.assign(minus_equal_full_budget=[-2.0, -0.7])).evidence
+    assert "no setting comes within 0.5 points" in far and "closest -0.70" in far
     curve = costed_points()[lambda t: t.rule == "same tests for all"][["n_solutions", "n_tests", "accuracy"]]
     q2 = claims.question_2(curve, test_tokens=300, test_flops=3e11)
     assert q2.verdict == claims.ANSWERED and "0: 30.0, 1: 33.0, 4: 38.0, 12: 40.0" in q2.evidence

@@ -229,11 +229,11 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
     return Verdict("4", verdict, evidence, reason)
 
 
-def question_1(costed: pd.DataFrame) -> Verdict:
+def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -> Verdict:
     """Q1, the accuracy-cost trade-off: the Pareto frontier over N, M and allocation rule in FLOPs, what
-    a point of accuracy costs between random pick and voting over every test, and where dynamic
-    allocation sits. `costed`: notebook 06's cost table (rule, n_solutions, n_tests, accuracy, costs,
-    pareto)."""
+    a point of accuracy costs between random pick and voting over every test, where dynamic allocation
+    sits, and what online stopping buys. `costed`: notebook 06's cost table (rule, n_solutions, n_tests,
+    accuracy, costs, pareto); `online_gains`: `online.gains_table`."""
     if not (costed.flops > 0).any():
         return Verdict("Q1", NOT_TESTABLE, "no token counts behind this run's generations",
                        "a replay without token counts: set REPLAY_TOKENIZER")
@@ -257,7 +257,31 @@ def question_1(costed: pd.DataFrame) -> Verdict:
     dynamic = costed[costed.rule.isin(["paper_predicted", "paper_gold", "verifier_aware"])]
     if len(dynamic):
         parts.append(f"dynamic allocation: {int(dynamic.pareto.sum())} of its {len(dynamic)} points on the frontier")
+    if online_gains is not None and len(online_gains):
+        parts.append(_online_summary(online_gains, m_max))
     return Verdict("Q1", ANSWERED, "; ".join(parts), "costs from this run's own token counts and timings")
+
+
+ONLINE_TARGET = 0.5  # points below equal allocation's full-budget accuracy an online rule may lose
+
+
+def _online_summary(gains: pd.DataFrame, cap: int) -> str:
+    """What the cheapest online setting within ONLINE_TARGET of the full budget costs, and how every setting
+    compares with equal allocation given the same number of tests (paired intervals over problems)."""
+    close = gains[gains.minus_equal_full_budget >= -ONLINE_TARGET].sort_values("tests_generated")
+    if close.empty:
+        head = (f"online stopping: no setting comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
+                f"(closest {gains.minus_equal_full_budget.max():+.2f})")
+    else:
+        b = close.iloc[0]
+        head = (f"online stopping: {b.rule} comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
+                f"({b.minus_equal_full_budget:+.2f}, 95% {b.full_ci_low:+.2f} to {b.full_ci_high:+.2f}) generating "
+                f"{b.tests_generated:.1f} tests per problem ({100 * b.share_of_cap:.0f}% of the cap)")
+    versus = gains[gains.ci_low > 0].rule.tolist(), gains[gains.ci_high < 0].rule.tolist()
+    tail = (f"against equal allocation given the same tests: better in {len(versus[0])}, worse in {len(versus[1])} "
+            f"(intervals excluding zero) of {len(gains)} settings"
+            + (f"; worse: {', '.join(versus[1])}" if versus[1] else ""))
+    return f"{head}; {tail}"
 
 
 def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> Verdict:

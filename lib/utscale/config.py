@@ -123,6 +123,15 @@ SCHEMA: dict[str, Param] = {
         Param("PROBE_FOLDS", int, "cross-validation folds across problems", minimum=2),
         Param("BUDGETS", list, "average unit tests per problem", "1 … 64 (log)", item_kind=int, minimum=1),
         Param("ALLOCATION_FLOOR", int, "tests every problem gets before the greedy rule", "not stated", minimum=0),
+        # online dynamic scaling (beyond the paper, notebook 06; docs/method.md §8)
+        Param("ONLINE_ROUND", int, "unit tests each open problem gets per round", "not in the paper", minimum=1),
+        Param("ONLINE_MIN_TESTS", int, "tests every problem gets before a stopping rule may stop it", minimum=0),
+        Param("ONLINE_STABILITY", list, "stability rule: stop when the kept set is unchanged over k new tests",
+              item_kind=int, minimum=1),
+        Param("ONLINE_HORIZONS", list, "margin rule: per-problem cap h; stop when no outsider can catch up by h",
+              item_kind=int, minimum=1),
+        Param("ONLINE_ALPHAS", list, "posterior rule: stop when P(a challenger beats the leader) is at most α",
+              item_kind=float, minimum=0.0, maximum=1.0),
     ]
 }
 

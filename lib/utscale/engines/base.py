@@ -63,7 +63,9 @@ def derive_seed(root: int, stage: str, task_id: str, index: int) -> int:
 
 
 def cache_key(engine: Engine, request: Request) -> str:
-    """(model + weights, prompt, sampling parameters, seed, sample index) → one cache entry."""
+    """(model + weights [+ dtype], prompt, sampling parameters, seed, sample index) → one cache entry."""
     parts = [engine.model, engine.weights_id, request.prompt_hash, json.dumps(asdict(request.sampling), sort_keys=True),
              str(request.seed), str(request.index)]
+    if getattr(engine, "dtype", ""):  # an engine computing in another dtype than the model's (vLLM-CPU on AVX2)
+        parts.append(f"dtype={engine.dtype}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

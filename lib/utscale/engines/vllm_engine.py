@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from utscale.engines.base import Completion, Request
 from utscale.models import ModelRef
@@ -27,6 +28,17 @@ def on_cpu() -> bool:
 CPU_MAX_SEQS = 16
 
 
+def cpu_dtype() -> str:
+    """The dtype vLLM computes in on this CPU. bfloat16 weights run natively only with AVX-512 BF16 or
+    AMX; on other x86 CPUs (AVX2 only) torch emulates bf16 and a 0.5B model's matmuls are about 3x
+    slower than in float32 (measured on the 2-core AVX2 machine of the committed runs), so float32 is used there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "auto"
+    return "auto" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
 class VLLMEngine:
     name = "vllm"
 
@@ -40,6 +52,8 @@ class VLLMEngine:
         self.model = model.name
         self.weights_id = model.weights_id
         cpu = on_cpu()
+        # part of the cache key and the manifest: outputs depend on the numerics ("" = the model's own dtype)
+        self.dtype = "" if not cpu or cpu_dtype() == "auto" else cpu_dtype()
         max_model_len = max_model_len or (2048 if cpu else 4096)  # 4096: the paper's repo config
         cpu_options = {"max_num_batched_tokens": CPU_MAX_SEQS * max_model_len, "max_num_seqs": CPU_MAX_SEQS}
         self.llm = LLM(
@@ -49,6 +63,7 @@ class VLLMEngine:
             # on CPU the fraction means host memory; the paper's GPU setting is 0.8 (docs/method.md §1.4)
             gpu_memory_utilization=0.2 if cpu else 0.8,
             enforce_eager=cpu,
+            dtype=self.dtype or "auto",
             **(cpu_options if cpu else {}),
         )
 

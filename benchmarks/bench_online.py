@@ -1,0 +1,78 @@
+"""Online stopping simulation: every rule over a committed run's full matrices, and the loop it replaces.
+
+Target (issue: online dynamic scaling): simulating every rule over 164 problems × 100 tests × 100 orders
+takes seconds. The baseline, measured in the same run on a slice, is the plain loop: for each (problem,
+order) and each prefix of the order, one `voting.select` call. Prints the vectorised time on the whole run,
+both times on the slice, their ratio, and checks that the two agree on the slice's accuracy trajectory.
+
+Run: .venv/bin/python benchmarks/bench_online.py [--run results/codet-humaneval] [--resamples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from utscale import matrix, online, voting
+from utscale.runs import Run
+
+SETTINGS = ([online.Setting("stability", k) for k in (2, 4, 8, 16)] + [online.Setting("margin", h) for h in (25, 50, 100)]
+            + [online.Setting("posterior", a) for a in (0.2, 0.1, 0.05)])
+
+
+def open_committed(path: Path) -> Run:
+    manifest = json.loads((path / "manifest.json").read_text())
+    return Run(run_id=path.name, path=path, config=manifest["config"], profile=manifest["profile"])
+
+
+def loop_trajectory(cube: matrix.PassCube, problems: range, resamples: int, seed: int) -> np.ndarray:
+    """The baseline: accuracy after every prefix, one select per (problem, order, prefix), [M+1, R, P]."""
+    m = cube.shape[2]
+    out = np.empty((m + 1, resamples, len(problems)))
+    for k, p in enumerate(problems):
+        rng = np.random.default_rng([seed, p])
+        orders = rng.permuted(np.tile(np.arange(m), (resamples, 1)), axis=1)
+        real = int(cube.n_solutions[p])
+        for r in range(resamples):
+            passes, correct = cube.passes[p, :real][:, orders[r]], cube.correct[p, :real]
+            for t in range(m + 1):
+                kept = voting.select(passes[None, :, :t])
+                out[t, r, k] = voting.expected_accuracy(kept, correct[None])[0]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", default="results/codet-humaneval")
+    parser.add_argument("--resamples", type=int, default=100)
+    parser.add_argument("--slice", type=int, default=4, help="problems in the baseline comparison")
+    args = parser.parse_args()
+    cube = matrix.load(open_committed(Path(args.run)))
+    p, n, m = cube.shape
+    started = time.perf_counter()
+    traj = online.simulate(cube, SETTINGS, args.resamples, seed=1234)
+    whole = time.perf_counter() - started
+    print(f"vectorised: {p} problems x {n} solutions x {m} tests x {args.resamples} orders, {len(SETTINGS)} settings: {whole:.1f} s")
+    part = matrix.PassCube(cube.task_ids[:args.slice], cube.passes[:args.slice], cube.correct[:args.slice],
+                           cube.n_solutions[:args.slice], cube.n_tests[:args.slice], cube.weights[:args.slice])
+    resamples = max(args.resamples // 10, 2)
+    started = time.perf_counter()
+    fast = online.simulate(part, SETTINGS, resamples, seed=1234)
+    fast_s = time.perf_counter() - started
+    started = time.perf_counter()
+    slow = loop_trajectory(part, range(args.slice), resamples, seed=1234)
+    slow_s = time.perf_counter() - started
+    same = np.allclose(fast.accuracy, slow, equal_nan=True)
+    print(f"slice ({args.slice} problems x {resamples} orders): vectorised {fast_s:.2f} s (with every stopping rule), "
+          f"loop {slow_s:.2f} s (the trajectory only): {slow_s / fast_s:.0f}x; trajectories agree: {same}")
+    per = whole / (p * args.resamples)
+    print(f"whole run: {whole:.1f} s = {per * 1e3:.2f} ms per (problem, order); the loop would take about "
+          f"{slow_s / (args.slice * resamples) * p * args.resamples / 60:.0f} min")
+
+
+if __name__ == "__main__":
+    main()

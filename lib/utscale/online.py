@@ -1,0 +1,366 @@
+"""Online dynamic scaling: generate unit tests in rounds and stop each problem once its vote is settled.
+
+Beyond the paper (docs/method.md §8). The paper fixes each problem's budget in advance from a difficulty
+probe. Here tests arrive in rounds; after each round a *stopping rule* looks only at the pass matrix so
+far (never at the ground truth) and decides whether the problem's vote is settled; a total budget that
+settled problems leave unspent goes to the problems still open.
+
+Three rules, each a function of the trajectory of the vote as tests are revealed:
+
+- ``stability`` (k): the kept set (the solutions the voting rule keeps) has not changed over the last k
+  tests.
+- ``margin`` (horizon h): no solution outside the kept set can catch up with the kept set's pass count
+  with the tests still allowed (h minus the tests so far, weighted). The final pick is then certain to come
+  from today's kept set; the kept solutions agree on every test so far and are treated as one.
+- ``posterior`` (α, an explicit error target): for the leader and each solution outside the kept set, the
+  tests that tell them apart are a Beta(1 + b, 1 + a) posterior of how often the challenger wins one (a
+  leader's wins, b the challenger's); the rule stops when no challenger is better than the leader with
+  posterior probability above α. When every solution agrees on every test so far there is no evidence at
+  all, and the rule of succession, 1 / (t + 2), is the chance that the next test separates them.
+
+The simulation reveals the columns of a full pass matrix in random order (resampled over orders and,
+for n < N, solution draws without replacement); equal allocation at m tests is the same trajectory read
+at m, so every rule is compared on the same draws. All of it is vectorised over problems × resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from utscale.matrix import PassCube
+from utscale.runs import Run
+from utscale.scaling import problem_bootstrap
+from utscale.voting import Rule, expected_accuracy, key_weights, select_from
+
+STOPPING_RULES = ("stability", "margin", "posterior")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One stopping rule with its parameter, e.g. Setting("stability", 4)."""
+
+    rule: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.rule not in STOPPING_RULES:
+            raise ValueError(f"unknown stopping rule {self.rule!r}; choose one of {STOPPING_RULES}")
+
+    @property
+    def name(self) -> str:
+        """The row name in allocation.csv: online_stability_k4, online_margin_h50, online_posterior_a0.05."""
+        letter = {"stability": "k", "margin": "h", "posterior": "a"}[self.rule]
+        value = f"{self.value:g}"
+        return f"online_{self.rule}_{letter}{value}"
+
+
+def settings_from_config(config: dict) -> list[Setting]:
+    """The online settings a run's parameters ask for (ONLINE_STABILITY, ONLINE_HORIZONS, ONLINE_ALPHAS)."""
+    return ([Setting("stability", k) for k in config["ONLINE_STABILITY"]]
+            + [Setting("margin", h) for h in config["ONLINE_HORIZONS"]]
+            + [Setting("posterior", a) for a in config["ONLINE_ALPHAS"]])
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """The vote after each round, for every problem and resample.
+
+    checkpoints: tests revealed at each round boundary, int [T] (0, r, 2r, …, M).
+    accuracy: expected correctness of the pick after checkpoints[i] tests, float [T, R, P] (0–1).
+    stops: for each setting's name, the checkpoint index at which it stops, int [R, P].
+    """
+
+    checkpoints: np.ndarray
+    accuracy: np.ndarray
+    stops: dict[str, np.ndarray]
+
+    @property
+    def cap(self) -> int:
+        return int(self.checkpoints[-1])
+
+    def tests_at(self, index: np.ndarray) -> np.ndarray:
+        return self.checkpoints[index]
+
+    def accuracy_at(self, index: np.ndarray) -> np.ndarray:
+        """Per (resample, problem) accuracy when each stops at checkpoint `index` [R, P]."""
+        r, p = index.shape
+        return self.accuracy[index, np.arange(r)[:, None], np.arange(p)[None, :]]
+
+
+@lru_cache(maxsize=8)
+def challenger_better(m: int) -> np.ndarray:
+    """P(Beta(1 + b, 1 + a) > 1/2) for a, b = 0 … m, float [m+1, m+1] indexed [a, b]: the posterior
+    probability that a challenger with b wins against the leader's a (uniform prior) wins most tests.
+
+    For integer parameters the regularised incomplete beta is a binomial tail,
+    I_½(1 + a, 1 + b) = P(Binomial(a + b + 1, ½) ≥ a + 1), computed exactly from binomial coefficients."""
+    size = 2 * m + 2
+    pmf = np.zeros((size + 1, size + 1))  # pmf[n, k] = P(Binomial(n, ½) = k), by Pascal's rule
+    pmf[0, 0] = 1.0
+    for n in range(1, size + 1):
+        pmf[n, 1:] = pmf[n - 1, :-1] / 2
+        pmf[n, :] += pmf[n - 1, :] / 2
+    tail = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # tail[n, k] = P(Binomial(n, ½) ≥ k)
+    a, b = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
+    table = tail[a + b + 1, a + 1]
+    return table
+
+
+def _first_true(mask: np.ndarray, default: int) -> np.ndarray:
+    """Index of the first True along axis 0, `default` where none is."""
+    hit = mask.any(axis=0)
+    return np.where(hit, mask.argmax(axis=0), default)
+
+
+def _stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarray, real: np.ndarray,
+                      weight_left: np.ndarray, discordant: tuple[np.ndarray, np.ndarray],
+                      settings: Sequence[Setting], min_tests: int) -> dict[str, np.ndarray]:
+    """Each setting's stopping checkpoint, int [B], from one chunk's trajectory (all arrays [T, B, …])."""
+    last = len(checkpoints) - 1
+    t = checkpoints[:, None]
+    allowed = t >= min_tests
+    stops: dict[str, np.ndarray] = {}
+    changed = np.zeros(kept.shape[:2], dtype=bool)
+    changed[1:] = (kept[1:] != kept[:-1]).any(axis=-1)
+    # the checkpoint index of the last change at or before each checkpoint
+    last_change = np.maximum.accumulate(np.where(changed, np.arange(len(checkpoints))[:, None], 0), axis=0)
+    top = np.where(real, counts, -np.inf).max(axis=-1)
+    outside = real & ~kept
+    challenger = np.where(outside, counts, -np.inf).max(axis=-1)  # -inf: nobody outside the kept set
+    wins_leader, wins_challenger = discordant
+    table = challenger_better(int(checkpoints[-1]))
+    posterior = table[wins_leader.astype(np.int64), wins_challenger.astype(np.int64)]  # [T, B, n]
+    risk = np.where(outside, posterior, 0.0).max(axis=-1)
+    risk = np.where(outside.any(axis=-1), risk, 1.0 / (t + 2.0))
+    for s in settings:
+        if s.rule == "stability":
+            settled = allowed & (t - checkpoints[last_change] >= s.value) & (t >= s.value)
+        elif s.rule == "margin":
+            horizon_left = np.maximum(weight_left - weight_left[np.searchsorted(checkpoints, min(s.value, checkpoints[-1]))], 0)
+            # someone must be outside the kept set: while all agree, nothing has been decided yet
+            settled = allowed & outside.any(axis=-1) & (top - challenger > horizon_left)
+            settled |= t >= s.value  # the horizon itself is a cap
+        else:
+            settled = allowed & (risk <= s.value)
+        stops[s.name] = _first_true(settled, last)
+    return stops
+
+
+def _packed(flags: np.ndarray) -> np.ndarray:
+    """Bool [..., M] as little-endian bit sets in uint64 words [..., ceil(M / 64)]."""
+    m = flags.shape[-1]
+    padded = np.zeros((*flags.shape[:-1], -(-m // 64) * 64), dtype=bool)
+    padded[..., :m] = flags
+    return np.packbits(padded, axis=-1, bitorder="little").view(np.uint64)
+
+
+def _popcount(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Number of bits set in x & y, summed over the last axis (words), int16."""
+    total = np.bitwise_count(x[..., 0] & y[..., 0]).astype(np.int16)
+    for w in range(1, max(x.shape[-1], y.shape[-1])):
+        total += np.bitwise_count(x[..., w] & y[..., w])
+    return total
+
+
+def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: int = 0, n: int | None = None,
+             rule: Rule = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8) -> Trajectories:
+    """Reveal each problem's tests in `resamples` random orders and record the vote after every round.
+
+    A problem's orders and solution draws come from a generator seeded by (seed, problem index), so the
+    result does not depend on `chunk` (problems per vectorised step, a memory knob only).
+    """
+    p_count, n_all, m = cube.shape
+    n = n_all if n is None else min(n, n_all)
+    checkpoints = np.unique(np.append(np.arange(0, m + 1, max(round_size, 1)), m))
+    accuracy = np.empty((len(checkpoints), resamples, p_count))
+    stops = {s.name: np.empty((resamples, p_count), dtype=np.int64) for s in settings}
+    key_w = key_weights(m)
+    for start in range(0, p_count, chunk):
+        problems = range(start, min(start + chunk, p_count))
+        orders, draws = [], []
+        for p in problems:
+            rng = np.random.default_rng([seed, p])
+            orders.append(rng.permuted(np.tile(np.arange(m), (resamples, 1)), axis=1))
+            real = int(cube.n_solutions[p])
+            pick = rng.permuted(np.tile(np.arange(n_all), (resamples, 1)), axis=1)
+            # real solutions first (padding rows last), then the first n of a uniform order of them
+            pick = np.take_along_axis(pick, np.argsort(pick >= real, axis=1, kind="stable"), axis=1)[:, :n]
+            draws.append(pick)
+        idx = np.array(list(problems))
+        order = np.stack(orders, axis=1)  # [R, c, m]
+        draw = np.stack(draws, axis=1)  # [R, c, n]
+        c = len(idx)
+        # passes[r, p, i, j]: drawn solution i on the j-th revealed test
+        rows = cube.passes[idx[None, :, None], draw]  # [R, c, n, M]
+        revealed = np.take_along_axis(rows, order[:, :, None, :], axis=3)
+        weights = np.take_along_axis(np.broadcast_to(cube.weights[idx][None], (resamples, c, m)), order, axis=2)
+        correct = cube.correct[idx[None, :, None], draw]  # [R, c, n]
+        real = draw < cube.n_solutions[idx][None, :, None]
+        b = resamples * c
+        revealed = revealed.reshape(b, n, m)
+        weights = weights.reshape(b, m)
+        as_float = revealed.astype(np.float64)
+        cum_counts = np.concatenate([np.zeros((b, n, 1)), np.cumsum(as_float * weights[:, None, :], axis=2)], axis=2)
+        cum_keys = np.concatenate([np.zeros((b, n, 1)), np.cumsum(as_float * key_w[None, None, :], axis=2)], axis=2)
+        counts = np.ascontiguousarray(np.moveaxis(cum_counts, 2, 0)[checkpoints])  # [T, b, n]
+        keys = np.ascontiguousarray(np.moveaxis(cum_keys, 2, 0)[checkpoints])
+        real_b = real.reshape(b, n)
+        t_count = len(checkpoints)
+        # padding solutions never win: they pass nothing and are outside every group that matters
+        kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
+                           np.where(real_b[None], keys, -1.0 - np.arange(n)).reshape(t_count * b, n), rule)
+        kept = kept.reshape(t_count, b, n) & real_b[None]
+        accuracy[:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
+                                                ).reshape(t_count, resamples, c)
+        # discordant tests between the leader (first kept solution) and every other solution, per checkpoint:
+        # pass vectors packed into 64-bit words, so "tests both passed so far" is a popcount
+        leader = kept.argmax(axis=-1)  # [T, b]
+        bits = _packed(revealed)  # [b, n, words]
+        prefix = _packed(np.arange(m)[None, :] < checkpoints[:, None])  # [T, words]
+        lead_bits = bits[np.arange(b)[None, :], leader] & prefix[:, None, :]  # [T, b, words]
+        both = _popcount(lead_bits[:, :, None, :], bits[None])  # [T, b, n]
+        plain = _popcount(bits[None], prefix[:, None, None, :])
+        lead_plain = np.take_along_axis(plain, leader[..., None], axis=-1)
+        discordant = (lead_plain - both, plain - both)
+        total_w = weights.sum(axis=1)
+        weight_left = total_w[None, :] - np.concatenate([np.zeros((b, 1)), np.cumsum(weights, axis=1)], axis=1)[:, checkpoints].T
+        chunk_stops = _stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
+                                        settings, min_tests)
+        for name, where in chunk_stops.items():
+            stops[name][:, idx] = where.reshape(resamples, c)
+    return Trajectories(checkpoints=checkpoints, accuracy=accuracy, stops=stops)
+
+
+def under_budget(stop: np.ndarray, checkpoints: np.ndarray, budget: float) -> np.ndarray:
+    """Checkpoint index each problem reaches when a total of budget × P tests is shared out in rounds.
+
+    Every open problem gets one more round at a time; a settled problem stops asking, so what it leaves
+    goes to those still open; the last affordable round is the largest level ℓ with Σ min(stop, ℓ) within
+    the total. int [R, P] from the unconstrained stops [R, P].
+    """
+    tests = checkpoints[stop]  # [R, P]
+    total = budget * stop.shape[1]
+    spent = np.minimum(tests[None], checkpoints[:, None, None]).sum(axis=2)  # [T, R]
+    level = (spent <= total + 1e-9).sum(axis=0) - 1  # spent grows with the level
+    return np.minimum(stop, np.maximum(level, 0)[:, None])
+
+
+@dataclass(frozen=True)
+class TestCosts:
+    """Per-problem mean tokens of one generated unit test, and the test generator's parameters."""
+
+    prompt_tokens: np.ndarray  # [P]
+    completion_tokens: np.ndarray  # [P]
+    parameters: int
+
+    @classmethod
+    def from_table(cls, unit_tests: pd.DataFrame, task_ids: Sequence[str], parameters: int) -> TestCosts:
+        means = unit_tests.groupby("task_id")[["prompt_tokens", "completion_tokens"]].mean().reindex(list(task_ids))
+        return cls(means.prompt_tokens.fillna(0).to_numpy(float), means.completion_tokens.fillna(0).to_numpy(float),
+                   parameters)
+
+    def of(self, tests: np.ndarray) -> tuple[float, float]:
+        """(generated tokens, FLOPs) per problem on average when problem i gets tests[..., i] tests."""
+        tests = np.asarray(tests, dtype=float)
+        tokens = float((tests * self.completion_tokens).mean())
+        flops = float((2.0 * self.parameters * tests * (self.prompt_tokens + self.completion_tokens)).mean())
+        return tokens, flops
+
+
+COLUMNS = ["rule", "tests_generated", "tokens", "flops", "accuracy", "ci_low", "ci_high", "budget"]
+
+
+def _row(rule: str, budget: float, tests: np.ndarray, per_problem: np.ndarray, costs: TestCosts, seed: int) -> dict:
+    """One allocation.csv row: tests [R, P] or [P]; per_problem expected accuracy (%) [P]."""
+    tokens, flops = costs.of(np.asarray(tests, dtype=float).reshape(-1, tests.shape[-1]).mean(axis=0))
+    lo, hi = np.percentile(problem_bootstrap(per_problem, seed), [2.5, 97.5])
+    return {"rule": rule, "tests_generated": float(np.mean(tests)), "tokens": tokens, "flops": flops,
+            "accuracy": float(np.nanmean(per_problem)), "ci_low": float(lo), "ci_high": float(hi), "budget": float(budget)}
+
+
+def online_rows(traj: Trajectories, settings: Sequence[Setting], budgets: Sequence[float], costs: TestCosts,
+                seed: int = 0) -> pd.DataFrame:
+    """allocation.csv rows for equal allocation at every checkpoint and every online setting, unconstrained
+    (budget = the cap) and under each total budget."""
+    rows = []
+    for i, t in enumerate(traj.checkpoints):
+        per_problem = np.nanmean(traj.accuracy[i], axis=0) * 100
+        rows.append(_row("equal", t, np.full(traj.accuracy.shape[2], float(t)), per_problem, costs, seed))
+    for s in settings:
+        stop = traj.stops[s.name]
+        for budget in [traj.cap, *[b for b in budgets if b < traj.cap]]:
+            where = stop if budget >= traj.cap else under_budget(stop, traj.checkpoints, budget)
+            per_problem = np.nanmean(traj.accuracy_at(where), axis=0) * 100
+            rows.append(_row(s.name, budget, traj.tests_at(where), per_problem, costs, seed))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def offline_rows(table: pd.DataFrame, allocations: dict, costs: TestCosts, seed: int = 0) -> pd.DataFrame:
+    """allocation.csv rows for the paper's rules and verifier_aware from `allocation.compare_rules`."""
+    rows = []
+    for rec in table.itertuples():
+        if rec.rule == "equal":
+            continue  # equal is on the fine grid of `online_rows`
+        tokens, flops = costs.of(allocations[(rec.rule, rec.budget)])
+        rows.append({"rule": rec.rule, "tests_generated": rec.tests_used / len(costs.completion_tokens),
+                     "tokens": tokens, "flops": flops, "accuracy": rec.accuracy, "ci_low": rec.ci_low,
+                     "ci_high": rec.ci_high, "budget": float(rec.budget)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def equal_curve_at(table: pd.DataFrame, column: str, values: np.ndarray) -> np.ndarray:
+    """Equal allocation's accuracy interpolated at the given tests / tokens / FLOPs."""
+    equal = table[table.rule == "equal"].sort_values(column)
+    return np.interp(values, equal[column].to_numpy(float), equal.accuracy.to_numpy(float))
+
+
+def paired_gain(traj: Trajectories, name: str, seed: int = 0) -> dict:
+    """An online setting (unconstrained) minus equal allocation given the same average number of tests,
+    per problem then bootstrapped over problems: points, with its 95% interval. Equal allocation at a
+    fractional average is the interpolation between the two neighbouring checkpoints."""
+    stop = traj.stops[name]
+    online = np.nanmean(traj.accuracy_at(stop), axis=0) * 100
+    mean_tests = float(traj.tests_at(stop).mean())
+    equal = np.array([np.interp(mean_tests, traj.checkpoints, np.nanmean(traj.accuracy[:, :, p], axis=1) * 100)
+                      for p in range(traj.accuracy.shape[2])])
+    diff = online - equal
+    lo, hi = np.percentile(problem_bootstrap(diff, seed), [2.5, 97.5])
+    full = np.nanmean(traj.accuracy[-1], axis=0) * 100
+    lo_f, hi_f = np.percentile(problem_bootstrap(online - full, seed), [2.5, 97.5])
+    return {"rule": name, "tests_generated": mean_tests, "share_of_cap": mean_tests / traj.cap,
+            "gain_vs_equal_same_tests": float(np.nanmean(diff)), "ci_low": float(lo), "ci_high": float(hi),
+            "minus_equal_full_budget": float(np.nanmean(online - full)), "full_ci_low": float(lo_f),
+            "full_ci_high": float(hi_f)}
+
+
+def allocation_table(traj: Trajectories, settings: Sequence[Setting], budgets: Sequence[float], costs: TestCosts,
+                     offline: pd.DataFrame, allocations: dict, seed: int = 0) -> pd.DataFrame:
+    """`metrics/allocation.csv`: equal allocation on every checkpoint, the paper's rules and
+    verifier_aware at each budget (from `allocation.compare_rules`), every online setting; sorted by rule
+    then budget."""
+    rows = pd.concat([online_rows(traj, settings, budgets, costs, seed), offline_rows(offline, allocations, costs, seed)],
+                     ignore_index=True)
+    return rows.sort_values(["rule", "budget"], kind="stable").reset_index(drop=True)
+
+
+def gains_table(traj: Trajectories, settings: Sequence[Setting], seed: int = 0) -> pd.DataFrame:
+    """`metrics/online_vs_equal.csv`: each online setting against equal allocation (`paired_gain`)."""
+    return pd.DataFrame([paired_gain(traj, s.name, seed) for s in settings])
+
+
+def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame) -> None:
+    """Both tables under metrics/, rounded so that re-rendering a run leaves the files unchanged."""
+    allocation.round(4).to_csv(run.file("metrics/allocation.csv"), index=False)
+    gains.round(4).to_csv(run.file("metrics/online_vs_equal.csv"), index=False)
+
+
+def best_setting(gains: pd.DataFrame, target: float = 0.5) -> pd.Series | None:
+    """The cheapest setting whose accuracy is within `target` points of equal allocation's full budget
+    (None when no setting is)."""
+    close = gains[gains.minus_equal_full_budget >= -target]
+    return None if close.empty else close.sort_values("tests_generated").iloc[0]

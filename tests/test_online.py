@@ -1,0 +1,174 @@
+"""Online stopping rules on constructed pass matrices whose right stopping point is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from utscale import allocation, online, scaling, voting
+from utscale.matrix import PassCube
+
+
+def cube_of(passes: np.ndarray, correct: np.ndarray, n_solutions: np.ndarray | None = None) -> PassCube:
+    p, n, m = passes.shape
+    return PassCube(task_ids=tuple(f"t/{i}" for i in range(p)), passes=passes, correct=correct,
+                    n_solutions=np.full(p, n) if n_solutions is None else n_solutions, n_tests=np.full(p, m))
+
+
+def one_winner(m: int = 16, n: int = 4) -> PassCube:
+    """Solution 0 passes every test, the others none: every order of the tests looks the same."""
+    passes = np.zeros((1, n, m), dtype=bool)
+    passes[0, 0] = True
+    correct = np.zeros((1, n), dtype=bool)
+    correct[0, 0] = True
+    return cube_of(passes, correct)
+
+
+def all_agree(m: int = 16, n: int = 4) -> PassCube:
+    """Every solution passes every test: the tests never separate them."""
+    return cube_of(np.ones((1, n, m), dtype=bool), np.array([[True, False, False, False]]))
+
+
+def stop_tests(cube: PassCube, setting: online.Setting, **kw) -> np.ndarray:
+    traj = online.simulate(cube, [setting], resamples=5, seed=3, **kw)
+    return traj.tests_at(traj.stops[setting.name])
+
+
+def test_stability_stops_k_tests_after_the_last_change():
+    # the kept set changes at test 1 ({all} -> {0}) and never again
+    assert set(stop_tests(one_winner(), online.Setting("stability", 3)).ravel()) == {4}
+    # nothing ever changes: the window is full after k tests
+    assert set(stop_tests(all_agree(), online.Setting("stability", 3)).ravel()) == {3}
+
+
+def test_margin_stops_when_no_outsider_can_catch_up_by_the_horizon():
+    # after t tests the lead is t and h - t tests are left: the first t with t > h - t
+    assert set(stop_tests(one_winner(), online.Setting("margin", 10)).ravel()) == {6}
+    assert set(stop_tests(one_winner(), online.Setting("margin", 9)).ravel()) == {5}
+    # while everyone agrees nothing is decided: the rule runs to its horizon
+    assert set(stop_tests(all_agree(), online.Setting("margin", 10)).ravel()) == {10}
+
+
+def test_posterior_stops_at_the_error_target():
+    # a = t leader wins, b = 0: P(challenger better) = 2^-(t+1); <= 0.05 first at t = 4 (1/32)
+    assert set(stop_tests(one_winner(), online.Setting("posterior", 0.05)).ravel()) == {4}
+    # no evidence at all: the rule of succession 1 / (t + 2) <= 0.1 first at t = 8
+    assert set(stop_tests(all_agree(), online.Setting("posterior", 0.1)).ravel()) == {8}
+    # a stricter target never stops earlier
+    assert stop_tests(one_winner(), online.Setting("posterior", 0.01)).min() == 6
+
+
+def test_min_tests_and_rounds_delay_every_stop():
+    setting = online.Setting("stability", 1)
+    assert set(stop_tests(one_winner(), setting).ravel()) == {2}
+    assert set(stop_tests(one_winner(), setting, min_tests=5).ravel()) == {5}
+    # rounds of 4: the rule only sees the vote at 4, 8, …; the change lies inside the first round, so the
+    # first round that shows no change ends at 8
+    assert set(stop_tests(one_winner(), setting, round_size=4).ravel()) == {8}
+
+
+def test_challenger_probability_is_the_beta_posterior():
+    table = online.challenger_better(12)
+    assert table[0, 0] == pytest.approx(0.5)
+    assert table[3, 0] == pytest.approx(0.5**4)  # P(Beta(4, 1) <= 1/2)
+    assert table[5, 5] == pytest.approx(0.5)
+    assert table[2, 7] == pytest.approx(1 - table[7, 2])
+    # against a Monte Carlo estimate of P(Beta(1 + b, 1 + a) > 1/2)
+    draws = np.random.default_rng(0).beta(1 + 4, 1 + 9, size=200_000)
+    assert table[9, 4] == pytest.approx((draws > 0.5).mean(), abs=0.005)
+
+
+def random_cube(seed: int = 0, p: int = 6, n: int = 7, m: int = 9) -> PassCube:
+    rng = np.random.default_rng(seed)
+    quality = rng.random((p, n, 1))
+    passes = rng.random((p, n, m)) < quality
+    correct = quality[..., 0] > 0.6
+    return cube_of(passes, correct)
+
+
+def test_equal_allocation_is_the_trajectory_read_at_m():
+    cube = random_cube()
+    traj = online.simulate(cube, [], resamples=40, seed=1)
+    # all tests: the order does not matter, so it is exactly the full-matrix vote
+    full = voting.expected_accuracy(voting.select(cube.passes), cube.correct)
+    assert np.allclose(traj.accuracy[-1], full[None, :])
+    # no tests: a uniform pick, the pass rate
+    assert np.allclose(traj.accuracy[0], cube.pass_rates()[None, :])
+    # m tests in a random order is m tests drawn without replacement: the subsample protocol's expectation
+    grid = scaling.scaling_grid(cube, [cube.shape[1]], [4], 400, protocol="subsample", seed=2)
+    assert np.nanmean(traj.accuracy[4]) == pytest.approx(np.nanmean(grid.accuracy[0][0]), abs=0.04)
+
+
+def test_result_does_not_depend_on_chunking_and_padding_solutions_never_win():
+    cube = random_cube(1)
+    passes = cube.passes.copy()
+    passes[2, 5:] = True  # rows past problem 2's real solutions: they must not count
+    padded = cube_of(passes, cube.correct, n_solutions=np.array([7, 7, 5, 7, 7, 7]))
+    settings = [online.Setting("stability", 2), online.Setting("posterior", 0.1), online.Setting("margin", 6)]
+    a = online.simulate(padded, settings, resamples=6, seed=4, chunk=1)
+    b = online.simulate(padded, settings, resamples=6, seed=4, chunk=4)
+    assert np.array_equal(a.accuracy, b.accuracy, equal_nan=True)
+    assert all(np.array_equal(a.stops[k], b.stops[k]) for k in a.stops)
+    real = cube_of(cube.passes[:, :5], cube.correct[:, :5])
+    alone = online.simulate(real, [], resamples=6, seed=4)
+    # problem 2 with padding keeps its 5 real solutions: the same accuracy as a cube of 5 solutions at m = M
+    assert a.accuracy[-1, :, 2] == pytest.approx(alone.accuracy[-1, :, 2])
+
+
+def test_under_budget_shares_out_what_settled_problems_leave():
+    checkpoints = np.arange(0, 11)
+    stop = np.array([[2, 10, 10]])  # problem 0 settles after 2 tests, the others never
+    # 4 tests per problem on average (12 in all): problem 0 takes 2, the other two share 10
+    assert under(stop, checkpoints, 4) == [2, 5, 5]
+    # a budget above what the rules ask for changes nothing
+    assert under(stop, checkpoints, 10) == [2, 10, 10]
+    assert under(stop, checkpoints, 0) == [0, 0, 0]
+
+
+def under(stop, checkpoints, budget):
+    return online.under_budget(stop, checkpoints, budget)[0].tolist()
+
+
+def test_allocation_table_has_every_rule_with_costs_and_intervals():
+    cube = random_cube(2, p=10, m=8)
+    settings = [online.Setting("stability", 2), online.Setting("margin", 8), online.Setting("posterior", 0.1)]
+    traj = online.simulate(cube, settings, resamples=10, seed=0)
+    curves = np.moveaxis(traj.accuracy, 0, 0)  # [M+1, R, P]
+    gold = cube.pass_rates()
+    offline, allocations = allocation.compare_rules(curves, gold, gold, [2, 4], folds=np.arange(10) % 5)
+    costs = online.TestCosts(np.full(10, 100.0), np.arange(10, dtype=float) + 1, parameters=1_000)
+    table = online.allocation_table(traj, settings, [2, 4], costs, offline, allocations)
+    assert list(table.columns[:7]) == ["rule", "tests_generated", "tokens", "flops", "accuracy", "ci_low", "ci_high"]
+    assert {"equal", "paper_gold", "paper_predicted", "verifier_aware"} <= set(table.rule)
+    assert {s.name for s in settings} <= set(table.rule)
+    equal = table[table.rule == "equal"]
+    assert equal.tests_generated.tolist() == list(range(9))
+    # tokens: tests × each problem's completion tokens; FLOPs: 2 × parameters × (prompt + completion)
+    four = equal[equal.tests_generated == 4].iloc[0]
+    assert four.tokens == pytest.approx(4 * 5.5)
+    assert four.flops == pytest.approx(2 * 1_000 * 4 * (100 + 5.5))
+    assert (table.ci_low <= table.accuracy + 1e-9).all() and (table.accuracy <= table.ci_high + 1e-9).all()
+    # a budgeted online row never generates more than its budget on average
+    budgeted = table[table.rule.str.startswith("online_") & (table.budget < 8)]
+    assert (budgeted.tests_generated <= budgeted.budget + 1e-9).all()
+    gains = online.gains_table(traj, settings)
+    margin = gains.set_index("rule").loc["online_margin_h8"]
+    # the margin rule with the horizon at the cap keeps the full-budget pick's set: no loss against it
+    assert margin.minus_equal_full_budget >= -1e-9
+
+
+def test_settings_names_and_config():
+    assert online.Setting("posterior", 0.05).name == "online_posterior_a0.05"
+    assert online.Setting("stability", 4).name == "online_stability_k4"
+    with pytest.raises(ValueError, match="unknown stopping rule"):
+        online.Setting("patience", 3)
+    names = [s.name for s in online.settings_from_config(
+        {"ONLINE_STABILITY": [2], "ONLINE_HORIZONS": [8], "ONLINE_ALPHAS": [0.1]})]
+    assert names == ["online_stability_k2", "online_margin_h8", "online_posterior_a0.1"]
+
+
+def test_best_setting_is_the_cheapest_within_the_target():
+    gains = pd.DataFrame({"rule": ["a", "b", "c"], "tests_generated": [5.0, 2.0, 9.0],
+                          "minus_equal_full_budget": [-0.2, -0.9, 0.1]})
+    assert online.best_setting(gains).rule == "a"
+    assert online.best_setting(gains.iloc[[1]]) is None
