@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from utscale import matrix, online, voting
 from utscale.runs import Run
 
@@ -54,7 +53,7 @@ def main() -> None:
     cube = matrix.load(open_committed(Path(args.run)))
     p, n, m = cube.shape
     started = time.perf_counter()
-    traj = online.simulate(cube, SETTINGS, args.resamples, seed=1234)
+    online.simulate(cube, SETTINGS, args.resamples, seed=1234)
     whole = time.perf_counter() - started
     print(f"vectorised: {p} problems x {n} solutions x {m} tests x {args.resamples} orders, {len(SETTINGS)} settings: {whole:.1f} s")
     part = matrix.PassCube(cube.task_ids[:args.slice], cube.passes[:args.slice], cube.correct[:args.slice],

@@ -64,3 +64,60 @@ def test_pipeline_rejects_a_bad_parameter_before_any_work(results_root, capsys):
     assert not results_root.exists()
     assert cli.main(["run", "--profile", "ci", "-p", "LIMIT", "many"]) == 2
     assert not results_root.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"TIMEOUT_S": 1e10}, r"TIMEOUT_S=.* is above its maximum 3600"),
+        ({"LABEL_TIMEOUT_S": 1e10}, "LABEL_TIMEOUT_S=.* is above its maximum"),
+        ({"N_SOLUTIONS": 10**9}, "N_SOLUTIONS=1000000000 is above its maximum 10000"),
+        ({"N_UNIT_TESTS": 10**9}, "N_UNIT_TESTS=.* is above its maximum"),
+        ({"SEED": 2**64 + 1}, "SEED=.* is above its maximum 4294967295"),
+        ({"RESAMPLES": 10**7}, "RESAMPLES=.* is above its maximum"),
+        ({"MAX_TOKENS_TEST": 10**6}, "MAX_TOKENS_TEST=.* is above its maximum"),
+        ({"M_GRID": [0, 1, 9]}, r"M_GRID values must lie in 0..N_UNIT_TESTS \(8\); got \[9\]"),
+        ({"N_GRID": [0, 8]}, r"N_GRID .*must lie in 1..N_SOLUTIONS|N_GRID=0 is below its minimum"),
+        ({"N_GRID": [1, 16]}, r"N_GRID values must lie in 1..N_SOLUTIONS \(8\); got \[16\]"),
+        ({"BUDGETS": []}, "BUDGETS must not be empty"),
+        ({"M_GRID": []}, "M_GRID must not be empty"),
+        ({"BUDGETS": [4, 64]}, r"BUDGETS values must lie in 1..N_UNIT_TESTS \(8\); got \[64\]"),
+        ({"ONLINE_HORIZONS": [100]}, "ONLINE_HORIZONS values must lie in 1..N_UNIT_TESTS"),
+        ({"ONLINE_MIN_TESTS": 9}, r"ONLINE_MIN_TESTS \(9\) exceeds N_UNIT_TESTS \(8\)"),
+        ({"ALLOCATION_FLOOR": 2}, r"ALLOCATION_FLOOR \(2\) exceeds the smallest of BUDGETS"),
+        ({"ONLINE_ALPHAS": [1.5]}, "ONLINE_ALPHAS=1.5 is above its maximum"),
+    ],
+)
+def test_values_that_would_give_silent_nonsense_are_refused_before_any_work(overrides, message):
+    with pytest.raises(config.ParameterError, match=message):
+        config.resolve("ci", overrides)
+
+
+def test_a_smaller_test_count_is_fine_when_the_grids_fit():
+    values = config.resolve("ci", {"N_UNIT_TESTS": 4, "M_GRID": [0, 4], "BUDGETS": [1, 4], "ONLINE_STABILITY": [1],
+                                   "ONLINE_HORIZONS": [4]}).values
+    assert values["N_UNIT_TESTS"] == 4
+
+
+def write_profile(tmp_path, monkeypatch, name: str, text: str) -> None:
+    monkeypatch.setenv("UTSCALE_ROOT", str(tmp_path))
+    (tmp_path / "params").mkdir(exist_ok=True)
+    (tmp_path / "params" / f"{name}.yaml").write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+def test_malformed_profiles_fail_with_file_and_line(tmp_path, monkeypatch):
+    write_profile(tmp_path, monkeypatch, "broken", "SEED: 1\nLIMIT: [1, 2\nTOP_P: 0.9\n")
+    with pytest.raises(config.ParameterError, match=r"broken.yaml, line \d+, column \d+: malformed YAML"):
+        config.load_profile("broken")
+    write_profile(tmp_path, monkeypatch, "twice", "SEED: 1\nLIMIT: 3\nSEED: 2\n")
+    with pytest.raises(config.ParameterError, match=r"twice.yaml, line 3: 'SEED' is given twice \(first on line 1\)"):
+        config.load_profile("twice")
+    write_profile(tmp_path, monkeypatch, "latin1", b"SEED: 1\n# caf\xe9\n")
+    with pytest.raises(config.ParameterError, match="is not UTF-8"):
+        config.load_profile("latin1")
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "..", ".hidden", ""])
+def test_profile_names_cannot_leave_the_params_and_results_folders(name):
+    with pytest.raises(config.ParameterError, match="profile names are plain names"):
+        config.resolve(name)

@@ -292,3 +292,22 @@ def test_concurrent_executors_get_distinct_uids():
             Executor(workers=2, settings=SandboxSettings(jail="none")) as b:
         uids = [w.uid for w in a._workers + b._workers]
     assert len(set(uids)) == 4
+
+
+def test_without_any_jail_the_sandbox_fails_closed_unless_told_otherwise(monkeypatch):
+    from utscale.sandbox import executor as ex
+
+    monkeypatch.setattr(ex, "bwrap_prefix", lambda: None)
+    monkeypatch.setattr(ex.os, "geteuid", lambda: 1000)  # a user without bubblewrap and without root
+    with pytest.raises(ex.NoJail, match="no sandbox jail is available.*--jail none"):
+        ex.Executor(1, SandboxSettings())
+    with pytest.raises(RuntimeError, match="bubblewrap is not installed"):
+        ex.Executor(1, SandboxSettings(jail="bwrap"))
+    with pytest.warns(UserWarning, match="WITHOUT a jail"):
+        assert ex.Executor(1, SandboxSettings(jail="none")).jailed is False
+
+
+def test_uid_locks_live_in_a_folder_of_the_user_who_runs_the_sandbox():
+    from utscale.sandbox import executor as ex
+
+    assert ex.UID_LOCKS.endswith(f"-{os.geteuid()}")

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--profile", required=True)
     run_p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     run_p.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 01,02")
+    run_p.add_argument("--wait", action="store_true", help="if another process is writing the run, wait for it")
     rep_p = sub.add_parser("report", help="re-render the HTML report of an existing run")
     rep_p.add_argument("--run", required=True, help="run id (a directory under results/) or a path")
     ref_p = sub.add_parser("refresh-notebooks", help="re-execute committed notebooks in place (ci defaults)")
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             only = [s for s in args.only.split(",") if s]
-            run_pipeline(args.profile, parse_overrides(args.parameter), only=only)
+            run_pipeline(args.profile, parse_overrides(args.parameter), only=only, wait=args.wait)
         elif args.command == "report":
             print(render_report(open_existing(args.run)))
         elif args.command == "refresh-notebooks":

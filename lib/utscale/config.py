@@ -10,7 +10,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ ENGINES = ("vllm", "openai", "replay")
 SCHEMA: dict[str, Param] = {
     p.name: p
     for p in [
-        Param("SEED", int, "the one seed every random choice of the run is derived from", minimum=0),
+        Param("SEED", int, "the one seed every random choice of the run is derived from", minimum=0, maximum=2**32 - 1),
         Param("BENCHMARK", str, "which benchmark's problems to load", "HumanEval+ / MBPP+ / LiveCodeBench",
               choices=BENCHMARKS),
         Param("BENCHMARK_PATH", str, "local JSONL/parquet file with the benchmark (empty: package or hub)"),
@@ -80,11 +81,12 @@ SCHEMA: dict[str, Param] = {
         Param("POLICY_MODEL", str, "policy model name (embedded, paper hub name, or a local HF folder)",
               "Llama3-8B/70B-Instruct, GPT-3.5, GPT-4o-mini"),
         Param("POLICY_REPLAY_PATH", str, "replay file of solutions (engine replay)"),
-        Param("N_SOLUTIONS", int, "solutions sampled per problem", "100 (200 in the pioneer study)", minimum=1),
+        Param("N_SOLUTIONS", int, "solutions sampled per problem", "100 (200 in the pioneer study)", minimum=1,
+              maximum=10_000),
         Param("TEST_ENGINE", str, "engine sampling unit tests", "vLLM", choices=ENGINES),
         Param("TEST_MODEL", str, "test-generator model", "CodeRM-8B, Llama3.1-8B/70B, Gemma-2-27B-it, GPT-4o"),
         Param("TEST_REPLAY_PATH", str, "replay file of unit tests (engine replay)"),
-        Param("N_UNIT_TESTS", int, "unit tests sampled per problem", "100", minimum=1),
+        Param("N_UNIT_TESTS", int, "unit tests sampled per problem", "100", minimum=1, maximum=10_000),
         Param("REPLAY_FORMAT", str, "format of replay files (codet: CodeT's released generations)",
               choices=("utscale", "coderm", "codet")),
         Param("REPLAY_TOKENIZER", str, "embedded model whose tokenizer counts replayed tokens the files do not "
@@ -96,20 +98,23 @@ SCHEMA: dict[str, Param] = {
               choices=("reference", "policy_sample")),
         Param("TEMPERATURE", float, "sampling temperature", "0.8", minimum=0.0),
         Param("TOP_P", float, "nucleus sampling", "0.95", minimum=0.0, maximum=1.0),
-        Param("MAX_TOKENS_SOLUTION", int, "token cap per solution", "2048 (repo config)", minimum=16),
-        Param("MAX_TOKENS_TEST", int, "token cap per unit test", "2048 (repo config)", minimum=16),
+        Param("MAX_TOKENS_SOLUTION", int, "token cap per solution", "2048 (repo config)", minimum=16, maximum=32_768),
+        Param("MAX_TOKENS_TEST", int, "token cap per unit test", "2048 (repo config)", minimum=16, maximum=32_768),
         Param("OPENAI_BASE_URL", str, "base URL of an OpenAI-compatible server (engine openai)"),
-        Param("CONCURRENCY", int, "concurrent requests (engine openai)", minimum=1),
+        Param("CONCURRENCY", int, "concurrent requests (engine openai)", minimum=1, maximum=1024),
         # execution (notebook 04)
-        Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01),
-        Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01),
+        Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01, maximum=3600.0),
+        Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01, maximum=3600.0),
         Param("SANDBOX_MODE", str, "executor semantics (coderm: the CodeRM authors'; codet: CodeT's, for its assertions)",
               choices=("fast", "strict", "coderm", "codet")),
-        Param("SANDBOX_MEMORY_MB", int, "address-space limit per child", minimum=64),
+        Param("SANDBOX_MEMORY_MB", int, "address-space limit per child", minimum=64, maximum=1_048_576),
+        Param("SANDBOX_JAIL", str, "isolation of untrusted code: auto (bubblewrap, or root namespaces; refuses to run "
+              "without either), bwrap (required), none (no jail: a warning, recorded in the manifest)",
+              choices=("auto", "bwrap", "none")),
         Param("WORKERS", int, "sandbox workers (0: one per core)", minimum=0),
         Param("SANDBOX_BACKEND", str, "where the sandbox runs", choices=("local", "ray")),
         # analysis (notebook 05)
-        Param("RESAMPLES", int, "resamples per (n, m) cell", "100 bootstrap samples", minimum=1),
+        Param("RESAMPLES", int, "resamples per (n, m) cell", "100 bootstrap samples", minimum=1, maximum=100_000),
         Param("PROTOCOL", str, "resampling protocol", "bootstrap (text) / first-n + m without replacement (code)",
               choices=("subsample", "coderm_code", "bootstrap")),
         Param("N_GRID", list, "numbers of solutions on the curves", "10, 20, 50, 100, 200", item_kind=int, minimum=1),
@@ -156,8 +161,89 @@ def validate(values: Mapping[str, Any], *, complete: bool = False) -> dict[str, 
     return {k: SCHEMA[k].check(v) for k, v in values.items()}
 
 
+# (list parameter, what bounds its items, the bound's description): the cross-parameter rules
+LIST_BOUNDS = (
+    ("N_GRID", "N_SOLUTIONS", 1), ("M_GRID", "N_UNIT_TESTS", 0), ("BUDGETS", "N_UNIT_TESTS", 1),
+    ("ONLINE_STABILITY", "N_UNIT_TESTS", 1), ("ONLINE_HORIZONS", "N_UNIT_TESTS", 1),
+)
+NON_EMPTY = ("N_GRID", "M_GRID", "BUDGETS")
+
+
+def check_together(values: Mapping[str, Any]) -> None:
+    """Rules between parameters, checked before any work: a value each passes alone can still make a run
+    silently meaningless (an M_GRID value above N_UNIT_TESTS vanishes from every curve)."""
+    problems = [f"{k} must not be empty" for k in NON_EMPTY if k in values and not values[k]]
+    for key, bound, low in LIST_BOUNDS:
+        if key in values and bound in values:
+            bad = [v for v in values[key] if not low <= v <= values[bound]]
+            if bad:
+                problems.append(f"{key} values must lie in {low}..{bound} ({values[bound]}); got {bad}")
+    if values.get("ONLINE_MIN_TESTS", 0) > values.get("N_UNIT_TESTS", 1 << 30):
+        problems.append(f"ONLINE_MIN_TESTS ({values['ONLINE_MIN_TESTS']}) exceeds N_UNIT_TESTS ({values['N_UNIT_TESTS']})")
+    if values.get("ALLOCATION_FLOOR", 0) > min(values.get("BUDGETS") or [1 << 30]):
+        problems.append(f"ALLOCATION_FLOOR ({values['ALLOCATION_FLOOR']}) exceeds the smallest of BUDGETS {values['BUDGETS']}")
+    if problems:
+        raise ParameterError("; ".join(problems))
+
+
+def fit_grids(values: Mapping[str, Any], fixed: Sequence[str] = ()) -> dict[str, Any]:
+    """The list parameters (not in `fixed`) trimmed to the bounds the other values set: what a sweep over
+    N_UNIT_TESTS or N_SOLUTIONS does to the profile's own grids, so a point with 4 tests draws its curves
+    at m <= 4 instead of being refused. Returns only the keys it changed (each kept non-empty)."""
+    changed: dict[str, Any] = {}
+    for key, bound, low in LIST_BOUNDS:
+        if key in fixed or key not in values or bound not in values:
+            continue
+        kept = [v for v in values[key] if low <= v <= values[bound]]
+        if kept != list(values[key]):
+            changed[key] = kept or [values[bound]]
+    return changed
+
+
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
 def profile_path(profile: str) -> Path:
+    """params/<profile>.yaml; a name is a plain file stem, so a profile (and its run) never leaves its folder."""
+    if not PROFILE_NAME.fullmatch(profile) or ".." in profile:
+        raise ParameterError(f"profile names are plain names such as 'embedded' (letters, digits, _ . -), got {profile!r}")
     return params_dir() / f"{profile}.yaml"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice (PyYAML keeps the last one silently)."""
+
+
+def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ParameterError(f"{loader.name}, line {key_node.start_mark.line + 1}: {key!r} is given twice "
+                                 f"(first on line {seen[key] + 1})")
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file of user data: safe types only, duplicate keys refused, errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    loader = _UniqueKeyLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ParameterError(f"{path}{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}") from None
+    finally:
+        loader.dispose()
 
 
 def available_profiles() -> list[str]:
@@ -169,7 +255,7 @@ def _read_profile(profile: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     path = profile_path(profile)
     if not path.is_file():
         raise ParameterError(f"no profile {profile!r}: expected {path}; available: {available_profiles()}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ParameterError(f"{path} must be a flat mapping of UPPER_SNAKE keys")
     nested = [k for k, v in raw.items() if isinstance(v, dict)]
@@ -185,7 +271,9 @@ def _read_profile(profile: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def load_profile(profile: str) -> dict[str, Any]:
     """A complete, validated profile: every key of the schema, nothing else, flat (after `base:`)."""
-    return validate(_read_profile(profile), complete=True)
+    values = validate(_read_profile(profile), complete=True)
+    check_together(values)
+    return values
 
 
 def parse_override(text: str) -> Any:
@@ -223,4 +311,5 @@ def resolve(profile: str, overrides: Mapping[str, Any] | None = None) -> RunConf
         overrides.pop(key, None)
     values = load_profile(profile)
     values.update(validate(overrides))
+    check_together(values)
     return RunConfig(profile=profile, values=values)

@@ -147,7 +147,7 @@ def sandbox_settings(config: Mapping[str, Any], *, labels: bool = False) -> Sand
     if labels and mode == "codet":
         mode = "fast"
     return SandboxSettings(timeout=config["LABEL_TIMEOUT_S"] if labels else config["TIMEOUT_S"],
-                           mode=mode, memory_mb=config["SANDBOX_MEMORY_MB"])
+                           mode=mode, memory_mb=config["SANDBOX_MEMORY_MB"], jail=config["SANDBOX_JAIL"])
 
 
 def make_executor(config: Mapping[str, Any], settings: SandboxSettings):

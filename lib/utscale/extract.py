@@ -53,22 +53,27 @@ def extract_solution(text: str, finish_reason: str = "stop") -> Extracted:
     code, failure = _one_block(text, finish_reason)
     if failure:
         return failure
+    status = parse_status(code)
+    return Extracted(code, status)
+
+
+def parse_status(code: str) -> str:
+    """`ok`, `syntax_error` (SyntaxError, or a ValueError for null bytes) or `parser_failure` (the parser
+    itself gave up: RecursionError or MemoryError on degenerate input such as 1+1+…+1 or ------1)."""
     try:
         ast.parse(code)
-    except SyntaxError:
-        return Extracted(code, "syntax_error")
-    return Extracted(code, "ok")
+    except (SyntaxError, ValueError):
+        return "syntax_error"
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError: one bad response must never stop a stage
+        return "parser_failure"
+    return "ok"
 
 
 def parses(code: str) -> bool:
     """Whether model-written code parses. Any failure of the parser (SyntaxError, a ValueError for null
     bytes, RecursionError or MemoryError on degenerate input) is "does not parse": one bad response
     must never stop a stage."""
-    try:
-        ast.parse(code)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
+    return parse_status(code) == "ok"
 
 
 def _imports_entry_point(node: ast.stmt, entry_point: str) -> bool:
@@ -85,9 +90,15 @@ def extract_unit_test(text: str, finish_reason: str = "stop", entry_point: str =
         return failure
     code = YOUR_MODULE.sub("", code)
     try:
-        tree = ast.parse(code)
-    except SyntaxError:
+        return _test_program(code, entry_point)
+    except (SyntaxError, ValueError):
         return Extracted(None, "syntax_error")
+    except Exception:  # noqa: BLE001 - RecursionError, MemoryError: the parser or unparser gave up
+        return Extracted(None, "parser_failure")
+
+
+def _test_program(code: str, entry_point: str) -> Extracted:
+    tree = ast.parse(code)
     classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
     if not classes:
         return Extracted(None, "no_test_class")

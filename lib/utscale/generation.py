@@ -231,7 +231,7 @@ def _engine_for(run: Run, role: str, problems: pd.DataFrame, requests: Sequence[
         done = log.keys()
         if all((r.task_id, r.index) in done for r in requests):
             return LoggedEngine(next(iter(log)))  # type: ignore[return-value]
-    return make_engine(run.config, role, problems)
+    return make_engine(run.config, role, problems, log_file=run.file("logs/engine.log"))
 
 
 def sample_solutions(run: Run, engine: Engine | None = None) -> pd.DataFrame:

@@ -17,9 +17,9 @@ from typing import Any
 import nbformat
 
 from utscale import config as config_mod
-from utscale.paths import notebooks_dir
+from utscale.paths import notebooks_dir, results_dir
 from utscale.report import render_report
-from utscale.runs import Run, open_run
+from utscale.runs import LOCK_ENV, Run, lock_run, open_run, unlock_run
 
 
 def notebook_paths() -> list[Path]:
@@ -58,22 +58,42 @@ def execute(path: Path, output: Path, parameters: Mapping[str, Any] | None) -> N
     )
 
 
-def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, only: Sequence[str] = ()) -> Run:
-    """Execute the numbered notebooks in order into `results/<run_id>/notebooks/`, then render the report."""
+def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, only: Sequence[str] = (),
+                 wait: bool = False) -> Run:
+    """Execute the numbered notebooks in order into `results/<run_id>/notebooks/`, then render the report.
+
+    The run's lock is held throughout (a second copy fails at once, or queues with `wait`); the
+    notebooks' kernels inherit it through LOCK_ENV."""
     cfg = config_mod.resolve(profile, overrides)  # fails before any work on a bad name or value
     paths = [p for p in notebook_paths() if not only or p.name[:2] in only]
     declared = check_notebook_parameters(paths)
-    run = open_run(profile, cfg.values)
+    target = results_dir() / cfg.run_id
+    lock_run(target, wait=wait)
+    try:
+        return _execute_all(open_run(profile, cfg.values), paths, declared)
+    finally:
+        unlock_run(target)
+
+
+def _execute_all(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[str]]) -> Run:
     os.environ.setdefault("TQDM_DISABLE", "1")
-    for path in paths:
-        print(f"[utscale] {run.run_id}: executing {path.name}", flush=True)
-        execute(path, run.file(f"notebooks/{path.name}"), notebook_parameters(declared[path], run))
-        run.update_manifest(notebooks={path.name: datetime.now(UTC).isoformat(timespec="seconds")})
+    os.environ[LOCK_ENV] = str(run.path.resolve())
+    try:
+        _run_notebooks(run, paths, declared)
+    finally:
+        os.environ.pop(LOCK_ENV, None)
     report = render_report(run)
     executed = run.manifest().get("notebooks", {})
     run.update_manifest(completed=all(p.name in executed for p in notebook_paths()))
     print(f"[utscale] report: {report}", flush=True)
     return run
+
+
+def _run_notebooks(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[str]]) -> None:
+    for path in paths:
+        print(f"[utscale] {run.run_id}: executing {path.name}", flush=True)
+        execute(path, run.file(f"notebooks/{path.name}"), notebook_parameters(declared[path], run))
+        run.update_manifest(notebooks={path.name: datetime.now(UTC).isoformat(timespec="seconds")})
 
 
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)

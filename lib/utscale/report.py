@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import html
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
 from utscale.claims import CLAIM_TEXT, VERDICT_COLOURS
-from utscale.runs import Run, atomic_write_text
+from utscale.runs import Run, atomic_write_text, git_state
 
 REPORT_FIRST = "07_"  # the claims ledger opens the report
 REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
@@ -24,7 +25,35 @@ REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 def config_markdown(run: Run) -> str:
     rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(run.config.items()))
-    return f"# utscale report: run `{run.run_id}`\n\nProfile `{run.profile}`.\n\n| parameter | value |\n|---|---|\n{rows}\n"
+    return f'<a id="configuration"></a>\n\n## Configuration\n\nProfile `{run.profile}`.\n\n| parameter | value |\n|---|---|\n{rows}\n'
+
+
+def _commit(state: dict) -> str:
+    commit = state.get("commit") or "unknown"
+    return f"`{commit[:12]}`" + (" (with uncommitted changes)" if state.get("dirty") else "")
+
+
+def provenance_markdown(run: Run, notebooks: Sequence[Path]) -> str:
+    """The report's header: what was run, from which code, with which models, where; and its contents."""
+    manifest = run.manifest()
+    models = []
+    for role, entry in sorted(manifest.get("models", {}).items()):
+        replay = entry.get("replay")
+        source = (f"replay of `{replay['file']}` (sha256 `{replay['sha256'][:12]}`, {replay['samples']} samples)" if replay
+                  else f"weights sha256 `{str(entry.get('weights', ''))[:12]}`" + (f", {entry['dtype']}" if entry.get("dtype") else ""))
+        models.append(f"{role}: `{entry.get('model')}` via {entry.get('engine')}, {source}")
+    machine = manifest.get("machine", {})
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(manifest.get("versions", {}).items()))
+    contents = "".join(f"\n- [{p.stem.replace('_', ' ')}](#nb-{p.name[:2]})" for p in notebooks)
+    return (f"# utscale report: run `{run.run_id}`\n\n"
+            f"| | |\n|---|---|\n"
+            f"| profile | `{run.profile}` (config sha256 `{str(manifest.get('config_sha256', ''))[:12]}`) |\n"
+            f"| generated | {str(manifest.get('created', ''))[:10]} at commit {_commit(manifest.get('git', {}))} |\n"
+            f"| rendered | {datetime.now(UTC).date().isoformat()} at commit {_commit(git_state())} |\n"
+            f"| models | {'<br>'.join(models) or 'none recorded'} |\n"
+            f"| machine | {machine.get('cpu_count', '?')} CPUs, {machine.get('machine', '?')}, {machine.get('platform', '?')} |\n"
+            f"| packages | {versions} |\n\n"
+            f"**Contents**{contents}\n- [Configuration](#configuration)\n")
 
 
 def render_report(run: Run) -> Path:
@@ -38,8 +67,10 @@ def render_report(run: Run) -> Path:
         raise FileNotFoundError(f"no executed notebooks under {run.path / 'notebooks'}")
     combined = nbformat.v4.new_notebook()
     combined.metadata = copy.deepcopy(nbformat.read(executed[0], as_version=4).metadata)
+    combined.cells.append(nbformat.v4.new_markdown_cell(provenance_markdown(run, executed), id="provenance"))
     for i, path in enumerate(executed):
         nb = nbformat.read(path, as_version=4)
+        combined.cells.append(nbformat.v4.new_markdown_cell(f'<a id="nb-{path.name[:2]}"></a>', id=f"anchor-{path.name[:2]}"))
         cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
         for cell in cells:  # cell ids repeat across notebooks; keep them unique in the combined page
             cell.id = f"{path.name[:2]}-{cell.id}"
@@ -47,12 +78,14 @@ def render_report(run: Run) -> Path:
                 cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
         combined.cells.extend(cells)
         if i == 0:
-            combined.cells.append(nbformat.v4.new_markdown_cell(config_markdown(run)))
+            combined.cells.append(nbformat.v4.new_markdown_cell(config_markdown(run), id="configuration"))
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
                             template_file=str(REPORT_TEMPLATE))
-    body, _ = exporter.from_notebook_node(combined)
+    body, _ = exporter.from_notebook_node(combined, resources={"metadata": {"name": f"utscale report: {run.run_id}"}})
     out = run.path / "report.html"
     out.write_text(body, encoding="utf-8")
+    # after the notebooks it rendered: the sweep counts a point done only when this is the newer
+    run.update_manifest(report_rendered=datetime.now(UTC).isoformat(timespec="seconds"))
     return out
 
 

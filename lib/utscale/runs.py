@@ -9,6 +9,7 @@ than the one it was created with.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -38,6 +39,54 @@ TRACKED_PACKAGES = (
 
 class RunConflict(RuntimeError):
     """Writing would silently replace different data, or mix two configurations in one run."""
+
+
+class RunLocked(RunConflict):
+    """Another process is writing this run."""
+
+
+LOCK_FILE = ".lock"
+LOCK_ENV = "UTSCALE_RUN_LOCK"  # the run directory whose lock an ancestor process holds (the pipeline's kernels)
+_held: dict[Path, int] = {}
+
+
+def lock_run(path: Path, *, wait: bool = False) -> None:
+    """Hold `<run>/.lock` exclusively until this process exits (or `unlock_run`): one writer per run.
+
+    An flock dies with its process, so a lock left by a killed run is free again and the next run takes
+    it over; the file keeps the holder's pid and command for the message. Kernels the pipeline starts
+    inherit LOCK_ENV and write under their parent's lock."""
+    path = Path(path).resolve()
+    if path in _held or os.environ.get(LOCK_ENV) == str(path):
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunLocked(f"{path} is being written by another process ({holder}); wait for it to finish, "
+                        "or pass --wait to start when it has") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n".encode(), 0)
+    _held[path] = fd
+
+
+def check_unlocked(path: Path) -> None:
+    """Raise RunLocked if a process other than this one or its pipeline parent is writing the run: what a
+    notebook opened on its own (JupyterLab) checks, without holding the lock for its kernel's lifetime."""
+    path = Path(path).resolve()
+    if path in _held or os.environ.get(LOCK_ENV) == str(path) or not (path / LOCK_FILE).exists():
+        return
+    lock_run(path)
+    unlock_run(path)
+
+
+def unlock_run(path: Path) -> None:
+    fd = _held.pop(Path(path).resolve(), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def natural_key(value: Any) -> tuple:
@@ -245,7 +294,8 @@ class Run:
                 return path
             raise RunConflict(
                 f"{path} already holds a different {name} table; refusing to overwrite it silently "
-                "(pass force=True / FORCE to replace it, or use another run directory)"
+                "(delete the file to recompute it from its inputs, or start another run with different "
+                "`--parameter KEY VALUE` overrides)"
             )
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         df.to_parquet(tmp, index=False)
@@ -275,6 +325,9 @@ def open_run(profile: str, overrides: Mapping[str, Any] | None = None, run_dir: 
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
         recorded = manifest.get("config", {})
+        added = sorted(set(cfg.values) - set(recorded))
+        if added and all(cfg.values.get(k) == v for k, v in recorded.items()):
+            recorded = _add_new_parameters(manifest_path, manifest, {k: cfg.values[k] for k in added})
         if recorded != cfg.values:
             diff = sorted(k for k in set(recorded) | set(cfg.values) if recorded.get(k) != cfg.values.get(k))
             raise RunConflict(
@@ -300,6 +353,19 @@ def open_run(profile: str, overrides: Mapping[str, Any] | None = None, run_dir: 
     return Run(run_id=run_id, path=path, config=cfg.values, profile=profile)
 
 
+def _add_new_parameters(manifest_path: Path, manifest: dict, added: dict[str, Any]) -> dict[str, Any]:
+    """A parameter that entered the schema after this run was created takes the profile's value, said so
+    in the manifest (`config_migrations`): every other value must already agree, and a new parameter's
+    default keeps the behaviour the run was made with. Returns the run's config now."""
+    manifest["config"] = {**manifest["config"], **added}
+    manifest["config_sha256"] = config_mod.canonical_hash(manifest["config"])
+    manifest.setdefault("config_migrations", []).append({
+        "date": datetime.now(UTC).date().isoformat(), "added": added,
+        "why": "parameters added to the schema after this run was created; they take the profile's values"})
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest["config"]
+
+
 def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
     """The run a notebook's parameters cell describes: PROFILE, RUN_DIR and any schema keys it declares.
 
@@ -308,13 +374,17 @@ def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
     """
     params = {k: v for k, v in namespace.items() if k in config_mod.SCHEMA}
     run_dir = namespace.get("RUN_DIR", "")
+    if run_dir:
+        check_unlocked(Path(run_dir))
     manifest = Path(run_dir) / "manifest.json" if run_dir else None
     if manifest is not None and manifest.exists():
         # under the pipeline: the run's config is the manifest's; what this notebook declares must agree
         recorded = json.loads(manifest.read_text())
         checked = config_mod.validate(params)
-        differ = sorted(k for k, v in checked.items() if recorded["config"].get(k) != v)
+        differ = sorted(k for k, v in checked.items() if k in recorded["config"] and recorded["config"][k] != v)
         if differ:
             raise RunConflict(f"{run_dir} was created with other values for {differ}")
         return open_run(recorded["profile"], recorded["config"], run_dir)
-    return open_run(namespace.get("PROFILE", "ci"), params, run_dir)
+    run = open_run(namespace.get("PROFILE", "ci"), params, run_dir)
+    check_unlocked(run.path)
+    return run

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from utscale import claims, matrix, metrics, scaling
 from utscale import config as config_mod
@@ -70,7 +69,7 @@ def grid_path(ref: str) -> Path:
 def load_sweep(ref: str) -> Sweep:
     path = grid_path(ref)
     source = path.read_text()
-    raw = yaml.safe_load(source) or {}
+    raw = config_mod.read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise config_mod.ParameterError(f"{path}: a sweep grid is a mapping with keys {list(GRID_KEYS)}")
     unknown = sorted(set(raw) - set(GRID_KEYS))
@@ -92,6 +91,9 @@ def load_sweep(ref: str) -> Sweep:
     for profile in profiles:
         for combo in itertools.product(*(grid[k] for k in keys)):
             overrides = dict(zip(keys, combo))
+            # the profile's grids follow the swept sizes (documented policy: values above the bound are dropped)
+            merged = {**config_mod.load_profile(profile), **config_mod.validate(overrides)}
+            overrides.update(config_mod.fit_grids(merged, fixed=keys))
             cfg = config_mod.resolve(profile, overrides)  # every point checked before any work
             if cfg.run_id not in seen:
                 seen.add(cfg.run_id)
@@ -100,12 +102,17 @@ def load_sweep(ref: str) -> Sweep:
 
 
 def finished(run_id: str, notebooks: Sequence[str]) -> bool:
-    """All of these notebooks (numbers) recorded as executed in the run's manifest."""
+    """All of these notebooks (numbers) recorded as executed in the run's manifest, and the report
+    rendered after the last of them (a run killed between its notebooks and its report is not done)."""
     manifest = results_dir() / run_id / "manifest.json"
     if not manifest.exists():
         return False
-    executed = json.loads(manifest.read_text()).get("notebooks", {})
-    return all(any(name.startswith(n) for name in executed) for n in notebooks)
+    recorded = json.loads(manifest.read_text())
+    executed = recorded.get("notebooks", {})
+    if not all(any(name.startswith(n) for name in executed) for n in notebooks):
+        return False
+    report = recorded.get("report_rendered", "")
+    return bool(report) and (results_dir() / run_id / "report.html").exists() and report >= max(executed.values())
 
 
 def summarise(run: Run, resamples: int = 100) -> dict[str, Any]:

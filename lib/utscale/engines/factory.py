@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,9 +11,10 @@ import pandas as pd
 from utscale.engines.base import Engine
 
 
-def make_engine(config: Mapping[str, Any], role: str, problems: pd.DataFrame | None = None) -> Engine:
+def make_engine(config: Mapping[str, Any], role: str, problems: pd.DataFrame | None = None,
+                log_file: Path | None = None) -> Engine:
     """role: "policy" (solutions) or "test" (unit tests). `problems` lets a replay check that its file
-    belongs to the run's benchmark."""
+    belongs to the run's benchmark; `log_file` receives a local engine's logs (not the notebook's cells)."""
     prefix = "POLICY" if role == "policy" else "TEST"
     kind, model = config[f"{prefix}_ENGINE"], config[f"{prefix}_MODEL"]
     if kind == "replay":
@@ -32,5 +34,5 @@ def make_engine(config: Mapping[str, Any], role: str, problems: pd.DataFrame | N
         from utscale.engines.vllm_engine import VLLMEngine
         from utscale.models import resolve_model
 
-        return VLLMEngine(resolve_model(model), seed=config["SEED"])
+        return VLLMEngine(resolve_model(model), seed=config["SEED"], log_file=log_file)
     raise ValueError(f"unknown engine {kind!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -39,12 +40,32 @@ def cpu_dtype() -> str:
     return "auto" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
+def route_logs(log_file: Path) -> None:
+    """Send vLLM's logs (this process's and its engine-core process's, which inherits the environment) to
+    `log_file`, plain text: a notebook's cells then hold results, not colour-coded engine chatter with
+    machine paths. Takes effect when vLLM is first imported in this process."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log_file), "formatter": "plain",
+                              "level": "INFO"}},
+        "loggers": {"vllm": {"handlers": ["file"], "level": "INFO", "propagate": False}},
+    }
+    path = log_file.with_suffix(".logging.json")
+    path.write_text(json.dumps(config))
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "1"
+    os.environ["VLLM_LOGGING_CONFIG_PATH"] = str(path)
+
+
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model: ModelRef, max_model_len: int | None = None, seed: int = 0):
-        # vLLM logs to stdout by default; as stderr they read as logs in JupyterLab and stay out of the report
-        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    def __init__(self, model: ModelRef, max_model_len: int | None = None, seed: int = 0, log_file: Path | None = None):
+        if log_file is not None:
+            route_logs(log_file)
+        else:  # vLLM logs to stdout by default; as stderr they read as logs in JupyterLab and stay out of the report
+            os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -60,8 +81,9 @@ class VLLMEngine:
             model=model.path,
             max_model_len=max_model_len,
             seed=seed,
-            # on CPU the fraction means host memory; the paper's GPU setting is 0.8 (docs/method.md §1.4)
-            gpu_memory_utilization=0.2 if cpu else 0.8,
+            # on CPU the fraction means host memory, and it must hold the weights too: float32 weights of the
+            # 0.5B model take 2 GB, which leaves no KV cache inside 0.2; the paper's GPU setting is 0.8 (docs/method.md §1.4)
+            gpu_memory_utilization=(0.4 if self.dtype == "float32" else 0.2) if cpu else 0.8,
             enforce_eager=cpu,
             dtype=self.dtype or "auto",
             **(cpu_options if cpu else {}),

@@ -2,23 +2,27 @@
 
 Input lines: {"id": str, "solution": str, "test": str}, `test` a unittest program run after the
 solution's definitions. Output lines: {"id", "passed", "status", "tests_run", "duration_s"}.
-Verdicts are appended as they arrive, so an interrupted run resumes: ids already in the output are
-skipped. A malformed input line gets an `invalid` verdict (keyed by its id, or `line-N` without one)
-instead of stopping the run. When every pair has a verdict the output is rewritten sorted by id and
-the exit status is 0.
+Each output line also carries `key`, a hash of (solution, test, mode, timeout). Verdicts are appended
+as they arrive, so an interrupted run resumes: an output record is reused only when its id *and* key
+match the input's (a stale verdict for other code or other settings is run again); output ids not in
+the input are reported and dropped (kept with `--keep-extra`); `--output` may not be `--input`. A
+malformed input line gets an `invalid` verdict (keyed by its id, or `line-N` without one) instead of
+stopping the run. When every pair has a verdict the output is rewritten sorted by id and the exit
+status is 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from utscale.runs import JsonlLog, natural_key
-from utscale.sandbox.executor import MODES, Executor, SandboxSettings
+from utscale.runs import atomic_write_text, natural_key
+from utscale.sandbox.executor import MODES, Executor, NoJail, SandboxSettings
 from utscale.sandbox.pairs import Pair, run_pairs
 
 
@@ -48,9 +52,28 @@ def read_pairs(path: Path) -> tuple[list[Pair], list[dict]]:
     return pairs, rejected
 
 
-def done_ids(path: Path) -> set[str]:
-    """Ids already in the output; a torn last line (a kill mid-write) is dropped by JsonlLog."""
-    return {key for (key,) in JsonlLog(path, ["id"]).keys()}
+def content_key(solution: str, test: str, mode: str, timeout: float) -> str:
+    """What a verdict depends on: the code and the rules it ran under."""
+    blob = json.dumps([solution, test, mode, timeout], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def previous_records(path: Path) -> dict[str, dict]:
+    """The output's records by id (the last one of an id wins); a torn last line (a kill mid-write) is dropped."""
+    records: dict[str, dict] = {}
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):  # cut the torn tail, so the next append starts a line of its own
+            text = text[:text.rfind("\n") + 1]
+            atomic_write_text(path, text)
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("id"), str):
+                records[record["id"]] = record
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +81,21 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         print(f"error: input file not found: {source}", file=sys.stderr)
         return 2
+    if target.exists() and target.resolve() == source.resolve():
+        print(f"error: --output is the input file {source}; verdicts would overwrite the pairs", file=sys.stderr)
+        return 2
     pairs, rejected = read_pairs(source)
-    finished = done_ids(target)
+    keys = {p.id: content_key(p.solution, p.test, args.mode, args.timeout) for p in pairs}
+    keys.update({r["id"]: content_key("", r["error"], "invalid", 0.0) for r in rejected})
+    previous = previous_records(target)
+    extra = sorted(set(previous) - set(keys), key=natural_key)
+    if extra:
+        print(f"{'keeping' if args.keep_extra else 'dropping'} {len(extra)} output records whose ids are not in the "
+              f"input: {', '.join(extra[:10])}{' …' if len(extra) > 10 else ''}", file=sys.stderr)
+    finished = {i for i, r in previous.items() if i in keys and r.get("key") == keys[i]}
+    stale = sorted(i for i in previous if i in keys and i not in finished)
+    if stale:
+        print(f"re-running {len(stale)} pairs whose output came from other code or settings", file=sys.stderr)
     todo = [p for p in pairs if p.id not in finished]
     settings = SandboxSettings(timeout=args.timeout, mode=args.mode, jail=args.jail)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,20 +103,18 @@ def run(args: argparse.Namespace) -> int:
         for record in rejected:
             if record["id"] not in finished:
                 out.write(json.dumps({"id": record["id"], "passed": False, "status": "invalid", "tests_run": 0,
-                                      "duration_s": 0.0, "error": record["error"]}) + "\n")
+                                      "duration_s": 0.0, "error": record["error"], "key": keys[record["id"]]}) + "\n")
         out.flush()
         if todo:
             with Executor(workers=args.workers, settings=settings) as executor:
                 for verdict in run_pairs(todo, executor):
                     out.write(json.dumps({"id": verdict.id, "passed": verdict.passed, "status": verdict.status,
-                                          "tests_run": verdict.tests_run, "duration_s": verdict.duration_s}) + "\n")
+                                          "tests_run": verdict.tests_run, "duration_s": verdict.duration_s,
+                                          "key": keys[verdict.id]}) + "\n")
                     out.flush()
-    records = {}
-    for line in target.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[record["id"]] = record
-    expected = {p.id for p in pairs} | {r["id"] for r in rejected}
+    records = {i: r for i, r in previous_records(target).items()
+               if (i in keys and r.get("key") == keys[i]) or (args.keep_extra and i in extra)}
+    expected = set(keys)
     missing = expected - set(records)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     tmp.write_text("".join(json.dumps(records[k]) + "\n" for k in sorted(records, key=natural_key)), encoding="utf-8")
@@ -101,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--timeout", type=float, default=1.0, help="seconds per test program (default 1.0)")
     run_p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     run_p.add_argument("--mode", choices=MODES, default="fast")
-    run_p.add_argument("--jail", choices=("auto", "bwrap", "none"), default="auto")
+    run_p.add_argument("--jail", choices=("auto", "bwrap", "none"), default="auto",
+                       help="auto: bubblewrap or root namespaces, else refuse; none: run unisolated (warned)")
+    run_p.add_argument("--keep-extra", action="store_true", help="keep output records whose ids are not in the input")
     return parser
 
 
@@ -110,4 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.timeout <= 0:
         print("error: --timeout must be positive", file=sys.stderr)
         return 2
-    return run(args)
+    try:
+        return run(args)
+    except NoJail as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

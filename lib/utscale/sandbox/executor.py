@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
@@ -112,7 +113,16 @@ class WorkerDied(RuntimeError):
     pass
 
 
-UID_LOCKS = "/tmp/utscale-uid-locks"
+class NoJail(RuntimeError):
+    """Untrusted code would run without isolation and nobody said that was acceptable."""
+
+
+NO_JAIL_WARNING = ("utscale sandbox: SANDBOX_JAIL none: untrusted code runs WITHOUT a jail (no private /tmp, "
+                   "network or process namespace); verdicts and your files are only as safe as the code")
+
+
+# per euid: a folder root created (mode 0700) must never block another user's sandbox
+UID_LOCKS = f"/tmp/utscale-uid-locks-{os.geteuid()}"
 UID_SPAN = 4096
 
 
@@ -183,6 +193,14 @@ class Executor:
             self.prefix = bwrap_prefix()
             if self.settings.jail == "bwrap" and self.prefix is None:
                 raise RuntimeError("jail='bwrap' was asked for but bubblewrap is not installed or not usable")
+        namespaces = os.geteuid() == 0 and self.settings.isolate  # root: per-child namespaces and a sandbox uid
+        if self.prefix is None and self.settings.jail == "auto" and not namespaces:
+            # fail closed: without bubblewrap and without root nothing stands between the code and this user
+            raise NoJail("no sandbox jail is available: bubblewrap is missing or unusable and this process is "
+                         "not root. Install bubblewrap (Debian: apt install bubblewrap), or accept running "
+                         "untrusted code unisolated with --jail none (SANDBOX_JAIL: none)")
+        if self.settings.jail == "none":
+            warnings.warn(NO_JAIL_WARNING, stacklevel=2)
         self.jailed = self.prefix is not None
         self._workers: list[_Worker] = []
 
