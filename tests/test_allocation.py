@@ -79,8 +79,12 @@ def test_compare_rules_prefers_informed_allocation_when_difficulty_matters():
     table, allocations = allocation.compare_rules(curves, lam, lam, budgets=[1, 2, 4])
     assert set(table.rule) == set(allocation.RULES) and len(table) == 12
     assert (table.tests_used <= 60 * 4).all()
-    at2 = table[table.budget == 2].set_index("rule").accuracy
-    assert at2["verifier_aware"] >= at2["equal"] - 0.5
+    # here the hard problems gain most per test, which only verifier_aware measures: it must beat equal
+    # allocation at every budget below the cap, while the paper's λ(1-λ)^b (largest for λ near ½) does not
+    for budget in (1, 2, 4):
+        at = table[table.budget == budget].set_index("rule").accuracy
+        assert at["verifier_aware"] > at["equal"] + 0.5
+        assert at["paper_gold"] < at["equal"]
     assert allocations[("equal", 2)].tolist() == [2] * p
 
 

@@ -121,3 +121,39 @@ def test_malformed_profiles_fail_with_file_and_line(tmp_path, monkeypatch):
 def test_profile_names_cannot_leave_the_params_and_results_folders(name):
     with pytest.raises(config.ParameterError, match="profile names are plain names"):
         config.resolve(name)
+
+
+@pytest.mark.parametrize("code, words", [(28, "No space left"), (30, "Read-only"), (13, "Permission denied")])
+def test_an_unwritable_or_full_results_folder_gets_a_clean_message(monkeypatch, capsys, code, words):
+    import os
+
+    def full(*args, **kwargs):
+        raise OSError(code, os.strerror(code), "/results/ci/executions.parquet")
+
+    monkeypatch.setattr(cli, "run_pipeline", full)
+    assert cli.main(["run", "--profile", "ci"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write /results/ci/executions.parquet" in err and words in err and "resumes" in err
+    assert "Traceback" not in err
+
+
+def test_other_os_errors_are_not_disguised(monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(cli, "run_pipeline", broken)
+    with pytest.raises(OSError, match="Input/output"):
+        cli.main(["run", "--profile", "ci"])
+
+
+def test_a_failed_notebook_is_named_without_papermill_s_traceback(monkeypatch, capsys):
+    from papermill.exceptions import PapermillExecutionError
+
+    def failing(*args, **kwargs):
+        raise PapermillExecutionError(cell_index=3, exec_count=2, source="x", ename="ValueError",
+                                      evalue="no solutions", traceback=["..."])
+
+    monkeypatch.setattr(cli, "run_pipeline", failing)
+    assert cli.main(["run", "--profile", "ci"]) == 1
+    err = capsys.readouterr().err
+    assert "a notebook failed: ValueError: no solutions" in err and "rerun to resume" in err

@@ -97,3 +97,15 @@ def test_a_failing_point_is_recorded_and_the_others_still_run(tmp_path, results_
     assert by_path.loc[REPLAY, "status"] == sweep.DONE
     assert by_path.loc[REPLAY, "solution_tokens"] > 0
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_the_profile_s_grids_follow_a_swept_size_and_an_explicit_grid_is_checked(tmp_path):
+    points = sweep.load_sweep(str(write_grid(tmp_path, "profiles: [ci]\ngrid:\n  N_UNIT_TESTS: [2, 8]\n"))).points
+    small = next(p for p in points if p.overrides["N_UNIT_TESTS"] == 2)
+    # ci's M_GRID [0, 1, 2, 4, 8] and BUDGETS [1, 2, 4, 8] are trimmed to the 2 tests this point samples
+    assert small.overrides["M_GRID"] == [0, 1, 2] and small.overrides["BUDGETS"] == [1, 2]
+    full = next(p for p in points if p.overrides["N_UNIT_TESTS"] == 8)
+    assert full.overrides == {"N_UNIT_TESTS": 8}
+    # a grid the sweep itself sets is the user's explicit choice: out of bounds, it is refused
+    with pytest.raises(config.ParameterError, match=r"M_GRID values must lie in 0..N_UNIT_TESTS \(2\)"):
+        sweep.load_sweep(str(write_grid(tmp_path, "profiles: [ci]\ngrid:\n  N_UNIT_TESTS: [2]\n  M_GRID: [[0, 4]]\n", "sweep-b")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from utscale.paths import results_dir
 from utscale.pipeline import refresh_notebooks, run_pipeline
 from utscale.report import render_index, render_report
 from utscale.runs import Run, RunConflict, open_run
+from utscale.sandbox.executor import NoJail
 from utscale.sweep import FAILED, run_sweep
 
 
@@ -52,6 +54,10 @@ def open_existing(run_ref: str) -> Run:
     return open_run(recorded["profile"], recorded["config"], run_dir=path)
 
 
+# the results folder cannot take what the run writes: a clean message, the run resumes later
+STORAGE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -71,7 +77,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             shown = [c for c in ("run_id", "status", "random_pick", "voting", "gain", "test_f1") if c in table]
             print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
             return 1 if (table.status == FAILED).any() else 0
-    except (config_mod.ParameterError, FileNotFoundError, RunConflict, ReplayFileError) as exc:
+    except (config_mod.ParameterError, FileNotFoundError, RunConflict, ReplayFileError, NoJail) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRORS:
+            raise
+        print(f"error: cannot write {exc.filename or results_dir()}: {exc.strerror}. Free space or fix the "
+              "folder's permissions (UTSCALE_RESULTS chooses another folder), then run the same command again: "
+              "the run resumes from what it has written", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a notebook that failed: say which and why, not papermill's whole traceback
+        if type(exc).__name__ != "PapermillExecutionError":
+            raise
+        print(f"error: a notebook failed: {exc.ename}: {exc.evalue} (the executed notebook under "
+              "results/<run_id>/notebooks/ shows the cell; fix the cause and rerun to resume)", file=sys.stderr)
+        return 1
     return 0
