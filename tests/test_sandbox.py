@@ -213,18 +213,32 @@ def test_codet_mode_keeps_codets_executor_semantics():
     assert alone == {"fine": "pass", "star": "invalid"}  # isolated, only the broken case fails
 
 
-def test_state_leaking_tests_differ_between_fast_and_strict():
-    """fast shares one process per solution (module state can leak between tests), strict does not."""
-    solution = "CALLS = []\ndef add(a, b):\n    CALLS.append(1)\n    return a + b\n"
-    first = unit_test_program("import sys\nsys.modules['builtins'].LEAK = True\nself.assertEqual(add(1, 2), 3)")
-    second = unit_test_program("import builtins\nself.assertFalse(hasattr(builtins, 'LEAK'))")
+def test_state_leaking_tests_get_a_fresh_interpreter_s_verdicts_in_every_mode():
+    """A test that mutates the solution's state (a module global, builtins, a list the solution returns)
+    cannot change a later test's verdict: fast forks each test from the freshly loaded solution."""
+    solution = "CALLS = []\ndef add(a, b):\n    CALLS.append(1)\n    return a + b\ndef cache():\n    return CALLS\n"
+    first = unit_test_program("import sys\nsys.modules['builtins'].LEAK = True\ncache().append(9)\nself.assertEqual(add(1, 2), 3)")
+    second = unit_test_program("import builtins\nself.assertFalse(hasattr(builtins, 'LEAK'))\nself.assertEqual(cache(), [])")
     pairs = [Pair("first", solution, first), Pair("second", solution, second)]
-    verdicts = {}
+    expected = {p.id: ("pass" if oracle_passes(p.solution, p.test) else "fail") for p in pairs}
+    assert expected == {"first": "pass", "second": "pass"}  # a fresh interpreter per pair
     for mode in ("fast", "strict"):
         with Executor(workers=1, settings=SandboxSettings(jail="none", mode=mode)) as ex:
-            verdicts[mode] = {v.id: v.status for v in run_pairs(pairs, ex)}
-    assert verdicts["strict"] == {"first": "pass", "second": "pass"}
-    assert verdicts["fast"] == {"first": "pass", "second": "fail"}
+            assert {v.id: v.status for v in run_pairs(pairs, ex)} == expected, mode
+        # and in the other order
+        with Executor(workers=1, settings=SandboxSettings(jail="none", mode=mode)) as ex:
+            assert {v.id: v.status for v in run_pairs(pairs[::-1], ex)} == expected, mode
+
+
+@pytest.mark.parametrize("where", ["test", "solution"])
+def test_tampering_with_unittest_is_reported_not_passed(where):
+    patch = "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n"
+    solution, body = (WRONG, patch + "self.assertEqual(add(2, 2), 4)") if where == "test" else (patch + WRONG, "self.assertEqual(add(2, 2), 4)")
+    pairs = [Pair("forged", solution, unit_test_program(body)), Pair("clean", GOOD, ADD_OK)]
+    with Executor(workers=1, settings=SandboxSettings(jail="none")) as ex:
+        got = {v.id: (v.status, v.passed) for v in run_pairs(pairs, ex)}
+    assert got["forged"] == ("tampered", False)
+    assert got["clean"] == ("pass", True)
 
 
 def test_duplicate_solutions_and_tests_run_once_and_fan_out():

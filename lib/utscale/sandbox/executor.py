@@ -26,7 +26,7 @@ from typing import Literal
 
 Mode = Literal["fast", "strict", "coderm", "codet"]
 MODES: tuple[Mode, ...] = ("fast", "strict", "coderm", "codet")
-STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid")
+STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid", "tampered")
 
 
 @dataclass(frozen=True)

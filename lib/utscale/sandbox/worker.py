@@ -5,8 +5,9 @@ It reads jobs (one solution and its unit-test programs) as JSON lines on stdin a
 per (solution, test) verdict on stdout, then `{"job": ..., "done": true}`.
 
 Per job, in the default `fast` mode (design (e) of the research notes): one child execs the solution
-once, then runs every test program in a copy of the solution's namespace under a repeating alarm,
-writing a line per test. The worker resets a deadline on each line; on a hang it kills the child's
+once, then runs every test program in a fork of itself (a fresh copy of the loaded solution's whole
+state) under a repeating alarm, writing a line per test; a test that changed unittest's classes is
+`tampered`. The worker resets a deadline on each line; on a hang it kills the child's
 process group, marks that test, and resumes the remaining tests in a fresh child. `strict` forks one
 child per test; `coderm` reproduces the paper's executor (one child per pair, one-shot alarm, a 2 s
 kill, zero-test classes pass); `codet` reproduces CodeT's released executor for its assertions (one
@@ -114,7 +115,8 @@ def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
         resource.RLIMIT_FSIZE: 16 * 2**20,
         resource.RLIMIT_CORE: 0,
         resource.RLIMIT_NOFILE: 64,
-        resource.RLIMIT_NPROC: settings["max_processes"],
+        # fast mode forks one process per test from the loaded solution (which itself cannot fork again)
+        resource.RLIMIT_NPROC: settings["max_processes"] + (1 if settings["mode"] == "fast" else 0),
     }
     for which, value in limits.items():
         try:
@@ -272,6 +274,7 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
             status, run = run_test_program(solution + "\n\n" + code, dict(base), base, settings)
             emit(index, status, run, round(time.perf_counter() - started, 6))
         os._exit(0)
+    pristine = unittest_snapshot()
     _arm(settings["timeout"], repeat=True)
     try:
         exec(compile(solution, "<solution>", "exec"), base)
@@ -287,12 +290,80 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
     emit("R")
     for index, code in tests:
         started = time.perf_counter()
-        try:
-            status, run = run_test_program(code, dict(base), base, settings)
-        except TimeLimit:  # an alarm landing in our own bookkeeping, after the program ran
-            status, run = "timeout", 0
+        status, run = _test_in_fork(code, base, settings, pristine)
         emit(index, status, run, round(time.perf_counter() - started, 6))
     os._exit(0)
+
+
+STATUSES = ("pass", "fail", "error", "timeout", "invalid", "tampered")
+TAMPERABLE = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader, unittest.case,
+              unittest.result, unittest.suite, unittest.loader)
+
+
+def unittest_snapshot() -> dict[tuple[int, str], object]:
+    """What the verdict relies on in unittest (its classes' and modules' attributes), taken before any
+    untrusted code runs; a test whose run changed any of it is `tampered`."""
+    return {(id(owner), name): value for owner in TAMPERABLE for name, value in vars(owner).items()}
+
+
+def _tampered(pristine: dict[tuple[int, str], object]) -> bool:
+    now = unittest_snapshot()
+    return now.keys() != pristine.keys() or any(now[k] is not v for k, v in pristine.items())
+
+
+def _one_test(code: str, base: dict, settings: dict, pristine: dict) -> tuple[str, int]:
+    try:
+        status, run = run_test_program(code, dict(base), base, settings)
+    except TimeLimit:  # an alarm landing in our own bookkeeping, after the program ran
+        status, run = "timeout", 0
+    except BaseException:  # noqa: BLE001 - anything escaping the runner fails the test
+        status, run = "error", 0
+    return ("tampered", run) if _tampered(pristine) else (status, run)
+
+
+def _test_in_fork(code: str, base: dict, settings: dict, pristine: dict) -> tuple[str, int]:
+    """One test in a fork of the process that loaded the solution: every test starts from the state the
+    solution had right after loading, so a test that mutates it cannot change a later test's verdict
+    (verdicts do not depend on test order). The fork may fork as far as max_processes allows (with the
+    default of 1: not at all). If forking fails (a solution
+    that spawned a process while loading used the uid's last process slot) the test runs here."""
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return _one_test(code, base, settings, pristine)
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:  # the loader holds one process slot of the uid: the test gets what max_processes allows
+                slots = settings["max_processes"] + 1
+                resource.setrlimit(resource.RLIMIT_NPROC, (slots, slots))
+            except (ValueError, OSError):
+                pass
+            status, run = _one_test(code, base, settings, pristine)
+            os.write(write_fd, f"{status}\t{run}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    data = b""
+    # up to the record's newline, not EOF: a process the test forked may hold the pipe open; a fork that
+    # hangs is the worker's deadline's business (it kills the whole process group)
+    while not data.endswith(b"\n"):
+        chunk = os.read(read_fd, 256)
+        if not chunk:
+            break
+        data += chunk
+    os.close(read_fd)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    fields = data.decode(errors="replace").rstrip("\n").split("\t")
+    if len(fields) == 2 and fields[0] in STATUSES and fields[1].isdigit():
+        return fields[0], int(fields[1])
+    return "crash", 0
 
 
 def _clear(directory: str) -> None:
@@ -382,8 +453,9 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
                 on_result(int(fields[1]), fields[2], int(fields[3]), float(fields[4]))
     _kill_group(pid)
     os.close(read_fd)
-    if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and settings["max_processes"] > 1:
-        _reap_uid(uid)  # with max_processes == 1 the uid cannot fork, so nothing can have escaped
+    if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and (settings["max_processes"] > 1
+                                                                          or settings["mode"] == "fast"):
+        _reap_uid(uid)  # with one process slot (strict, coderm, codet) the uid cannot fork: nothing escaped
     _clear(settings["scratch_root"])
     return results, solution_status, failure, ready, time.monotonic() - started
 
