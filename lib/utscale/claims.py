@@ -19,6 +19,7 @@ import pandas as pd
 
 from utscale.allocation import allocated
 from utscale.matrix import PassCube
+from utscale.online import best_setting
 from utscale.scaling import ScalingGrid, problem_bootstrap
 from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, select
 
@@ -268,12 +269,11 @@ ONLINE_TARGET = 0.5  # points below equal allocation's full-budget accuracy an o
 def _online_summary(gains: pd.DataFrame, cap: int) -> str:
     """What the cheapest online setting within ONLINE_TARGET of the full budget costs, and how every setting
     compares with equal allocation given the same number of tests (paired intervals over problems)."""
-    close = gains[gains.minus_equal_full_budget >= -ONLINE_TARGET].sort_values("tests_generated")
-    if close.empty:
+    b = best_setting(gains, ONLINE_TARGET)
+    if b is None:
         head = (f"online stopping: no setting comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
                 f"(closest {gains.minus_equal_full_budget.max():+.2f})")
     else:
-        b = close.iloc[0]
         head = (f"online stopping: {b.rule} comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
                 f"({b.minus_equal_full_budget:+.2f}, 95% {b.full_ci_low:+.2f} to {b.full_ci_high:+.2f}) generating "
                 f"{b.tests_generated:.1f} tests per problem ({100 * b.share_of_cap:.0f}% of the cap)")

@@ -14,16 +14,15 @@ status is 0.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from utscale.runs import atomic_write_text, natural_key
+from utscale.runs import JsonlLog, natural_key
 from utscale.sandbox.executor import MODES, Executor, NoJail, SandboxSettings
-from utscale.sandbox.pairs import Pair, run_pairs
+from utscale.sandbox.pairs import Pair, run_pairs, text_key
 
 
 def read_pairs(path: Path) -> tuple[list[Pair], list[dict]]:
@@ -54,19 +53,15 @@ def read_pairs(path: Path) -> tuple[list[Pair], list[dict]]:
 
 def content_key(solution: str, test: str, mode: str, timeout: float) -> str:
     """What a verdict depends on: the code and the rules it ran under."""
-    blob = json.dumps([solution, test, mode, timeout], ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+    return text_key(json.dumps([solution, test, mode, timeout], ensure_ascii=False))
 
 
 def previous_records(path: Path) -> dict[str, dict]:
-    """The output's records by id (the last one of an id wins); a torn last line (a kill mid-write) is dropped."""
+    """The output's records by id (the last one of an id wins); a line that is not a record is skipped."""
     records: dict[str, dict] = {}
+    JsonlLog(path, ["id"])  # opening the log cuts a torn last line (a kill mid-write), so appends start clean
     if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if text and not text.endswith("\n"):  # cut the torn tail, so the next append starts a line of its own
-            text = text[:text.rfind("\n") + 1]
-            atomic_write_text(path, text)
-        for line in text.splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
