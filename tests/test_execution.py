@@ -42,7 +42,7 @@ def test_labels_and_matrix_with_dedup_and_missing_code(tmp_path):
     with Executor(workers=2, settings=SandboxSettings(timeout=5)) as ex:
         lab_log = JsonlLog(tmp_path / "labels.jsonl", execution.LABEL_KEY)
         report = execution.label_solutions(problems, sols, lab_log, ex)
-        labels = execution.labels_table(sols, lab_log)
+        labels = execution.labels_table(sols, lab_log, "fast")
         ex_log = JsonlLog(tmp_path / "ex.jsonl", execution.EXECUTION_KEY)
         matrix = execution.execute_unit_tests(problems, sols, tests, ex_log, ex)
     assert report.pairs == 9 and report.unique_executed == 6  # the AST-identical copy runs once
@@ -55,6 +55,27 @@ def test_labels_and_matrix_with_dedup_and_missing_code(tmp_path):
     assert matrix.pairs == 27 and matrix.unique_executed == 18  # per problem: 2 distinct ASTs x 3 tests
     table = ex_log.frame()
     assert set(table.test_id) == {0, 1, 2} and table.passed.all()
+
+
+def test_labels_logged_in_another_mode_are_computed_again(tmp_path):
+    """A run made before LABEL_MODE existed logged fast-mode labels without a mode: in isolated mode they
+    are computed again (not reused), once, and the table says which mode each label ran in."""
+    problems, sols, _ = tiny_inputs()
+    log = JsonlLog(tmp_path / "labels.jsonl", execution.LABEL_KEY)
+    with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="fast")) as ex:
+        first = execution.label_solutions(problems, sols, log, ex)
+    fast = execution.labels_table(sols, log, "fast")
+    records = [{k: v for k, v in r.items() if k != "mode"} for r in log]  # the old log's records
+    log.path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert set(execution.stale_labels(log, "isolated", "fast").values()) == {"fast"}
+    assert execution.stale_labels(log, "fast", "fast") == {}
+    with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="isolated")) as ex:
+        second = execution.label_solutions(problems, sols, log, ex, "fast")
+        third = execution.label_solutions(problems, sols, log, ex, "fast")
+    assert second.executed == first.executed > 0 and third.executed == 0
+    isolated = execution.labels_table(sols, log, "isolated")
+    assert set(isolated["mode"]) == {"isolated"} and set(fast["mode"]) == {"fast"}
+    assert isolated.correct.tolist() == fast.correct.tolist()
 
 
 KILL_SCRIPT = textwrap.dedent("""

@@ -78,9 +78,10 @@ class Listener:
 JAILS = ["none"] + (["bwrap"] if bwrap_prefix() else [])
 
 
-@pytest.fixture(params=JAILS)
+@pytest.fixture(params=[(jail, mode) for jail in JAILS for mode in ("fast", "isolated")], ids=str)
 def executor(request):
-    with Executor(workers=2, settings=SandboxSettings(timeout=1.0, jail=request.param)) as ex:
+    jail, mode = request.param
+    with Executor(workers=2, settings=SandboxSettings(timeout=1.0, jail=jail, mode=mode)) as ex:
         yield ex
 
 
@@ -222,7 +223,7 @@ def test_state_leaking_tests_get_a_fresh_interpreter_s_verdicts_in_every_mode():
     pairs = [Pair("first", solution, first), Pair("second", solution, second)]
     expected = {p.id: ("pass" if oracle_passes(p.solution, p.test) else "fail") for p in pairs}
     assert expected == {"first": "pass", "second": "pass"}  # a fresh interpreter per pair
-    for mode in ("fast", "strict"):
+    for mode in ("fast", "isolated", "strict"):
         with Executor(workers=1, settings=SandboxSettings(jail="none", mode=mode)) as ex:
             assert {v.id: v.status for v in run_pairs(pairs, ex)} == expected, mode
         # and in the other order
@@ -253,7 +254,7 @@ def test_duplicate_solutions_and_tests_run_once_and_fan_out():
         assert {v.id: v.status for v in run_pairs(pairs, ex)} == {"x1": "pass", "x2": "pass", "x3": "pass"}
 
 
-@pytest.mark.parametrize("mode", ["fast", "strict", "coderm"])
+@pytest.mark.parametrize("mode", ["fast", "isolated", "strict", "coderm"])
 def test_verdicts_agree_with_a_fresh_interpreter_per_pair(mode):
     from utscale import benchmarks
 

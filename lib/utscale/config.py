@@ -105,8 +105,12 @@ SCHEMA: dict[str, Param] = {
         # execution (notebook 04)
         Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01, maximum=3600.0),
         Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01, maximum=3600.0),
-        Param("SANDBOX_MODE", str, "executor semantics (coderm: the CodeRM authors'; codet: CodeT's, for its assertions)",
-              choices=("fast", "strict", "coderm", "codet")),
+        Param("SANDBOX_MODE", str, "executor semantics of the pass matrix (fast; isolated: the verdict decided by a "
+              "process that never runs solution code; strict: a process per test; coderm: the CodeRM authors'; "
+              "codet: CodeT's, for its assertions)",
+              choices=("fast", "isolated", "strict", "coderm", "codet")),
+        Param("LABEL_MODE", str, "executor of the ground-truth labels (isolated by default: a forged label corrupts "
+              "every number downstream)", choices=("isolated", "fast", "strict")),
         Param("SANDBOX_MEMORY_MB", int, "address-space limit per child", minimum=64, maximum=1_048_576),
         Param("SANDBOX_JAIL", str, "isolation of untrusted code: auto (bubblewrap, or root namespaces; refuses to run "
               "without either), bwrap (required), none (no jail: a warning, recorded in the manifest)",

@@ -40,9 +40,11 @@ class StageReport:
 
 
 def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, fields: tuple[str, ...],
-                executor: Executor, verdict_fields: Callable[[Any], dict]) -> StageReport:
+                executor: Executor, verdict_fields: Callable[[Any], dict], done: set[tuple] | None = None
+                ) -> StageReport:
+    """Execute the pairs the log does not hold yet (or not in `done`, the records still valid)."""
     started = time.perf_counter()
-    done = log.keys()
+    done = log.keys() if done is None else done
     plan = plan_jobs(Pair(json.dumps(list(k)), sol, test) for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
@@ -113,10 +115,27 @@ def unit_test_verdicts(assertion_executions: pd.DataFrame, assertions: pd.DataFr
     return out.reset_index()[keys + ["passed", "status", "tests_run", "duration_s"]]
 
 
-def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor) -> StageReport:
+def legacy_label_mode(config: Mapping[str, Any]) -> str:
+    """The executor labels ran in before LABEL_MODE existed (records without a `mode`): the matrix's mode,
+    fast for CodeT's."""
+    return "fast" if config["SANDBOX_MODE"] == "codet" else config["SANDBOX_MODE"]
+
+
+def stale_labels(log: JsonlLog, mode: str, legacy: str) -> dict[tuple, str]:
+    """Logged labels computed in another executor mode than `mode` (key → that mode): computed again."""
+    latest = {tuple(r[k] for k in LABEL_KEY): r.get("mode", legacy) for r in log}
+    return {key: was for key, was in latest.items() if was != mode}
+
+
+def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor,
+                    legacy_mode: str = "fast") -> StageReport:
+    """Ground-truth labels in the executor's mode (recorded per label); a label logged in another mode is
+    not reused."""
+    mode = executor.settings.mode
     return _run_logged(label_pairs(problems, solutions), log, LABEL_KEY, executor,
                        lambda v: {"correct": v.passed, "status": v.status, "tests_run": v.tests_run,
-                                  "duration_s": v.duration_s})
+                                  "duration_s": v.duration_s, "mode": mode},
+                       done=log.keys() - set(stale_labels(log, mode, legacy_mode)))
 
 
 def _execution_fields(v: Any) -> dict:
@@ -128,24 +147,24 @@ def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tes
     return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, EXECUTION_KEY, executor, _execution_fields)
 
 
-def labels_table(solutions: pd.DataFrame, log: JsonlLog) -> pd.DataFrame:
-    """One row per solution: executed verdicts, and `invalid` for solutions without code."""
+def labels_table(solutions: pd.DataFrame, log: JsonlLog, mode: str) -> pd.DataFrame:
+    """One row per solution: executed verdicts with the mode they ran in, and `invalid` for solutions
+    without code."""
     executed = log.frame()
+    if len(executed):
+        executed["mode"] = executed["mode"].fillna(mode) if "mode" in executed else mode
     done = set(zip(executed.task_id, executed.solution_id)) if len(executed) else set()
     missing = solutions[~solutions.code.map(lambda c: isinstance(c, str))]
     missing = missing[pd.Series([(t, s) not in done for t, s in zip(missing.task_id, missing.solution_id)],
                                 index=missing.index, dtype=bool)]
     absent = pd.DataFrame({"task_id": missing.task_id, "solution_id": missing.solution_id, "correct": False,
-                           "status": "invalid", "tests_run": 0, "duration_s": 0.0})
+                           "status": "invalid", "tests_run": 0, "duration_s": 0.0, "mode": mode})
     return pd.concat([executed, absent], ignore_index=True) if len(absent) else executed
 
 
 def sandbox_settings(config: Mapping[str, Any], *, labels: bool = False) -> SandboxSettings:
-    """The executor for labels or for the matrix. CodeT's mode concerns its assertions only: the
-    ground truth (a TestCase harness) then runs in the fast mode."""
-    mode = config["SANDBOX_MODE"]
-    if labels and mode == "codet":
-        mode = "fast"
+    """The executor for labels (LABEL_MODE, isolated by default) or for the matrix (SANDBOX_MODE)."""
+    mode = config["LABEL_MODE"] if labels else config["SANDBOX_MODE"]
     return SandboxSettings(timeout=config["LABEL_TIMEOUT_S"] if labels else config["TIMEOUT_S"],
                            mode=mode, memory_mb=config["SANDBOX_MEMORY_MB"], jail=config["SANDBOX_JAIL"])
 
@@ -173,11 +192,21 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     """Labels and the pass matrix for the run's problems, solutions and unit tests (resumable)."""
     problems, solutions, unit_tests = (run.read_table(n) for n in ("problems", "solutions", "unit_tests"))
     reports = {}
-    with make_executor(run.config, sandbox_settings(run.config, labels=True)) as executor:
+    label_settings = sandbox_settings(run.config, labels=True)
+    legacy = legacy_label_mode(run.config)
+    with make_executor(run.config, label_settings) as executor:
         label_log = verdict_log(run, "labels_log", "labels", LABEL_KEY)
-        reports["labels"] = label_solutions(problems, solutions, label_log, executor)
+        stale = stale_labels(label_log, label_settings.mode, legacy)
+        reports["labels"] = label_solutions(problems, solutions, label_log, executor, legacy)
         jailed = executor.jailed
-    run.write_table("labels", labels_table(solutions, label_log), key=list(LABEL_KEY))
+    labels = labels_table(solutions, label_log, label_settings.mode)
+    if stale:  # labels of an earlier executor mode, computed again: said in the manifest, never silently
+        before = run.read_table("labels") if run.has_table("labels") else labels.iloc[:0]
+        changed = labels.merge(before, on=list(LABEL_KEY), suffixes=("", "_before"))
+        run.update_manifest(relabelled={
+            "date": time.strftime("%Y-%m-%d"), "labels": len(stale), "from_modes": sorted(set(stale.values())),
+            "to_mode": label_settings.mode, "correct_changed": int((changed.correct != changed.correct_before).sum())})
+    run.write_table("labels", labels, key=list(LABEL_KEY), force=bool(stale))
     with make_executor(run.config, sandbox_settings(run.config)) as executor:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
@@ -198,7 +227,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     measured = {k: ({**asdict(v), "pairs_per_second": v.pairs_per_second} if v.executed or k not in previous
                     else previous[k]) for k, v in reports.items()}
     run.update_manifest(sandbox={
-        "settings": asdict(sandbox_settings(run.config)), "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
+        "settings": asdict(sandbox_settings(run.config)), "label_settings": asdict(label_settings),
+        "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
         "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"], "reports": measured,
     })
     return reports

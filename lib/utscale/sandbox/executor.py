@@ -24,9 +24,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Mode = Literal["fast", "strict", "coderm", "codet"]
-MODES: tuple[Mode, ...] = ("fast", "strict", "coderm", "codet")
-STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid", "tampered")
+Mode = Literal["fast", "isolated", "strict", "coderm", "codet"]
+MODES: tuple[Mode, ...] = ("fast", "isolated", "strict", "coderm", "codet")
+STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid", "tampered", "unencodable")
 
 
 @dataclass(frozen=True)

@@ -30,20 +30,27 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
 import unittest
+from collections.abc import Callable
+
+from utscale.sandbox import isolated
 
 # Modules solutions and tests commonly import, loaded once so each child starts warm.
 PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
            "random", "statistics", "fractions", "decimal", "copy", "operator", "datetime", "json", "hashlib",
            "unittest.mock", "dataclasses", "enum", "array", "cmath", "numbers", "textwrap", "difflib")
 
+EXTRA_PROCESSES = {"fast": 1, "isolated": 3}  # processes of the sandbox uid a job needs beyond the code's own
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 ALARM_INTERVAL = 0.05  # seconds between repeated alarms once the limit is hit
 FLUSH_EVERY = 0.02  # seconds between flushes of verdicts to the driver
 
@@ -115,9 +122,14 @@ def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
         resource.RLIMIT_FSIZE: 16 * 2**20,
         resource.RLIMIT_CORE: 0,
         resource.RLIMIT_NOFILE: 64,
-        # fast mode forks one process per test from the loaded solution (which itself cannot fork again)
-        resource.RLIMIT_NPROC: settings["max_processes"] + (1 if settings["mode"] == "fast" else 0),
+        # fast mode forks one process per test from the loaded solution (which itself cannot fork again);
+        # isolated mode has the judge, its fork per test, the loader and the test's server
+        resource.RLIMIT_NPROC: settings["max_processes"] + EXTRA_PROCESSES.get(settings["mode"], 0),
     }
+    if settings["mode"] == "isolated" and not is_root:
+        # the uid is shared with this user's other processes: a limit low enough to stop the solution
+        # forking would stop the judge forking its loader too (the job's process group is killed at its end)
+        del limits[resource.RLIMIT_NPROC]
     for which, value in limits.items():
         try:
             resource.setrlimit(which, (value, value))
@@ -259,6 +271,9 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
 
     harden(settings, write_fd, uid, len(tests))
     signal.signal(signal.SIGALRM, _on_alarm)
+    if settings["mode"] == "isolated":
+        run_isolated(solution, tests, settings, emit)
+        os._exit(0)
     if settings["mode"] == "codet":  # CodeT's executor: one program, every verdict at the end
         started = time.perf_counter()
         statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"])
@@ -290,12 +305,120 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
     emit("R")
     for index, code in tests:
         started = time.perf_counter()
-        status, run = _test_in_fork(code, base, settings, pristine)
+        status, run = _test_in_fork(lambda code=code: _one_test(code, base, settings, pristine), settings)
         emit(index, status, run, round(time.perf_counter() - started, 6))
     os._exit(0)
 
 
-STATUSES = ("pass", "fail", "error", "timeout", "invalid", "tampered")
+def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, emit: Callable[..., None]) -> None:
+    """The judge of `isolated` mode (see `isolated`): it never runs solution code. It forks the loader
+    before anything untrusted ran, then runs each test, in a fork of itself, against stand-ins that
+    call a fresh server forked from the loader. Not dumpable: the loader and servers share its uid but
+    can neither ptrace it nor open its /proc files (its verdict pipe above all)."""
+    _libc.prctl(PR_SET_DUMPABLE, 0)
+    sys.set_int_max_str_digits(0)
+    ctrl, loader_end = socket.socketpair()
+    try:
+        pid = os.fork()
+    except OSError:
+        emit("S", "crash")
+        return
+    if pid == 0:
+        try:
+            ctrl.close()
+            isolated.loader_main(loader_end.fileno(), solution)
+        finally:
+            os._exit(0)
+    loader_end.close()
+    _arm(settings["timeout"], repeat=True)  # the solution's loading time, as in fast mode
+    try:
+        message = isolated.receive(ctrl)
+        _disarm()
+    except TimeLimit:
+        _disarm()
+        emit("S", "timeout")
+        return
+    except (OSError, EOFError, ValueError, TypeError, RecursionError):
+        _disarm()
+        emit("S", "crash")
+        return
+    if not (isinstance(message, list) and len(message) == 2 and message[0] in ("R", "S")):
+        emit("S", "crash")
+        return
+    if message[0] == "S":
+        emit("S", "error")
+        return
+    description = message[1] if isinstance(message[1], list) else []
+    emit("R")
+    pristine = unittest_snapshot()
+    for index, code in tests:
+        started = time.perf_counter()
+        status, run = _isolated_test(code, description, ctrl, settings, pristine)
+        emit(index, status, run, round(time.perf_counter() - started, 6))
+    ctrl.close()  # the loader exits on this (and is killed with the job's process group if it does not)
+
+
+def _expect(ctrl: socket.socket, tag: str, wait: float) -> list | None:
+    """The loader's next `tag` message on the control socket (skipping a late one of an earlier test),
+    or None when none comes within `wait` seconds or the loader is gone."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([ctrl], [], [], left)[0]:
+            return None
+        try:
+            message = isolated.receive(ctrl)
+        except (OSError, EOFError, ValueError, TypeError, RecursionError):
+            return None
+        if isinstance(message, list) and message and message[0] == tag:
+            return message
+    return None
+
+
+def _isolated_test(code: str, description: list, ctrl: socket.socket, settings: dict,
+                   pristine: dict) -> tuple[str, int]:
+    """One test: ask the loader for a fresh server, run the test in a fork of the judge (which closes the
+    control socket before any test code runs) against stand-ins that call that server, then end the
+    server (killed if it is still computing)."""
+    mine, theirs = socket.socketpair()
+    try:
+        socket.send_fds(ctrl, [b"T"], [theirs.fileno()])
+    except OSError:
+        mine.close()
+        return "crash", 0
+    finally:
+        theirs.close()
+    started = _expect(ctrl, "P", settings["timeout"] + settings["grace"])
+    if started is None or len(started) != 2 or not isinstance(started[1], int) or started[1] <= 0:
+        mine.close()
+        return "crash", 0
+    status, run = _test_in_fork(lambda: _against_server(code, description, mine, settings, pristine), settings,
+                                closes=(ctrl.fileno(),))
+    mine.close()  # an idle server exits on this
+    if _expect(ctrl, "D", 0.5) is None:
+        try:
+            os.kill(started[1], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        _expect(ctrl, "D", 5.0)
+    return status, run
+
+
+def _against_server(code: str, description: list, sock: socket.socket, settings: dict,
+                    pristine: dict) -> tuple[str, int]:
+    """The test against stand-ins calling the server. A server that died mid-call makes the test `crash`,
+    a value that could not cross makes it `unencodable`, whatever the test caught."""
+    channel = isolated.Channel(sock)
+    namespace = {"__name__": "__utscale_solution__", "__builtins__": builtins,
+                 **isolated.stand_ins(description, channel)}
+    status, run = _one_test(code, namespace, settings, pristine)
+    if channel.died:
+        return "crash", run
+    if channel.unencodable:
+        return "unencodable", run
+    return status, run
+
+
+STATUSES = ("pass", "fail", "error", "timeout", "invalid", "tampered", "crash", "unencodable")
 TAMPERABLE = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader, unittest.case,
               unittest.result, unittest.suite, unittest.loader)
 
@@ -321,28 +444,31 @@ def _one_test(code: str, base: dict, settings: dict, pristine: dict) -> tuple[st
     return ("tampered", run) if _tampered(pristine) else (status, run)
 
 
-def _test_in_fork(code: str, base: dict, settings: dict, pristine: dict) -> tuple[str, int]:
-    """One test in a fork of the process that loaded the solution: every test starts from the state the
-    solution had right after loading, so a test that mutates it cannot change a later test's verdict
-    (verdicts do not depend on test order). The fork may fork as far as max_processes allows (with the
-    default of 1: not at all). If forking fails (a solution
-    that spawned a process while loading used the uid's last process slot) the test runs here."""
+def _test_in_fork(run_one: Callable[[], tuple[str, int]], settings: dict, closes: tuple[int, ...] = ()
+                  ) -> tuple[str, int]:
+    """One test, `run_one()`, in a fork of this process: in fast mode the process that loaded the
+    solution, so every test starts from the state the solution had right after loading and a test that
+    mutates it cannot change a later test's verdict (verdicts do not depend on test order); in isolated
+    mode the judge, for the same reason on the test's side. The fork may fork as far as max_processes
+    allows (with the default of 1: not at all). If forking fails (a solution that spawned a process while
+    loading used the uid's last process slot) the test runs here. The fork first closes `closes`."""
     read_fd, write_fd = os.pipe()
     try:
         pid = os.fork()
     except OSError:
         os.close(read_fd)
         os.close(write_fd)
-        return _one_test(code, base, settings, pristine)
+        return run_one()
     if pid == 0:
         try:
-            os.close(read_fd)
+            for fd in (read_fd, *closes):
+                os.close(fd)
             try:  # the loader holds one process slot of the uid: the test gets what max_processes allows
                 slots = settings["max_processes"] + 1
                 resource.setrlimit(resource.RLIMIT_NPROC, (slots, slots))
             except (ValueError, OSError):
                 pass
-            status, run = _one_test(code, base, settings, pristine)
+            status, run = run_one()
             os.write(write_fd, f"{status}\t{run}\n".encode())
         finally:
             os._exit(0)
@@ -382,6 +508,20 @@ def _kill_group(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def _reap_orphans(wait: float = 2.0) -> None:
+    """Wait (up to `wait` seconds) for the job's killed processes that outlived their parents (isolated
+    mode's loader and servers): the worker is their subreaper. Left to an init that does not reap,
+    their zombies would count against the sandbox uid's process limit and make later jobs' forks fail."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return  # no children left
+        if pid == 0:
+            time.sleep(0.0005)
 
 
 def _reap_uid(uid: int) -> None:
@@ -454,8 +594,9 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
     _kill_group(pid)
     os.close(read_fd)
     if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and (settings["max_processes"] > 1
-                                                                          or settings["mode"] == "fast"):
+                                                                          or settings["mode"] in EXTRA_PROCESSES):
         _reap_uid(uid)  # with one process slot (strict, coderm, codet) the uid cannot fork: nothing escaped
+    _reap_orphans()
     _clear(settings["scratch_root"])
     return results, solution_status, failure, ready, time.monotonic() - started
 
@@ -469,7 +610,7 @@ def run_job(job: dict, settings: dict, uid: int, emit) -> None:
     def verdict(index: int, status: str, run: int, seconds: float) -> None:
         emit({"test": ids[index], "status": status, "tests_run": run, "duration_s": round(seconds, 6)})
 
-    per_child = len(tests) if settings["mode"] in ("fast", "codet") else 1
+    per_child = len(tests) if settings["mode"] in ("fast", "isolated", "codet") else 1
     pending = tests
     while pending:
         batch, pending = pending[:per_child], pending[per_child:]
@@ -511,6 +652,10 @@ def main() -> int:
         except ImportError:
             pass
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # not dumpable: code running as this user (no root, no separate sandbox uid) cannot open this
+    # process's /proc files, its verdict pipe to the driver above all
+    _libc.prctl(PR_SET_DUMPABLE, 0)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.makedirs(settings["scratch_root"], exist_ok=True)
     out = sys.stdout
     for line in sys.stdin:

@@ -1,0 +1,383 @@
+"""The `isolated` mode's parts: a restricted data encoding, the solution's side and the test's stand-ins.
+
+In `isolated` mode the verdict is decided by a process that never runs solution code (the *judge*, see
+`worker.run_isolated`). The solution is loaded once in a *loader* process forked from the judge before
+anything untrusted ran; for each test a *server*, forked from the loader (a fresh copy of the loaded
+state), answers the test's calls. In the judge, every name the test takes from the solution is a
+stand-in built here: a function that sends (name, arguments) to the server, a decoded copy of plain
+data, the judge's own import of a standard-library module, or an opaque placeholder.
+
+Only plain data crosses, as tagged JSON (never pickle): None, bool, int, float (nan and inf included),
+complex, str, bytes, list, tuple, dict, set, frozenset, nested. The judge's decoder builds built-in types
+only, so what a solution sends back is data and nothing else: an object whose `__eq__` always says yes
+cannot cross (status `unencodable`), an int subclass arrives as its int value. Arguments the call
+mutated in place come back and are applied to the test's objects; exceptions come back as type name,
+nearest built-in base and message, and are raised again in the test.
+
+Standard library only: the loader and servers share an address space with untrusted code.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import json
+import os
+import socket
+import struct
+import sys
+import types
+from collections.abc import Callable
+from typing import Any
+
+MAX_MESSAGE = 64 * 2**20  # bytes per message: a reply larger than this is an error, not a memory blow-up
+MAX_DEPTH = 200  # nesting of encoded values (also what ends a cyclic structure)
+MAX_TEXT = 10_000  # characters of an exception message that cross
+MUTABLE = (list, dict, set)
+# standard-library modules the judge never imports on a solution's say-so (side effects on import)
+NOT_IMPORTED = frozenset({"antigravity", "this", "idlelib", "turtle", "turtledemo", "tkinter", "webbrowser"})
+
+
+class Unencodable(Exception):
+    """A value that cannot cross between the solution's and the judge's processes (a class instance, a
+    generator, a function argument). The judge records it; the test's status is then `unencodable`."""
+
+
+class SolutionDied(Exception):
+    """The solution's server vanished (or answered garbage) during a call: the test's status is `crash`."""
+
+
+# --- the encoding -----------------------------------------------------------------------------------
+
+def encode(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready form of plain data; anything else raises Unencodable. Types are read with `type()`
+    and values with the base types' own methods, so neither `__class__` nor overridden dunders are
+    consulted: a subclass is encoded as its base type's value."""
+    if depth > MAX_DEPTH:
+        raise Unencodable("nested too deeply (or cyclic)")
+    kind = type(value)
+    if value is None or kind is bool:
+        return value
+    if issubclass(kind, int):
+        return int.__pos__(value)
+    if issubclass(kind, float):
+        return float.__pos__(value)
+    if issubclass(kind, str):
+        return str.__str__(value)
+    inner = depth + 1
+    if issubclass(kind, list):
+        return [encode(v, inner) for v in list.__iter__(value)]
+    if issubclass(kind, tuple):
+        return {"t": [encode(v, inner) for v in tuple.__iter__(value)]}
+    if issubclass(kind, dict):
+        return {"d": [[encode(k, inner), encode(v, inner)] for k, v in dict.items(value)]}
+    if issubclass(kind, set):
+        return {"s": [encode(v, inner) for v in set.__iter__(value)]}
+    if issubclass(kind, frozenset):
+        return {"f": [encode(v, inner) for v in frozenset.__iter__(value)]}
+    if issubclass(kind, complex):
+        number = complex.__pos__(value)
+        return {"c": [number.real, number.imag]}
+    if issubclass(kind, bytes):
+        return {"b": bytes.hex(value)}
+    raise Unencodable(f"a value of type {getattr(kind, '__name__', '?')!s:.100} cannot cross to the test")
+
+
+def _tagged(pairs: list[tuple[str, Any]]) -> Any:
+    """json's object hook: every JSON object is exactly one tag and its body, decoded bottom-up."""
+    if len(pairs) != 1:
+        raise ValueError("a tagged value has exactly one tag")
+    tag, body = pairs[0]
+    if tag == "c" and isinstance(body, list) and len(body) == 2 and all(type(x) in (int, float) for x in body):
+        return complex(body[0], body[1])
+    if tag == "b" and isinstance(body, str):
+        return bytes.fromhex(body)
+    if not isinstance(body, list):
+        raise ValueError(f"tag {tag!r:.20} needs a list")
+    if tag == "t":
+        return tuple(body)
+    if tag == "s":
+        return set(body)
+    if tag == "f":
+        return frozenset(body)
+    if tag == "d" and all(isinstance(item, list) and len(item) == 2 for item in body):
+        return {key: value for key, value in body}
+    raise ValueError(f"unknown tag {tag!r:.20}")
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
+
+
+def loads(data: bytes) -> Any:
+    """Built-in data only, or ValueError / TypeError / RecursionError for anything malformed."""
+    return json.loads(data, object_pairs_hook=_tagged)
+
+
+def send(sock: socket.socket, message: Any) -> None:
+    data = dumps(message)
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the connection")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(sock: socket.socket) -> Any:
+    """One framed message; EOFError when the peer is gone, ValueError for an oversized or bad one."""
+    (size,) = struct.unpack(">I", _read_exactly(sock, 4))
+    if size > MAX_MESSAGE:
+        raise ValueError(f"message of {size} bytes is over the limit")
+    return loads(_read_exactly(sock, size))
+
+
+def apply_mutation(target: Any, new: Any) -> None:
+    """Make an argument the test passed equal to the solution's mutated copy of it, in place, keeping the
+    identity of nested containers where the shapes allow (a test may hold references into them)."""
+    if isinstance(target, list) and type(new) is list:
+        if len(target) != len(new):
+            target[:] = new
+            return
+        for i, (old, value) in enumerate(zip(target, new)):
+            if type(old) in MUTABLE and type(old) is type(value):
+                apply_mutation(old, value)
+            else:
+                target[i] = value
+    elif isinstance(target, dict) and type(new) is dict:
+        for key in [k for k in target if k not in new]:
+            del target[key]
+        for key, value in new.items():
+            old = target.get(key)
+            if key in target and type(old) in MUTABLE and type(old) is type(value):
+                apply_mutation(old, value)
+            else:
+                target[key] = value
+    elif isinstance(target, set) and type(new) is set:
+        target.clear()
+        target.update(new)
+
+
+# --- the solution's side: the loader and its per-test servers ----------------------------------------
+
+def describe(namespace: dict[str, Any]) -> list[list[Any]]:
+    """What the loaded solution defines, for the judge's stand-ins: [name, "m", module] for a module,
+    [name, "c"] for anything callable, [name, "d", value] for plain data, [name, "o", type] otherwise."""
+    entries: list[list[Any]] = []
+    for name, value in list(namespace.items()):
+        if not isinstance(name, str) or (name.startswith("__") and name.endswith("__")):
+            continue
+        if isinstance(value, types.ModuleType):
+            entries.append([name, "m", str(getattr(value, "__name__", ""))])
+        elif callable(value):
+            entries.append([name, "c"])
+        else:
+            try:
+                entries.append([name, "d", encode(value)])
+            except Unencodable:
+                entries.append([name, "o", type(value).__name__])
+    return entries
+
+
+def _builtin_base(exc: BaseException) -> str:
+    for kind in type(exc).__mro__:
+        if kind.__module__ == "builtins" and issubclass(kind, BaseException):
+            return kind.__name__
+    return "Exception"
+
+
+def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
+    """The server's reply to one call: ["r", value, mutated arguments], ["x", type, base, message] for an
+    exception, or ["o", type] when the value returned (or an argument mutated) cannot cross."""
+    _, name, args, kwargs = request
+    kwargs = dict(kwargs)
+    sent = {i: encode(a) for i, a in enumerate(args) if type(a) in MUTABLE}
+    sent.update({k: encode(v) for k, v in kwargs.items() if type(v) in MUTABLE})
+    try:
+        function = namespace[name]
+        result = function(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - the solution's exception goes to the test
+        try:
+            message = str(exc)[:MAX_TEXT]
+        except BaseException:  # noqa: BLE001 - a __str__ that raises
+            message = ""
+        return ["x", type(exc).__name__[:200], _builtin_base(exc), message]
+    try:
+        current = {**dict(enumerate(args)), **kwargs}
+        mutated = [[where, now] for where, before in sent.items() if (now := encode(current[where])) != before]
+        return ["r", encode(result), mutated]
+    except Unencodable:
+        return ["o", type(result).__name__[:200]]
+
+
+def serve(fd: int, namespace: dict[str, Any]) -> None:
+    """A per-test server: answer calls until the judge closes the connection."""
+    sock = socket.socket(fileno=fd)
+    while True:
+        try:
+            request = receive(sock)
+        except (EOFError, OSError, ValueError):
+            os._exit(0)
+        try:
+            reply = answer(request, namespace)
+        except BaseException:  # noqa: BLE001 - a malformed request or an argument's encoding failed
+            reply = ["o", "request"]
+        try:
+            send(sock, reply)
+        except OSError:
+            os._exit(0)
+
+
+def loader_main(ctrl_fd: int, solution: str) -> None:
+    """The loader, forked from the judge: keep nothing of the judge's but the control socket (above all
+    not the verdict pipe), load the solution, describe it, then fork one server per test the judge asks
+    for (a fresh copy of the loaded state each time). Never returns."""
+    os.closerange(3, ctrl_fd)
+    os.closerange(ctrl_fd + 1, 1 << 16)
+    ctrl = socket.socket(fileno=ctrl_fd)
+    sys.set_int_max_str_digits(0)
+    namespace: dict[str, Any] = {"__name__": "__utscale_solution__", "__builtins__": builtins}
+    try:
+        exec(compile(solution, "<solution>", "exec"), namespace)
+        send(ctrl, ["R", describe(namespace)])
+    except BaseException:  # noqa: BLE001 - a solution that does not load fails every test
+        try:
+            send(ctrl, ["S", "error"])
+        finally:
+            os._exit(0)
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(ctrl, 16, 1)
+        except OSError:
+            os._exit(0)
+        if not fds:
+            os._exit(0)
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            ctrl.close()
+            serve(fds[0], namespace)
+            os._exit(0)
+        os.close(fds[0])
+        send(ctrl, ["P", pid])
+        if pid > 0:
+            os.waitpid(pid, 0)
+        send(ctrl, ["D"])
+
+
+# --- the judge's side: stand-ins for the solution's names -------------------------------------------
+
+class Channel:
+    """The judge's end of one test's connection to its server; remembers whether anything could not
+    cross or the server died, which decide the test's status whatever the test caught."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.unencodable = False
+        self.died = False
+
+    def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            request = ["call", name, [encode(a) for a in args], [[k, encode(v)] for k, v in kwargs.items()]]
+        except Unencodable:
+            self.unencodable = True
+            raise
+        try:
+            send(self.sock, request)
+            reply = receive(self.sock)
+            kind = reply[0]
+        except (OSError, EOFError, ValueError, TypeError, RecursionError, IndexError, KeyError) as exc:
+            self.died = True
+            raise SolutionDied(f"the solution's process ended or answered garbage during {name}()") from exc
+        if kind == "r" and len(reply) == 3 and isinstance(reply[2], list):
+            for where, value in reply[2]:
+                target = args[where] if isinstance(where, int) and 0 <= where < len(args) else kwargs.get(where)
+                apply_mutation(target, value)
+            return reply[1]
+        if kind == "x" and len(reply) == 4 and all(isinstance(x, str) for x in reply[1:]):
+            raise rebuild_exception(*reply[1:])
+        self.unencodable = True
+        raise Unencodable(f"{name}() returned a value that cannot cross to the test")
+
+
+def rebuild_exception(name: str, base_name: str, message: str) -> BaseException:
+    """The solution's exception as the test can catch it: its built-in base, or a subclass of it named
+    like the solution's own class (so `assertRaises(ValueError)` catches a ValueError subclass)."""
+    base = getattr(builtins, base_name, Exception)
+    if not (isinstance(base, type) and issubclass(base, BaseException)):
+        base = Exception
+    for kind in base.__mro__:
+        if not issubclass(kind, BaseException):
+            continue
+        cls = kind if name == kind.__name__ else type(name, (kind,), {"__module__": "solution"})
+        try:
+            return cls(message)
+        except TypeError:  # a base that needs more arguments (UnicodeDecodeError): try the next one up
+            continue
+    return Exception(message)
+
+
+class Opaque:
+    """A solution name whose value cannot cross (an instance at module level): any use is `unencodable`."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, name: str, kind: str, channel: Channel):
+        object.__setattr__(self, "_where", (name, kind, channel))
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        name, kind, channel = object.__getattribute__(self, "_where")
+        channel.unencodable = True
+        raise Unencodable(f"{name} (a {kind}) cannot cross to the test")
+
+    __call__ = __getattr__ = __eq__ = __lt__ = __gt__ = __le__ = __ge__ = __iter__ = __len__ = __bool__ = _refuse
+    __getitem__ = __contains__ = __add__ = __sub__ = __mul__ = __int__ = __float__ = __index__ = _refuse
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _proxy(name: str, channel: Channel) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return channel.call(name, args, kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def stand_ins(description: list[list[Any]], channel: Channel) -> dict[str, Any]:
+    """The test's view of the solution's names, built fresh for each test from the loader's description."""
+    names: dict[str, Any] = {}
+    for entry in description:
+        if not (isinstance(entry, list) and len(entry) >= 2 and isinstance(entry[0], str)):
+            continue
+        name, kind = entry[0], entry[1]
+        if kind == "c":
+            names[name] = _proxy(name, channel)
+        elif kind == "d" and len(entry) == 3:
+            names[name] = entry[2]
+        elif kind == "m" and len(entry) == 3 and _importable(entry[2]):
+            names[name] = importlib.import_module(entry[2])
+        else:
+            names[name] = Opaque(name, str(entry[2] if len(entry) == 3 else kind), channel)
+    return names
+
+
+def _importable(module: Any) -> bool:
+    """A module the judge imports itself: standard library only, and none that acts on import."""
+    if not isinstance(module, str) or not module:
+        return False
+    top = module.split(".", 1)[0]
+    if top not in sys.stdlib_module_names or top in NOT_IMPORTED:
+        return False
+    try:
+        importlib.import_module(module)
+    except BaseException:  # noqa: BLE001 - not importable here: an opaque placeholder
+        return False
+    return True

@@ -1,0 +1,304 @@
+"""`isolated` mode: the verdict is decided by a process that never runs solution code.
+
+The forgery corpus is written so that a solution *passes iff its forgery worked*: each one carries a
+wrong `add` (or none at all) and is judged by a test that the wrong `add` fails.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+
+import pytest
+from utscale import benchmarks
+from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+from utscale.sandbox.isolated import Unencodable, apply_mutation, dumps, encode, loads, rebuild_exception
+from utscale.sandbox.oracle import oracle_passes
+
+from tests.test_sandbox import ADD_OK, GOOD, JAILS, WRONG, Listener, sandbox_processes, unit_test_program
+
+
+def roundtrip(value):
+    return loads(dumps(encode(value)))
+
+
+# --- the encoding ------------------------------------------------------------------------------------
+
+def test_plain_data_crosses_exactly():
+    value = {"a": [1, 2.5, -0.0, None, True, "x", b"\x00\xff", 3 + 4j, (1, (2, 3)), {5, 6}, frozenset({7})],
+             (1, "k"): {"nested": [[[]]]}, 10**500: "a long int", 1.0: "float key"}
+    back = roundtrip(value)
+    assert back == value
+    assert type(back["a"][8]) is tuple and type(back["a"][9]) is set and type(back["a"][10]) is frozenset
+    assert math.copysign(1, back["a"][2]) == -1  # the sign of -0.0 crosses
+    nan, inf = roundtrip([float("nan"), float("inf"), float("-inf")])[0], roundtrip(float("inf"))
+    assert math.isnan(nan) and inf == math.inf
+
+
+def test_subclasses_cross_as_their_base_types_whatever_they_override():
+    class AlwaysEqualInt(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+        def __int__(self):
+            return 999
+
+    class LyingStr(str):
+        def __str__(self):
+            return "lie"
+
+    class Disguised:
+        __class__ = int  # isinstance(Disguised(), int) is True
+
+    back = roundtrip([AlwaysEqualInt(3), LyingStr("true"), (True, False)])
+    assert back == [3, "true", (True, False)]
+    assert [type(x) for x in back] == [int, str, tuple]
+    assert back[0] != 4  # the always-equal __eq__ stayed behind
+    with pytest.raises(Unencodable):
+        encode(Disguised())
+
+
+@pytest.mark.parametrize("value", [object(), lambda: 1, (x for x in range(3)), bytearray(b"x"), range(3), ...])
+def test_anything_else_cannot_cross(value):
+    with pytest.raises(Unencodable):
+        encode(value)
+
+
+def test_a_cyclic_structure_cannot_cross():
+    cycle: list = []
+    cycle.append(cycle)
+    with pytest.raises(Unencodable):
+        encode(cycle)
+
+
+@pytest.mark.parametrize("data", [b'{"t": [1], "s": [2]}', b'{"p": []}', b'{"d": [[[1], 2]]}', b'{"s": [[1]]}',
+                                  b'{"c": ["1", 2]}', b'{"b": 5}', b"[" * 100_000, b"cos\nsystem\n(S'ls'\ntR."])
+def test_the_decoder_refuses_anything_but_tagged_plain_data(data):
+    with pytest.raises((ValueError, TypeError, RecursionError)):
+        loads(data)
+
+
+def test_mutated_arguments_are_applied_in_place_keeping_nested_identity():
+    inner = [3, 1]
+    arg = [inner, {"k": 1}, 5]
+    apply_mutation(arg, [[1, 3], {"k": 2, "new": 0}, 6])
+    assert arg == [[1, 3], {"k": 2, "new": 0}, 6] and arg[0] is inner
+    shrinking, d, s = [1, 2, 3], {"a": 1, "b": 2}, {1, 2}
+    apply_mutation(shrinking, [9])
+    apply_mutation(d, {"b": 3})
+    apply_mutation(s, {4})
+    assert (shrinking, d, s) == ([9], {"b": 3}, {4})
+
+
+def test_exceptions_come_back_catchable_as_their_builtin_base():
+    exc = rebuild_exception("ParseError", "ValueError", "bad input")
+    assert isinstance(exc, ValueError) and type(exc).__name__ == "ParseError" and str(exc) == "bad input"
+    assert type(rebuild_exception("KeyError", "KeyError", "k")) is KeyError
+    assert isinstance(rebuild_exception("Odd", "not_a_builtin", "m"), Exception)
+    assert isinstance(rebuild_exception("MyDecodeError", "UnicodeDecodeError", "m"), UnicodeError)
+
+
+# --- isolated mode end to end ------------------------------------------------------------------------
+
+def isolated(**kwargs) -> Executor:
+    return Executor(workers=2, settings=SandboxSettings(mode="isolated", jail="none", **kwargs))
+
+
+def statuses(pairs: list[Pair], executor: Executor) -> dict[str, str]:
+    return {v.id: v.status for v in run_pairs(pairs, executor)}
+
+
+def test_honest_solutions_get_a_fresh_interpreters_verdicts():
+    mutate = "def sort_in_place(xs):\n    xs.sort()\n\ndef fill(d):\n    d['seen'] = True\n    return len(d)\n"
+    mutate_test = unit_test_program(
+        "xs = [3, 1, 2]\nself.assertIsNone(sort_in_place(xs))\nself.assertEqual(xs, [1, 2, 3])\n"
+        "d = {}\nself.assertEqual(fill(d), 1)\nself.assertEqual(d, {'seen': True})")
+    raises = "class ParseError(ValueError):\n    pass\n\ndef parse(s):\n    if not s:\n        raise ParseError('empty')\n    return int(s)\n"
+    raises_test = unit_test_program("with self.assertRaises(ValueError):\n    parse('')\nself.assertEqual(parse('12'), 12)")
+    data = "import math\nLIMIT = (1, 2.5)\ndef area(r):\n    return math.pi * r * r\n"
+    data_test = unit_test_program("self.assertEqual(LIMIT, (1, 2.5))\nself.assertAlmostEqual(area(1), math.pi)",
+                                  imports="")
+    rich = "def stats(xs):\n    return {'n': len(xs), 'set': set(xs), 'pair': (min(xs), max(xs)), 'z': complex(1, -1)}\n"
+    rich_test = unit_test_program("self.assertEqual(stats([2, 1, 2]), {'n': 3, 'set': {1, 2}, 'pair': (1, 2), 'z': 1-1j})")
+    pairs = [Pair("good", GOOD, ADD_OK), Pair("wrong", WRONG, ADD_OK), Pair("mutate", mutate, mutate_test),
+             Pair("raises", raises, raises_test), Pair("data", data, data_test), Pair("rich", rich, rich_test),
+             Pair("load_error", "raise RuntimeError('no')\n" + GOOD, ADD_OK),
+             Pair("syntax", "def add(a, b)\n    return a + b\n", ADD_OK),
+             Pair("spin", "def add(a, b):\n    while True:\n        pass\n", ADD_OK),
+             Pair("spin_on_load", "while True:\n    pass\n" + GOOD, ADD_OK),
+             Pair("dies", "import os\ndef add(a, b):\n    os._exit(3)\n", ADD_OK)]
+    with isolated(timeout=1.0) as ex:
+        got = statuses(pairs, ex)
+    assert got == {"good": "pass", "wrong": "fail", "mutate": "pass", "raises": "pass", "data": "pass", "rich": "pass",
+                   "load_error": "error", "syntax": "error", "spin": "timeout", "spin_on_load": "timeout",
+                   "dies": "crash"}
+    for pair in pairs:
+        assert oracle_passes(pair.solution, pair.test, timeout=3) == (got[pair.id] == "pass"), pair.id
+
+
+def test_what_cannot_cross_gets_its_own_status_even_when_the_test_catches_it():
+    instance = "class Box:\n    def __init__(self, v):\n        self.v = v\n\ndef make(v):\n    return Box(v)\n"
+    generator = "def evens(n):\n    return (i for i in range(0, n, 2))\n"
+    module_object = "class Config:\n    pass\nCONFIG = Config()\n"
+    pairs = [Pair("instance", instance, unit_test_program("self.assertEqual(make(1).v, 1)")),
+             Pair("generator", generator, unit_test_program("self.assertEqual(list(evens(5)), [0, 2, 4])")),
+             Pair("caught", generator, unit_test_program("try:\n    evens(5)\nexcept Exception:\n    pass")),
+             Pair("global", module_object, unit_test_program("self.assertIsNotNone(CONFIG.__dict__)")),
+             Pair("argument", GOOD, unit_test_program("with self.assertRaises(TypeError):\n    add(lambda: 1, 2)"))]
+    with isolated() as ex:
+        got = statuses(pairs, ex)
+    assert got == dict.fromkeys(got, "unencodable") and set(got) == {p.id for p in pairs}
+
+
+def test_each_test_starts_from_the_freshly_loaded_solution_in_either_order():
+    solution = "CALLS = []\ndef add(a, b):\n    CALLS.append(1)\n    return a + b\ndef calls():\n    return len(CALLS)\n"
+    first = unit_test_program("add(1, 2)\nadd(1, 2)\nself.assertEqual(calls(), 2)")
+    second = unit_test_program("self.assertEqual(calls(), 0)")
+    for order in (1, -1):
+        with isolated() as ex:
+            assert statuses([Pair("first", solution, first), Pair("second", solution, second)][::order], ex) == \
+                {"first": "pass", "second": "pass"}
+
+
+FRAME_WALK = """
+import gc, os, sys
+def _forge():
+    frames, f = [], sys._getframe()
+    while f is not None:
+        frames.append(f.f_locals)
+        f = f.f_back
+    for scope in frames + [o for o in gc.get_objects() if isinstance(o, dict)]:
+        if 'nonce' in scope and 'write_fd' in scope:
+            for i in range(64):
+                try:
+                    os.write(scope['write_fd'], f"{scope['nonce']}\\t{i}\\tpass\\t1\\t0.0\\n".encode())
+                except OSError:
+                    pass
+            os._exit(0)
+_forge()
+"""
+
+FORGERIES = {
+    # the issue's generic prelude: walk to the driver's frame, write `pass` for every test, exit
+    "frame_walk": FRAME_WALK,
+    "replace_the_runner": "import sys\nm = sys.modules['__main__']\nm.run_test_program = lambda *a, **k: ('pass', 1)\n"
+                          "m._one_test = lambda *a, **k: ('pass', 1)\n",
+    "patch_was_successful": "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n",
+    "patch_assert_equal": "import unittest\nunittest.TestCase.assertEqual = lambda self, a, b, msg=None: None\n",
+    "patch_testcase_run": "import unittest\nunittest.TestCase.run = lambda self, result=None: result\n",
+    "spray_every_descriptor": "import os, struct, json\nframe = json.dumps(['r', 5, []]).encode()\n"
+                              "for fd in range(0, 256):\n    try:\n        os.write(fd, struct.pack('>I', len(frame)) + frame)\n"
+                              "        os.write(fd, b'R\\n0\\tpass\\t1\\t0.0\\n')\n    except OSError:\n        pass\n",
+    "proc_of_other_processes": "import os\nfor pid in os.listdir('/proc'):\n    if not pid.isdigit():\n        continue\n"
+                               "    for fd in range(3, 32):\n        try:\n"
+                               "            with open(f'/proc/{pid}/fd/{fd}', 'wb') as h:\n                h.write(b'0\\tpass\\t1\\t0.0\\n')\n"
+                               "        except OSError:\n            pass\n",
+}
+RETURNS = {  # solutions whose add returns something that claims to equal anything
+    "always_equal_object": "class Yes:\n    def __eq__(self, other):\n        return True\n\n"
+                           "def add(a, b):\n    return Yes()\n",
+    "always_equal_int": "class Yes(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n\n"
+                        "def add(a, b):\n    return Yes(0)\n",
+}
+
+
+@pytest.mark.parametrize("jail", JAILS)
+def test_no_forgery_passes_in_isolated_mode(jail):
+    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in FORGERIES.items()]
+    pairs += [Pair(name, code, ADD_OK) for name, code in RETURNS.items()]
+    pairs += [Pair("control", GOOD, ADD_OK)]
+    with Executor(workers=2, settings=SandboxSettings(mode="isolated", jail=jail)) as ex:
+        got = statuses(pairs, ex)
+    assert got.pop("control") == "pass"
+    assert not [name for name, status in got.items() if status == "pass"], got
+    assert got["always_equal_object"] == "unencodable" and got["always_equal_int"] == "fail"
+
+
+def test_the_generic_prelude_labels_no_solution_correct():
+    """The issue's forgery: a prelude with no solution in it, labelled against real ground truth."""
+    problems = benchmarks.load_benchmark("humaneval", limit=6).problems
+    pairs = [Pair(p.task_id, FRAME_WALK, p.ground_truth) for p in problems]
+    pairs += [Pair(p.task_id + "|ref", p.reference_solution, p.ground_truth) for p in problems]
+    with isolated(timeout=3.0) as ex:
+        got = statuses(pairs, ex)
+    assert not [p.task_id for p in problems if got[p.task_id] == "pass"], got
+    assert [got[p.task_id + "|ref"] for p in problems] == ["pass"] * len(problems)
+
+
+SOLUTION_SIDE_ATTACKS = {  # each `add` is right only if its attack worked
+    "read_a_secret": "import os\nsecret = ''\nfor pid in os.listdir('/proc'):\n    try:\n"
+                     "        secret += open(f'/proc/{pid}/environ').read()\n    except OSError:\n        pass\n"
+                     "secret += os.environ.get('UTSCALE_SECRET', '')\n"
+                     "def add(a, b):\n    return a + b if 'hunter2' in secret else None\n",
+    "connect": "import socket\ndef add(a, b):\n    try:\n        socket.create_connection(('127.0.0.1', PORT), timeout=0.5).close()\n"
+               "    except OSError:\n        return None\n    return a + b\n",
+    "write_outside": "def add(a, b):\n    try:\n        open(OUTSIDE, 'w').write('pwned')\n    except OSError:\n        return None\n"
+                     "    return a + b\n",
+    "fork_and_linger": "import os, time\ndef add(a, b):\n    try:\n        pid = os.fork()\n    except OSError:\n        return None\n"
+                       "    if pid == 0:\n        time.sleep(60)\n    return a + b\n",
+    "kill_every_process_of_the_uid": "import os, signal\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n    return a + b\n",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jail", JAILS)
+def test_solution_side_attacks_are_contained_in_isolated_mode(jail, tmp_path, monkeypatch):
+    monkeypatch.setenv("UTSCALE_SECRET", "hunter2")
+    listener = Listener()
+    outside = tmp_path / "outside.txt"
+    try:
+        pairs = [Pair(name, code.replace("PORT", str(listener.port)).replace("OUTSIDE", repr(str(outside))), ADD_OK)
+                 for name, code in SOLUTION_SIDE_ATTACKS.items()]
+        pairs.append(Pair("control", GOOD, ADD_OK))
+        with Executor(workers=2, settings=SandboxSettings(mode="isolated", jail=jail)) as ex:
+            got = statuses(pairs, ex)
+            if os.geteuid() == 0:
+                assert sandbox_processes(w.uid for w in ex._workers) == []
+    finally:
+        listener.close()
+    assert got.pop("control") == "pass"
+    assert not [name for name, status in got.items() if status == "pass"], got
+    assert listener.connections == 0 and not outside.exists()
+
+
+@pytest.mark.parametrize("mode", ["fast", "isolated"])
+def test_fast_mode_reports_unittest_tampering_that_isolated_mode_never_sees(mode):
+    pairs = [Pair(name, FORGERIES[name] + GOOD, ADD_OK) for name in ("patch_was_successful", "patch_assert_equal")]
+    with Executor(workers=1, settings=SandboxSettings(mode=mode, jail="none")) as ex:
+        got = statuses(pairs, ex)
+    # in fast mode the solution's patch lands in the process that runs the test: reported, a fail;
+    # in isolated mode it lands in the solution's own process, and the honest add passes
+    assert set(got.values()) == ({"tampered"} if mode == "fast" else {"pass"})
+
+
+def test_isolated_processes_are_not_dumpable():
+    """No other process of the job (the judge above all) can be opened through /proc by the solution."""
+    probe = textwrap.dedent("""
+        import os
+        def add(a, b):
+            for pid in os.listdir('/proc'):
+                if pid.isdigit() and int(pid) != os.getpid():
+                    try:
+                        os.listdir(f'/proc/{pid}/fd')
+                        return None
+                    except OSError:
+                        pass
+            return a + b
+    """)
+    with isolated() as ex:
+        assert statuses([Pair("probe", probe, ADD_OK)], ex) == {"probe": "pass"}
+
+
+def test_the_forgery_corpus_forges_fast_mode_which_is_why_rewards_use_isolated():
+    """The corpus has teeth: in fast mode (the solution shares the test's process) these four forgeries
+    pass, as the README says; unittest patches are caught as `tampered`; isolated mode stops them all."""
+    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in FORGERIES.items()]
+    pairs += [Pair(name, code, ADD_OK) for name, code in RETURNS.items()]
+    with Executor(workers=2, settings=SandboxSettings(mode="fast", jail="none")) as ex:
+        got = statuses(pairs, ex)
+    assert {name for name, status in got.items() if status == "pass"} == {
+        "frame_walk", "replace_the_runner", "always_equal_object", "always_equal_int"}
+    assert {got[name] for name in ("patch_was_successful", "patch_assert_equal", "patch_testcase_run")} == {"tampered"}
