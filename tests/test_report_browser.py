@@ -35,6 +35,7 @@ PAGE_FACTS = """() => {
                               width: i.naturalWidth})),
     text: document.body.innerText,
     inputAreas: document.querySelectorAll('.jp-CodeCell .jp-InputArea').length,
+    ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
   };
 }"""
 
@@ -81,6 +82,8 @@ def check_report(browser, report: Path, figures: Path, screenshot: Path) -> dict
     assert facts["ledgerBeforeFigures"], "the report must open with the claims ledger"
     assert "LIMIT" in facts["text"] and "POLICY_MODEL" in facts["text"]  # the configuration table
     assert facts["inputAreas"] == 0 and "open_notebook_run" not in facts["text"]
+    duplicated = sorted({i for i in facts["ids"] if facts["ids"].count(i) > 1})
+    assert duplicated == [], f"element ids must be unique (anchors): {duplicated}"
     # every figure the run saved is on the page once, decoded and laid out
     assert len(facts["images"]) == len(list(figures.glob("*.png"))) > 0
     assert all(i["loaded"] and i["shown"] for i in facts["images"]), facts["images"]

@@ -465,7 +465,7 @@ def deviations(run) -> pd.DataFrame:
                  f"the evaluation problems themselves, cross-fitted over {cfg['PROBE_FOLDS']} folds (no problem is "
                  f"predicted by a probe that saw it); {features}"))
     rows.append(("executor", "the authors' harness, 1 s per test", f"{cfg['SANDBOX_MODE']} mode, {cfg['TIMEOUT_S']} s per test, "
-                 f"ground truth {cfg['LABEL_TIMEOUT_S']} s"))
+                 f"ground truth in {cfg['LABEL_MODE']} mode, {cfg['LABEL_TIMEOUT_S']} s"))
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run"])
 
 
