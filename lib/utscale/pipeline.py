@@ -7,7 +7,9 @@ where its executed copy goes (the report is `utscale.report`, the command line `
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 
 from utscale import config as config_mod
 from utscale.paths import notebooks_dir, results_dir
@@ -49,12 +52,32 @@ def notebook_parameters(names: Sequence[str], run: Run) -> dict[str, Any]:
     return {name: values[name] for name in names if name in values}
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the kernel's process between fork and exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class TiedKernelManager(AsyncKernelManager):
+    """A kernel that dies the moment the process that started it dies.
+
+    jupyter_client starts kernels in a session of their own, so killing a run's process group (Ctrl-\\,
+    `kill -9 -- -PGID`) does not reach them, and ipykernel only notices its parent is gone on its next
+    poll: about 2 s in which a stopped run's kernel still writes. The parent-death signal (set between
+    fork and exec, kept across exec) ends it at once."""
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        await super()._async_launch_kernel(kernel_cmd, **{**kw, "preexec_fn": _die_with_parent})
+
+
 def execute(path: Path, output: Path, parameters: Mapping[str, Any] | None) -> None:
     import papermill
 
     papermill.execute_notebook(
         str(path), str(output), parameters=dict(parameters) if parameters is not None else None,
         kernel_name="python3", cwd=str(notebooks_dir()), progress_bar=False,
+        kernel_manager_class=TiedKernelManager,
     )
 
 
