@@ -3,7 +3,7 @@
 Stage benchmark (default): in a fresh results folder, load the benchmark, replay CodeT's 164 × 100 ×
 100 generations, then label and execute every (solution, distinct assertion) pair twice — in the
 profile's `codet` mode (CodeT's executor: one packed program per unique solution) and in the `fast`
-mode (one isolated test program per assertion, the baseline measured in the same run). Prints pairs,
+mode (one test program per assertion, run on its own, the baseline measured in the same run). Prints pairs,
 unique executions, seconds, pairs/s, their ratio, the verdicts on which the two modes differ and the
 peak RSS of this process.
 

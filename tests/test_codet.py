@@ -208,6 +208,9 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     manifest = run.manifest()
     assert manifest["models"]["policy"]["replay"]["sha256"] == codet.expected_sha256(SOLUTIONS)
     assert manifest["sandbox"]["settings"]["mode"] == "codet"
+    assert manifest["sandbox"]["label_settings"]["mode"] == "isolated" and set(labels["mode"]) == {"isolated"}
+    load = manifest["sandbox"]["load_average"]
+    assert len(load["before"]) == len(load["after"]) == 3 and load["cores"] >= 1
     cubes = matrix.load_all(run)
     assert set(cubes) == {"unit_test", "assertion"} and cubes["unit_test"].shape == (4, 12, 30)
     table = rerankers.reranker_table(cubes)

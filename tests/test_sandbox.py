@@ -326,3 +326,38 @@ def test_uid_locks_live_in_a_folder_of_the_user_who_runs_the_sandbox():
     from utscale.sandbox import executor as ex
 
     assert ex.UID_LOCKS.endswith(f"-{os.geteuid()}")
+
+
+def test_a_failing_serving_thread_ends_run_with_a_clear_error_keeping_the_verdicts_so_far(monkeypatch):
+    """Fault injection: an unexpected exception in a serving thread (not a dead worker) must end `run()`
+    with an error, never leave it waiting; what was yielded stands, and a second run finishes the rest."""
+    from utscale.sandbox.executor import Job, SandboxError, _Worker
+
+    jobs = [Job(f"j{i}", GOOD + f"# {i}\n", [("t", ADD_OK)]) for i in range(8)]
+    real_run = _Worker.run
+
+    def flaky(self, job):
+        if job.key == "j3":
+            raise ValueError("injected fault")
+        yield from real_run(self, job)
+
+    monkeypatch.setattr(_Worker, "run", flaky)
+    seen: list[str] = []
+    outcome: dict[str, BaseException] = {}
+
+    def consume() -> None:
+        try:
+            with Executor(workers=2, settings=SandboxSettings(jail="none")) as ex:
+                seen.extend(v.job for v in ex.run(jobs))
+        except SandboxError as exc:
+            outcome["error"] = exc
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    consumer.join(120)
+    assert not consumer.is_alive(), "run() hung after a serving thread failed"
+    assert "injected fault" in str(outcome["error"]) and "j3" not in seen
+    monkeypatch.setattr(_Worker, "run", real_run)
+    with Executor(workers=2, settings=SandboxSettings(jail="none")) as ex:
+        rest = [v.job for v in ex.run([j for j in jobs if j.key not in seen])]
+    assert sorted(seen + rest) == sorted(j.key for j in jobs)

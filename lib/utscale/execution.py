@@ -9,6 +9,7 @@ it had not finished, and the final tables are the log's contents, sorted.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -192,6 +193,7 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     """Labels and the pass matrix for the run's problems, solutions and unit tests (resumable)."""
     problems, solutions, unit_tests = (run.read_table(n) for n in ("problems", "solutions", "unit_tests"))
     reports = {}
+    load_before = os.getloadavg()  # wall-clock limits depend on load: the manifest says what it was
     label_settings = sandbox_settings(run.config, labels=True)
     legacy = legacy_label_mode(run.config)
     with make_executor(run.config, label_settings) as executor:
@@ -230,6 +232,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         "settings": asdict(sandbox_settings(run.config)), "label_settings": asdict(label_settings),
         "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
         "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"], "reports": measured,
+        "load_average": {"before": [round(x, 2) for x in load_before],
+                         "after": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
     })
     return reports
 

@@ -113,6 +113,11 @@ class WorkerDied(RuntimeError):
     pass
 
 
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the code it runs): `run()` ends with this instead of hanging. The
+    verdicts it yielded before are final, so a stage that logged them resumes with the rest."""
+
+
 class NoJail(RuntimeError):
     """Untrusted code would run without isolation and nobody said that was acceptable."""
 
@@ -156,9 +161,11 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
             bufsize=1, cwd="/",
         )
+        self.busy = False
 
     def run(self, job: Job) -> Iterator[dict]:
         message = {"job": job.key, "solution": job.solution, "tests": [{"id": k, "code": c} for k, c in job.tests]}
+        self.busy = True  # until the worker says the job is done: a worker abandoned mid-job is replaced
         try:
             self.proc.stdin.write(json.dumps(message) + "\n")
             self.proc.stdin.flush()
@@ -167,6 +174,7 @@ class _Worker:
         for line in self.proc.stdout:
             record = json.loads(line)
             if record.get("done"):
+                self.busy = False
                 return
             yield record
         raise WorkerDied(f"worker {self.index} exited with {self.proc.wait()}")
@@ -214,6 +222,15 @@ class Executor:
         self._workers = []
 
     def _serve(self, slot: int, jobs: queue.Queue, out: queue.Queue) -> None:
+        """A serving thread. Whatever goes wrong in it (a bug, a broken pipe, a malformed worker line)
+        reaches `run()` as ("failed", exception): an unexpected exception must never leave `run()`
+        waiting for a job that no thread will finish."""
+        try:
+            self._serve_jobs(slot, jobs, out)
+        except BaseException as exc:  # noqa: BLE001 - reported to run(), which raises it
+            out.put(("failed", exc))
+
+    def _serve_jobs(self, slot: int, jobs: queue.Queue, out: queue.Queue) -> None:
         while True:
             job = jobs.get()
             if job is None:
@@ -260,6 +277,10 @@ class Executor:
                     yield item
                 elif item[0] == "requeued":
                     open_jobs += 1
+                elif item[0] == "failed":
+                    raise SandboxError(f"a sandbox serving thread failed: {type(item[1]).__name__}: {item[1]}; "
+                                       "the verdicts reported so far are kept, and a rerun resumes with the "
+                                       "rest") from item[1]
                 else:
                     open_jobs -= 1
         finally:
@@ -272,3 +293,7 @@ class Executor:
                 pending.put(None)
             for thread in threads:
                 thread.join()
+            for slot, worker in enumerate(self._workers):  # a worker left mid-job by a failed thread
+                if worker.busy:
+                    worker.close()
+                    self._workers[slot] = _Worker(slot, self.settings, self.prefix)
