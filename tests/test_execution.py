@@ -20,6 +20,9 @@ SLOW_TEST = ("import unittest, time\nclass T(unittest.TestCase):\n    def test_a
              "        self.assertEqual({call}, {expected})\n")
 
 
+# what verdicts logged without the signature fields ran under (a fast-mode run on the wall clock)
+LEGACY = {"mode": "fast", "clock": "wall"}
+
 def tiny_inputs(n_problems=3, n_solutions=4, n_tests=5):
     problems = benchmarks.load_benchmark("humaneval", limit=n_problems).table()
     sols, tests = [], []
@@ -41,10 +44,10 @@ def test_labels_and_matrix_with_dedup_and_missing_code(tmp_path):
     problems, sols, tests = tiny_inputs()
     with Executor(workers=2, settings=SandboxSettings(timeout=5)) as ex:
         lab_log = JsonlLog(tmp_path / "labels.jsonl", execution.LABEL_KEY)
-        report = execution.label_solutions(problems, sols, lab_log, ex)
-        labels = execution.labels_table(sols, lab_log, "fast")
+        report = execution.label_solutions(problems, sols, lab_log, ex, LEGACY)
+        labels = execution.labels_table(sols, lab_log, LEGACY)
         ex_log = JsonlLog(tmp_path / "ex.jsonl", execution.EXECUTION_KEY)
-        matrix = execution.execute_unit_tests(problems, sols, tests, ex_log, ex)
+        matrix = execution.execute_unit_tests(problems, sols, tests, ex_log, ex, LEGACY)
     assert report.pairs == 9 and report.unique_executed == 6  # the AST-identical copy runs once
     by = labels.set_index(["task_id", "solution_id"])
     for task in problems.task_id:
@@ -57,25 +60,32 @@ def test_labels_and_matrix_with_dedup_and_missing_code(tmp_path):
     assert set(table.test_id) == {0, 1, 2} and table.passed.all()
 
 
-def test_labels_logged_in_another_mode_are_computed_again(tmp_path):
-    """A run made before LABEL_MODE existed logged fast-mode labels without a mode: in isolated mode they
-    are computed again (not reused), once, and the table says which mode each label ran in."""
+def test_verdicts_logged_under_another_mode_or_clock_are_computed_again(tmp_path):
+    """A run made before LABEL_MODE and SANDBOX_CLOCK existed logged fast-mode, wall-clock labels with
+    neither field: under isolated / cpu they are computed again (not reused), once, and the table says
+    what each label ran under."""
     problems, sols, _ = tiny_inputs()
+    legacy = execution.legacy_signature({"SANDBOX_MODE": "fast"}, labels=True)
+    assert legacy == {"mode": "fast", "clock": "wall"}
     log = JsonlLog(tmp_path / "labels.jsonl", execution.LABEL_KEY)
-    with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="fast")) as ex:
-        first = execution.label_solutions(problems, sols, log, ex)
-    fast = execution.labels_table(sols, log, "fast")
-    records = [{k: v for k, v in r.items() if k != "mode"} for r in log]  # the old log's records
+    with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="fast", clock="wall")) as ex:
+        first = execution.label_solutions(problems, sols, log, ex, legacy)
+    old = execution.labels_table(sols, log, legacy)
+    records = [{k: v for k, v in r.items() if k not in execution.SIGNATURE} for r in log]  # the old log's records
     log.path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert set(execution.stale_labels(log, "isolated", "fast").values()) == {"fast"}
-    assert execution.stale_labels(log, "fast", "fast") == {}
+    assert set(execution.stale_verdicts(log, {"mode": "isolated", "clock": "cpu"}, legacy).values()) == {("fast", "wall")}
+    assert execution.stale_verdicts(log, {"mode": "fast", "clock": "wall"}, legacy) == {}
+    assert len(execution.stale_verdicts(log, {"mode": "fast", "clock": "cpu"}, legacy)) == first.executed
     with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="isolated")) as ex:
-        second = execution.label_solutions(problems, sols, log, ex, "fast")
-        third = execution.label_solutions(problems, sols, log, ex, "fast")
-    assert second.executed == first.executed > 0 and third.executed == 0
-    isolated = execution.labels_table(sols, log, "isolated")
-    assert set(isolated["mode"]) == {"isolated"} and set(fast["mode"]) == {"fast"}
-    assert isolated.correct.tolist() == fast.correct.tolist()
+        second = execution.label_solutions(problems, sols, log, ex, legacy)
+        third = execution.label_solutions(problems, sols, log, ex, legacy)
+    assert second.executed == second.recomputed == first.executed > 0 and second.recomputed_from == ("fast/wall",)
+    assert third.executed == 0
+    new = execution.labels_table(sols, log, legacy)
+    ran = new.status != "invalid"
+    assert set(zip(new["mode"][ran], new["clock"][ran])) == {("isolated", "cpu")} and set(old["mode"][ran]) == {"fast"}
+    assert set(new["mode"][~ran]) == {""}  # solutions without code never ran
+    assert new.correct.tolist() == old.correct.tolist()
 
 
 KILL_SCRIPT = textwrap.dedent("""
@@ -85,7 +95,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from utscale.sandbox import Executor, SandboxSettings
     problems, sols, tests = pickle.load(open(sys.argv[1], "rb"))
     with Executor(workers=1, settings=SandboxSettings(timeout=5, mode="strict")) as ex:
-        execution.execute_unit_tests(problems, sols, tests, JsonlLog(sys.argv[2], execution.EXECUTION_KEY), ex)
+        execution.execute_unit_tests(problems, sols, tests, JsonlLog(sys.argv[2], execution.EXECUTION_KEY), ex,
+                                     execution.legacy_signature({"SANDBOX_MODE": "strict"}, labels=False))
 """)
 
 
@@ -108,10 +119,12 @@ def test_kill_minus_9_then_resume_gives_the_same_matrix_and_runs_no_pair_twice(t
     proc.wait()
     done_before = len(log_path.read_text().splitlines())
     assert 20 <= done_before < 108, "the kill should land in the middle of the run"
-    with Executor(workers=2, settings=SandboxSettings(timeout=5)) as ex:
-        report = execution.execute_unit_tests(problems, sols, tests, JsonlLog(log_path, execution.EXECUTION_KEY), ex)
+    legacy = execution.legacy_signature({"SANDBOX_MODE": "strict"}, labels=False)
+    with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="strict")) as ex:  # what the killed run used
+        report = execution.execute_unit_tests(problems, sols, tests, JsonlLog(log_path, execution.EXECUTION_KEY), ex,
+                                              legacy)
         reference_log = JsonlLog(tmp_path / "reference.jsonl", execution.EXECUTION_KEY)
-        execution.execute_unit_tests(problems, sols, tests, reference_log, ex)
+        execution.execute_unit_tests(problems, sols, tests, reference_log, ex, legacy)
     keys = [tuple(json.loads(line)[k] for k in execution.EXECUTION_KEY) for line in log_path.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 108, "a pair was run twice or lost"
     assert report.resumed == done_before and report.executed == 108 - done_before
@@ -128,10 +141,10 @@ def test_ray_backend_runs_the_same_worker_code(tmp_path, monkeypatch):
     problems, sols, tests = tiny_inputs()
     with Executor(workers=2, settings=SandboxSettings(timeout=5)) as ex:
         local = JsonlLog(tmp_path / "local.jsonl", execution.EXECUTION_KEY)
-        execution.execute_unit_tests(problems, sols, tests, local, ex)
+        execution.execute_unit_tests(problems, sols, tests, local, ex, LEGACY)
     with RayExecutor(workers=2, settings=SandboxSettings(timeout=5), num_cpus=2, batch_size=2) as rx:
         remote = JsonlLog(tmp_path / "ray.jsonl", execution.EXECUTION_KEY)
-        execution.execute_unit_tests(problems, sols, tests, remote, rx)
+        execution.execute_unit_tests(problems, sols, tests, remote, rx, LEGACY)
     cols = ["task_id", "solution_id", "test_id", "passed", "status", "tests_run"]
     pd.testing.assert_frame_equal(local.frame()[cols], remote.frame()[cols])
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -361,3 +364,59 @@ def test_a_failing_serving_thread_ends_run_with_a_clear_error_keeping_the_verdic
     with Executor(workers=2, settings=SandboxSettings(jail="none")) as ex:
         rest = [v.job for v in ex.run([j for j in jobs if j.key not in seen])]
     assert sorted(seen + rest) == sorted(j.key for j in jobs)
+
+
+@pytest.mark.parametrize("mode", ["fast", "isolated", "strict"])
+def test_the_cpu_clock_counts_computing_not_waiting(mode):
+    """Under the cpu clock a test that waits 1.5 s with a 1 s limit passes (it computed nothing), one that
+    computes for longer times out, and one that waits for ever meets the wall-clock backstop."""
+    waits = "import time\ndef add(a, b):\n    time.sleep(1.5)\n    return a + b\n"
+    spins = "def add(a, b):\n    while True:\n        pass\n"
+    forever = "import time\ndef add(a, b):\n    time.sleep(1000)\n"
+    pairs = [Pair("waits", waits, ADD_OK), Pair("spins", spins, ADD_OK), Pair("forever", forever, ADD_OK)]
+    for clock, expected in (("cpu", {"waits": "pass", "spins": "timeout", "forever": "timeout"}),
+                            ("wall", {"waits": "timeout", "spins": "timeout", "forever": "timeout"})):
+        settings = SandboxSettings(jail="none", mode=mode, clock=clock, timeout=1.0, recheck_timeouts=False)
+        with Executor(workers=2, settings=settings) as ex:
+            assert {v.id: v.status for v in run_pairs(pairs, ex)} == expected, (mode, clock)
+
+
+def test_cpu_hogs_on_every_core_do_not_change_a_cpu_clock_verdict():
+    """A test that needs about half its limit in CPU time passes with a busy loop on every core."""
+    near = "def add(a, b):\n    n = 0\n    for i in range(N):\n        n += i\n    return a + b\n"
+
+    started = time.process_time()
+    n = 0
+    for i in range(2_000_000):
+        n += i
+    per_million = (time.process_time() - started) / 2
+    solution = near.replace("N", str(int(0.5 / per_million * 1e6)))  # about 0.5 s of CPU here
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        with Executor(workers=2, settings=SandboxSettings(jail="none", timeout=1.0, recheck_timeouts=False)) as ex:
+            got = {v.id: v.status for v in run_pairs([Pair("near", solution, ADD_OK)], ex)}
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert got == {"near": "pass"}
+
+
+@pytest.mark.parametrize("recheck", [True, False])
+def test_a_timeout_is_run_once_more_alone_before_it_is_final(recheck):
+    """The first run of this solution times out (it finds no marker and spins); its re-check finds the
+    marker and passes. Without the re-check the timeout stands."""
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by the sandbox uid (pytest's tmp_path is not)
+    shared.chmod(0o777)
+    marker = shared / "seen"
+    flaky = (f"import os\ndef add(a, b):\n    if not os.path.exists({str(marker)!r}):\n"
+             f"        open({str(marker)!r}, 'w').close()\n        while True:\n            pass\n    return a + b\n")
+    settings = SandboxSettings(jail="none", isolate=False, timeout=0.5, recheck_timeouts=recheck)
+    with Executor(workers=2, settings=settings) as ex:
+        got = {v.id: v.status for v in run_pairs([Pair("flaky", flaky, ADD_OK), Pair("good", GOOD, ADD_OK)], ex)}
+        counts = (ex.timeouts_rechecked, ex.timeouts_overturned)
+    shutil.rmtree(shared)
+    assert got == {"flaky": "pass" if recheck else "timeout", "good": "pass"}
+    assert counts == ((1, 1) if recheck else (0, 0))

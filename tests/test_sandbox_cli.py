@@ -50,7 +50,7 @@ def test_cli_resumes_without_rerunning_finished_pairs(tmp_path):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(src, [{"id": "a", "solution": GOOD, "test": TEST}, {"id": "b", "solution": GOOD, "test": TEST + "#b"}])
     # a previous, interrupted run: one verdict (deliberately marked so we can see it is kept) and a torn line
-    key = content_key(GOOD, TEST, "fast", 1.0)
+    key = content_key(GOOD, TEST, "fast", 1.0, "cpu")
     out.write_text(json.dumps({"id": "a", "passed": False, "status": "fail", "tests_run": 1, "duration_s": 9.0, "key": key})
                    + "\n" + '{"id": "b", "pas')
     proc = run_cli("--input", src, "--output", out, "--workers", "1")
@@ -65,7 +65,7 @@ def test_cli_reuses_a_verdict_only_for_the_same_code_and_settings(tmp_path):
     write_jsonl(src, [{"id": "a", "solution": GOOD, "test": TEST}])
     # a stale `fail` for the same id from an earlier run on other code, and one with no key at all
     stale = {"id": "a", "passed": False, "status": "fail", "tests_run": 1, "duration_s": 9.0,
-             "key": content_key("def add(a, b):\n    return 0\n", TEST, "fast", 1.0)}
+             "key": content_key("def add(a, b):\n    return 0\n", TEST, "fast", 1.0, "cpu")}
     write_jsonl(out, [stale, {"id": "gone", "passed": True, "status": "pass", "tests_run": 1, "duration_s": 0.1}])
     proc = run_cli("--input", src, "--output", out, "--workers", "1")
     assert proc.returncode == 0, proc.stderr

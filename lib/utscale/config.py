@@ -109,6 +109,9 @@ SCHEMA: dict[str, Param] = {
               "process that never runs solution code; strict: a process per test; coderm: the CodeRM authors'; "
               "codet: CodeT's, for its assertions)",
               choices=("fast", "isolated", "strict", "coderm", "codet")),
+        Param("SANDBOX_CLOCK", str, "what time limits count: cpu (the code's CPU time, so load does not turn a slow "
+              "pass into a timeout; a wall-clock backstop of 4x the limit remains) or wall; coderm and codet keep "
+              "their authors' wall clock", choices=("cpu", "wall")),
         Param("LABEL_MODE", str, "executor of the ground-truth labels (isolated by default: a forged label corrupts "
               "every number downstream)", choices=("isolated", "fast", "strict")),
         Param("SANDBOX_MEMORY_MB", int, "address-space limit per child", minimum=64, maximum=1_048_576),

@@ -34,27 +34,62 @@ class StageReport:
     executed: int  # pairs given a verdict in this call (fanned out)
     unique_executed: int  # distinct (solution AST, test text) executions in this call
     seconds: float
+    recomputed: int = 0  # of the executed: logged before under another executor signature (mode, clock)
+    recomputed_from: tuple[str, ...] = ()  # those signatures, "mode/clock"
 
     @property
     def pairs_per_second(self) -> float:
         return self.executed / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, fields: tuple[str, ...],
-                executor: Executor, verdict_fields: Callable[[Any], dict], done: set[tuple] | None = None
-                ) -> StageReport:
-    """Execute the pairs the log does not hold yet (or not in `done`, the records still valid)."""
+SIGNATURE = ("mode", "clock")  # what a verdict depends on beyond its pair and its time limit
+
+
+def signature(settings: SandboxSettings) -> dict[str, str]:
+    return {"mode": settings.mode, "clock": settings.effective_clock}
+
+
+def legacy_signature(config: Mapping[str, Any], *, labels: bool) -> dict[str, str]:
+    """What a verdict logged without these fields was computed with (a run made before they existed):
+    labels in the matrix's mode (fast for CodeT's), everything on the wall clock."""
+    mode = config["SANDBOX_MODE"]
+    return {"mode": ("fast" if mode == "codet" else mode) if labels else mode, "clock": "wall"}
+
+
+def stale_verdicts(log: JsonlLog, current: Mapping[str, str], legacy: Mapping[str, str]) -> dict[tuple, tuple]:
+    """Logged verdicts computed under another signature than `current` (key → that signature): they are
+    computed again, never reused."""
+    now = tuple(current[f] for f in SIGNATURE)
+    latest = {tuple(r[k] for k in log.key): tuple(r.get(f, legacy[f]) for f in SIGNATURE) for r in log}
+    return {key: was for key, was in latest.items() if was != now}
+
+
+def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor: Executor,
+                verdict_fields: Callable[[Any], dict], legacy: Mapping[str, str]) -> StageReport:
+    """Execute the pairs the log does not hold under the executor's signature; each record carries it."""
     started = time.perf_counter()
-    done = log.keys() if done is None else done
+    current = signature(executor.settings)
+    stale = stale_verdicts(log, current, legacy)
+    done = log.keys() - set(stale)
     plan = plan_jobs(Pair(json.dumps(list(k)), sol, test) for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
         with log.writer() as write:
             for verdict in run_plan(plan, executor):
-                write({**dict(zip(fields, json.loads(verdict.id))), **verdict_fields(verdict)})
+                write({**dict(zip(log.key, json.loads(verdict.id))), **verdict_fields(verdict), **current})
                 executed += 1
     return StageReport(pairs=len(pairs), resumed=len(pairs) - executed, executed=executed,
-                       unique_executed=plan.unique_pairs, seconds=time.perf_counter() - started)
+                       unique_executed=plan.unique_pairs, seconds=time.perf_counter() - started,
+                       recomputed=len(set(stale) & set(pairs)),
+                       recomputed_from=tuple(sorted({"/".join(was) for k, was in stale.items() if k in pairs})))
+
+
+def with_signature(table: pd.DataFrame, legacy: Mapping[str, str]) -> pd.DataFrame:
+    """A log's table, where records older than the signature fields say what they ran under."""
+    for field in SIGNATURE:
+        if field in table:
+            table[field] = table[field].fillna(legacy[field])
+    return table
 
 
 def label_pairs(problems: pd.DataFrame, solutions: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
@@ -116,27 +151,13 @@ def unit_test_verdicts(assertion_executions: pd.DataFrame, assertions: pd.DataFr
     return out.reset_index()[keys + ["passed", "status", "tests_run", "duration_s"]]
 
 
-def legacy_label_mode(config: Mapping[str, Any]) -> str:
-    """The executor labels ran in before LABEL_MODE existed (records without a `mode`): the matrix's mode,
-    fast for CodeT's."""
-    return "fast" if config["SANDBOX_MODE"] == "codet" else config["SANDBOX_MODE"]
-
-
-def stale_labels(log: JsonlLog, mode: str, legacy: str) -> dict[tuple, str]:
-    """Logged labels computed in another executor mode than `mode` (key → that mode): computed again."""
-    latest = {tuple(r[k] for k in LABEL_KEY): r.get("mode", legacy) for r in log}
-    return {key: was for key, was in latest.items() if was != mode}
-
-
 def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor,
-                    legacy_mode: str = "fast") -> StageReport:
-    """Ground-truth labels in the executor's mode (recorded per label); a label logged in another mode is
-    not reused."""
-    mode = executor.settings.mode
-    return _run_logged(label_pairs(problems, solutions), log, LABEL_KEY, executor,
+                    legacy: Mapping[str, str]) -> StageReport:
+    """Ground-truth labels under the executor's signature (recorded per label); a label logged under
+    another one (mode, clock) is computed again."""
+    return _run_logged(label_pairs(problems, solutions), log, executor,
                        lambda v: {"correct": v.passed, "status": v.status, "tests_run": v.tests_run,
-                                  "duration_s": v.duration_s, "mode": mode},
-                       done=log.keys() - set(stale_labels(log, mode, legacy_mode)))
+                                  "duration_s": v.duration_s}, legacy)
 
 
 def _execution_fields(v: Any) -> dict:
@@ -144,30 +165,30 @@ def _execution_fields(v: Any) -> dict:
 
 
 def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame, log: JsonlLog,
-                       executor: Executor) -> StageReport:
-    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, EXECUTION_KEY, executor, _execution_fields)
+                       executor: Executor, legacy: Mapping[str, str]) -> StageReport:
+    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, executor, _execution_fields, legacy)
 
 
-def labels_table(solutions: pd.DataFrame, log: JsonlLog, mode: str) -> pd.DataFrame:
-    """One row per solution: executed verdicts with the mode they ran in, and `invalid` for solutions
+def labels_table(solutions: pd.DataFrame, log: JsonlLog, legacy: Mapping[str, str]) -> pd.DataFrame:
+    """One row per solution: executed verdicts with what they ran under, and `invalid` for solutions
     without code."""
-    executed = log.frame()
-    if len(executed):
-        executed["mode"] = executed["mode"].fillna(mode) if "mode" in executed else mode
+    executed = with_signature(log.frame(), legacy)
     done = set(zip(executed.task_id, executed.solution_id)) if len(executed) else set()
     missing = solutions[~solutions.code.map(lambda c: isinstance(c, str))]
     missing = missing[pd.Series([(t, s) not in done for t, s in zip(missing.task_id, missing.solution_id)],
                                 index=missing.index, dtype=bool)]
     absent = pd.DataFrame({"task_id": missing.task_id, "solution_id": missing.solution_id, "correct": False,
-                           "status": "invalid", "tests_run": 0, "duration_s": 0.0, "mode": mode})
+                           "status": "invalid", "tests_run": 0, "duration_s": 0.0,
+                           **{field: "" for field in SIGNATURE if field in executed}})  # "": never executed
     return pd.concat([executed, absent], ignore_index=True) if len(absent) else executed
 
 
 def sandbox_settings(config: Mapping[str, Any], *, labels: bool = False) -> SandboxSettings:
     """The executor for labels (LABEL_MODE, isolated by default) or for the matrix (SANDBOX_MODE)."""
     mode = config["LABEL_MODE"] if labels else config["SANDBOX_MODE"]
-    return SandboxSettings(timeout=config["LABEL_TIMEOUT_S"] if labels else config["TIMEOUT_S"],
-                           mode=mode, memory_mb=config["SANDBOX_MEMORY_MB"], jail=config["SANDBOX_JAIL"])
+    return SandboxSettings(timeout=config["LABEL_TIMEOUT_S"] if labels else config["TIMEOUT_S"], mode=mode,
+                           memory_mb=config["SANDBOX_MEMORY_MB"], jail=config["SANDBOX_JAIL"],
+                           clock=config["SANDBOX_CLOCK"])
 
 
 def make_executor(config: Mapping[str, Any], settings: SandboxSettings):
@@ -195,47 +216,63 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     reports = {}
     load_before = os.getloadavg()  # wall-clock limits depend on load: the manifest says what it was
     label_settings = sandbox_settings(run.config, labels=True)
-    legacy = legacy_label_mode(run.config)
     with make_executor(run.config, label_settings) as executor:
         label_log = verdict_log(run, "labels_log", "labels", LABEL_KEY)
-        stale = stale_labels(label_log, label_settings.mode, legacy)
+        legacy = legacy_signature(run.config, labels=True)
         reports["labels"] = label_solutions(problems, solutions, label_log, executor, legacy)
         jailed = executor.jailed
-    labels = labels_table(solutions, label_log, label_settings.mode)
-    if stale:  # labels of an earlier executor mode, computed again: said in the manifest, never silently
-        before = run.read_table("labels") if run.has_table("labels") else labels.iloc[:0]
-        changed = labels.merge(before, on=list(LABEL_KEY), suffixes=("", "_before"))
-        run.update_manifest(relabelled={
-            "date": time.strftime("%Y-%m-%d"), "labels": len(stale), "from_modes": sorted(set(stale.values())),
-            "to_mode": label_settings.mode, "correct_changed": int((changed.correct != changed.correct_before).sum())})
-    run.write_table("labels", labels, key=list(LABEL_KEY), force=bool(stale))
-    with make_executor(run.config, sandbox_settings(run.config)) as executor:
+    _write_verdicts(run, "labels", labels_table(solutions, label_log, legacy), LABEL_KEY, "correct",
+                    reports["labels"], label_settings)
+    settings = sandbox_settings(run.config)
+    legacy = legacy_signature(run.config, labels=False)
+    with make_executor(run.config, settings) as executor:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
             log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY)
             pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"])
-            reports["executions"] = _run_logged(pairs, log, ASSERTION_KEY, executor, _execution_fields)
-            run.write_table("assertion_executions", log.frame(), key=list(ASSERTION_KEY))
+            reports["executions"] = _run_logged(pairs, log, executor, _execution_fields, legacy)
+            _write_verdicts(run, "assertion_executions", with_signature(log.frame(), legacy), ASSERTION_KEY,
+                            "passed", reports["executions"], settings)
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
+            run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
         elif run.config["SANDBOX_MODE"] == "codet":
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
             log = verdict_log(run, "executions_log", "executions", EXECUTION_KEY)
-            reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor)
-            executions = log.frame()
-    run.write_table("executions", executions, key=list(EXECUTION_KEY))
+            reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor, legacy)
+            _write_verdicts(run, "executions", with_signature(log.frame(), legacy), EXECUTION_KEY, "passed",
+                            reports["executions"], settings)
+        rechecked = {k: getattr(executor, k, None) for k in ("timeouts_rechecked", "timeouts_overturned")}
     # a resumed stage keeps the report of the call that executed it (its throughput is the measured one)
     previous = run.manifest().get("sandbox", {}).get("reports", {})
     measured = {k: ({**asdict(v), "pairs_per_second": v.pairs_per_second} if v.executed or k not in previous
                     else previous[k]) for k, v in reports.items()}
+    if reports["executions"].executed or "executions" not in previous:
+        measured["executions"].update(rechecked)
     run.update_manifest(sandbox={
-        "settings": asdict(sandbox_settings(run.config)), "label_settings": asdict(label_settings),
+        "settings": asdict(settings), "label_settings": asdict(label_settings),
         "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
         "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"], "reports": measured,
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
     })
     return reports
+
+
+def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
+                    report: StageReport, settings: SandboxSettings) -> None:
+    """Write a verdict table. When verdicts of another signature were computed again the table is replaced,
+    and the manifest's `recomputed` list says what, from what, to what, and how many outcomes changed."""
+    if report.recomputed and run.has_table(name):
+        before = run.read_table(name)
+        both = table.merge(before, on=list(key), suffixes=("", "_before"))
+        now = signature(settings)
+        events = run.manifest().get("recomputed", [])
+        events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
+                       "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}",
+                       f"{outcome}_changed": int((both[outcome] != both[f"{outcome}_before"]).sum())})
+        run.update_manifest(recomputed=events)
+    run.write_table(name, table, key=list(key), force=bool(report.recomputed))
 
 
 def status_counts(table: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Input lines: {"id": str, "solution": str, "test": str}, `test` a unittest program run after the
 solution's definitions. Output lines: {"id", "passed", "status", "tests_run", "duration_s"}.
-Each output line also carries `key`, a hash of (solution, test, mode, timeout). Verdicts are appended
+Each output line also carries `key`, a hash of (solution, test, mode, timeout, clock). Verdicts are appended
 as they arrive, so an interrupted run resumes: an output record is reused only when its id *and* key
 match the input's (a stale verdict for other code or other settings is run again); output ids not in
 the input are reported and dropped (kept with `--keep-extra`); `--output` may not be `--input`. A
@@ -51,9 +51,9 @@ def read_pairs(path: Path) -> tuple[list[Pair], list[dict]]:
     return pairs, rejected
 
 
-def content_key(solution: str, test: str, mode: str, timeout: float) -> str:
-    """What a verdict depends on: the code and the rules it ran under."""
-    return text_key(json.dumps([solution, test, mode, timeout], ensure_ascii=False))
+def content_key(solution: str, test: str, mode: str, timeout: float, clock: str) -> str:
+    """What a verdict depends on: the code and the rules it ran under (mode, limit, the limit's clock)."""
+    return text_key(json.dumps([solution, test, mode, timeout, clock], ensure_ascii=False))
 
 
 def previous_records(path: Path) -> dict[str, dict]:
@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --output is the input file {source}; verdicts would overwrite the pairs", file=sys.stderr)
         return 2
     pairs, rejected = read_pairs(source)
-    keys = {p.id: content_key(p.solution, p.test, args.mode, args.timeout) for p in pairs}
-    keys.update({r["id"]: content_key("", r["error"], "invalid", 0.0) for r in rejected})
+    settings = SandboxSettings(timeout=args.timeout, mode=args.mode, jail=args.jail, clock=args.clock)
+    keys = {p.id: content_key(p.solution, p.test, args.mode, args.timeout, settings.effective_clock) for p in pairs}
+    keys.update({r["id"]: content_key("", r["error"], "invalid", 0.0, "") for r in rejected})
     previous = previous_records(target)
     extra = sorted(set(previous) - set(keys), key=natural_key)
     if extra:
@@ -92,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     if stale:
         print(f"re-running {len(stale)} pairs whose output came from other code or settings", file=sys.stderr)
     todo = [p for p in pairs if p.id not in finished]
-    settings = SandboxSettings(timeout=args.timeout, mode=args.mode, jail=args.jail)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "a", encoding="utf-8") as out:
         for record in rejected:
@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--timeout", type=float, default=1.0, help="seconds per test program (default 1.0)")
     run_p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     run_p.add_argument("--mode", choices=MODES, default="fast")
+    run_p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                       help="what the limit counts: CPU time (a wall-clock backstop remains) or wall time")
     run_p.add_argument("--jail", choices=("auto", "bwrap", "none"), default="auto",
                        help="auto: bubblewrap or root namespaces, else refuse; none: run unisolated (warned)")
     run_p.add_argument("--keep-extra", action="store_true", help="keep output records whose ids are not in the input")

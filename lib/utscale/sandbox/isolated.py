@@ -23,6 +23,7 @@ import builtins
 import importlib
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -45,6 +46,33 @@ class Unencodable(Exception):
 
 class SolutionDied(Exception):
     """The solution's server vanished (or answered garbage) during a call: the test's status is `crash`."""
+
+
+class SolutionTimeout(Exception):
+    """The solution used up the test's CPU time (the `cpu` clock): the test's status is `timeout`."""
+
+
+ALARM_INTERVAL = 0.05  # seconds between repeated limit signals once the limit is hit (as the worker's)
+_over_limit = False
+
+
+def _on_limit(signum: int, frame: Any) -> None:  # noqa: ARG001
+    global _over_limit
+    _over_limit = True
+    raise SolutionTimeout("time limit exceeded")
+
+
+def _limit_cpu(seconds: float | None) -> None:
+    """In the loader and each server: the solution's CPU time against the limit (cpu clock only)."""
+    global _over_limit
+    _over_limit = False
+    if seconds is not None:
+        signal.signal(signal.SIGPROF, _on_limit)
+        signal.setitimer(signal.ITIMER_PROF, seconds, ALARM_INTERVAL)
+
+
+def _unlimit() -> None:
+    signal.setitimer(signal.ITIMER_PROF, 0.0)
 
 
 # --- the encoding -----------------------------------------------------------------------------------
@@ -194,7 +222,10 @@ def _builtin_base(exc: BaseException) -> str:
 
 def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
     """The server's reply to one call: ["r", value, mutated arguments], ["x", type, base, message] for an
-    exception, or ["o", type] when the value returned (or an argument mutated) cannot cross."""
+    exception, ["o", type] when the value returned (or an argument mutated) cannot cross, ["t"] once the
+    test's CPU time is used up (even if the solution caught the signal)."""
+    if _over_limit:
+        return ["t"]
     _, name, args, kwargs = request
     kwargs = dict(kwargs)
     sent = {i: encode(a) for i, a in enumerate(args) if type(a) in MUTABLE}
@@ -203,11 +234,15 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
         function = namespace[name]
         result = function(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - the solution's exception goes to the test
+        if _over_limit:
+            return ["t"]
         try:
             message = str(exc)[:MAX_TEXT]
         except BaseException:  # noqa: BLE001 - a __str__ that raises
             message = ""
         return ["x", type(exc).__name__[:200], _builtin_base(exc), message]
+    if _over_limit:
+        return ["t"]
     try:
         current = {**dict(enumerate(args)), **kwargs}
         mutated = [[where, now] for where, before in sent.items() if (now := encode(current[where])) != before]
@@ -216,16 +251,22 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
         return ["o", type(result).__name__[:200]]
 
 
-def serve(fd: int, namespace: dict[str, Any]) -> None:
-    """A per-test server: answer calls until the judge closes the connection."""
+def serve(fd: int, namespace: dict[str, Any], limit: float | None) -> None:
+    """A per-test server: answer calls until the judge closes the connection (under the cpu clock, with
+    the test's limit on its CPU time)."""
     sock = socket.socket(fileno=fd)
+    _limit_cpu(limit)
     while True:
         try:
             request = receive(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)
+        except SolutionTimeout:  # the signal landed in our own reading: the next answer says so
+            continue
         try:
             reply = answer(request, namespace)
+        except SolutionTimeout:
+            reply = ["t"]
         except BaseException:  # noqa: BLE001 - a malformed request or an argument's encoding failed
             reply = ["o", "request"]
         try:
@@ -234,21 +275,25 @@ def serve(fd: int, namespace: dict[str, Any]) -> None:
             os._exit(0)
 
 
-def loader_main(ctrl_fd: int, solution: str) -> None:
+def loader_main(ctrl_fd: int, solution: str, limit: float | None) -> None:
     """The loader, forked from the judge: keep nothing of the judge's but the control socket (above all
     not the verdict pipe), load the solution, describe it, then fork one server per test the judge asks
-    for (a fresh copy of the loaded state each time). Never returns."""
+    for (a fresh copy of the loaded state each time). `limit`: seconds of CPU time for loading and for
+    each test (the cpu clock), or None (the judge's wall clock). Never returns."""
     os.closerange(3, ctrl_fd)
     os.closerange(ctrl_fd + 1, 1 << 16)
     ctrl = socket.socket(fileno=ctrl_fd)
     sys.set_int_max_str_digits(0)
     namespace: dict[str, Any] = {"__name__": "__utscale_solution__", "__builtins__": builtins}
+    _limit_cpu(limit)
     try:
         exec(compile(solution, "<solution>", "exec"), namespace)
+        _unlimit()
         send(ctrl, ["R", describe(namespace)])
     except BaseException:  # noqa: BLE001 - a solution that does not load fails every test
+        _unlimit()
         try:
-            send(ctrl, ["S", "error"])
+            send(ctrl, ["S", "timeout" if _over_limit else "error"])
         finally:
             os._exit(0)
     while True:
@@ -264,7 +309,7 @@ def loader_main(ctrl_fd: int, solution: str) -> None:
             pid = -1
         if pid == 0:
             ctrl.close()
-            serve(fds[0], namespace)
+            serve(fds[0], namespace, limit)
             os._exit(0)
         os.close(fds[0])
         send(ctrl, ["P", pid])
@@ -283,6 +328,7 @@ class Channel:
         self.sock = sock
         self.unencodable = False
         self.died = False
+        self.timed_out = False
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -304,6 +350,9 @@ class Channel:
             return reply[1]
         if kind == "x" and len(reply) == 4 and all(isinstance(x, str) for x in reply[1:]):
             raise rebuild_exception(*reply[1:])
+        if kind == "t":
+            self.timed_out = True
+            raise SolutionTimeout(f"{name}() used up the test's CPU time")
         self.unencodable = True
         raise Unencodable(f"{name}() returned a value that cannot cross to the test")
 

@@ -65,6 +65,7 @@ class TimeLimit(Exception):
 _alarm_armed = False
 _timed_out = False
 _running_result: unittest.TestResult | None = None
+_timer = signal.ITIMER_REAL  # ITIMER_PROF under the `cpu` clock: the limit counts this process's CPU time
 
 
 def _on_alarm(signum, frame):  # noqa: ARG001
@@ -80,13 +81,35 @@ def _arm(seconds: float, repeat: bool) -> None:
     global _alarm_armed, _timed_out
     _timed_out = False
     _alarm_armed = True
-    signal.setitimer(signal.ITIMER_REAL, seconds, ALARM_INTERVAL if repeat else 0.0)
+    signal.setitimer(_timer, seconds, ALARM_INTERVAL if repeat else 0.0)
 
 
 def _disarm() -> None:
     global _alarm_armed
     _alarm_armed = False
-    signal.setitimer(signal.ITIMER_REAL, 0.0)
+    signal.setitimer(_timer, 0.0)
+
+
+def clock_of(settings: dict) -> str:
+    """The clock a mode's time limits count: the paper's and CodeT's executors keep their wall clock."""
+    return "wall" if settings["mode"] in ("coderm", "codet") else settings["clock"]
+
+
+def _use_clock(settings: dict) -> None:
+    """Time limits on the settings' clock: `cpu` counts this process's CPU time (ITIMER_PROF), so a slow or
+    busy machine does not turn a slow pass into a timeout; the worker's wall-clock deadline stays a backstop
+    against code that waits without computing."""
+    global _timer
+    _timer = signal.ITIMER_PROF if clock_of(settings) == "cpu" else signal.ITIMER_REAL
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGPROF, _on_alarm)
+
+
+def wall_budget(settings: dict) -> float:
+    """Seconds of wall clock a test may take before the worker kills it: its limit, times `wall_factor`
+    under the cpu clock (a test that gets a third of a core still finishes), plus the grace."""
+    factor = settings["wall_factor"] if clock_of(settings) == "cpu" else 1.0
+    return settings["timeout"] * factor + settings["grace"]
 
 
 def _mount_private_tmp() -> None:
@@ -270,7 +293,7 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
         os.write(write_fd, ("\t".join([nonce, *map(str, fields)]) + "\n").encode())
 
     harden(settings, write_fd, uid, len(tests))
-    signal.signal(signal.SIGALRM, _on_alarm)
+    _use_clock(settings)
     if settings["mode"] == "isolated":
         run_isolated(solution, tests, settings, emit)
         os._exit(0)
@@ -326,27 +349,33 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
     if pid == 0:
         try:
             ctrl.close()
-            isolated.loader_main(loader_end.fileno(), solution)
+            # under the cpu clock the solution's own processes count their CPU time against the limit
+            isolated.loader_main(loader_end.fileno(), solution,
+                                 settings["timeout"] if clock_of(settings) == "cpu" else None)
         finally:
             os._exit(0)
     loader_end.close()
-    _arm(settings["timeout"], repeat=True)  # the solution's loading time, as in fast mode
+    # the solution's loading time, as in fast mode: on the wall clock here, or in the loader (cpu clock,
+    # with the worker's deadline as the backstop)
+    signal.setitimer(signal.ITIMER_REAL, wall_budget(settings) - settings["grace"], ALARM_INTERVAL)
+    global _alarm_armed
+    _alarm_armed = True
     try:
         message = isolated.receive(ctrl)
-        _disarm()
+        _disarm_real()
     except TimeLimit:
-        _disarm()
+        _disarm_real()
         emit("S", "timeout")
         return
     except (OSError, EOFError, ValueError, TypeError, RecursionError):
-        _disarm()
+        _disarm_real()
         emit("S", "crash")
         return
     if not (isinstance(message, list) and len(message) == 2 and message[0] in ("R", "S")):
         emit("S", "crash")
         return
     if message[0] == "S":
-        emit("S", "error")
+        emit("S", "timeout" if message[1] == "timeout" else "error")
         return
     description = message[1] if isinstance(message[1], list) else []
     emit("R")
@@ -356,6 +385,12 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
         status, run = _isolated_test(code, description, ctrl, settings, pristine)
         emit(index, status, run, round(time.perf_counter() - started, 6))
     ctrl.close()  # the loader exits on this (and is killed with the job's process group if it does not)
+
+
+def _disarm_real() -> None:
+    global _alarm_armed
+    _alarm_armed = False
+    signal.setitimer(signal.ITIMER_REAL, 0.0)
 
 
 def _expect(ctrl: socket.socket, tag: str, wait: float) -> list | None:
@@ -413,6 +448,8 @@ def _against_server(code: str, description: list, sock: socket.socket, settings:
     status, run = _one_test(code, namespace, settings, pristine)
     if channel.died:
         return "crash", run
+    if channel.timed_out:
+        return "timeout", run
     if channel.unencodable:
         return "unencodable", run
     return status, run
@@ -560,7 +597,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
     wanted = {index for index, _ in tests}
     results: set[int] = set()
     solution_status, failure, ready, buffer = None, None, False, b""
-    budget = settings["timeout"] + settings["grace"]
+    budget = wall_budget(settings)
     deadline = time.monotonic() + budget + (settings["timeout"] if settings["mode"] != "coderm" else 0.0)
     if settings["mode"] == "codet":  # CodeT's whole-program budget: the per-case limit times the cases
         deadline = time.monotonic() + settings["timeout"] * len(tests) + 0.1 + settings["grace"]
