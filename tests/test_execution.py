@@ -164,3 +164,28 @@ def test_unit_test_verdicts_are_the_and_of_their_assertions():
     assert got.passed.tolist() == [True, False, False, True]
     assert got.status.tolist() == ["pass", "fail", "timeout", "pass"]
     assert got.tests_run.tolist() == [2, 2, 2, 2]
+
+
+def test_recomputed_verdicts_replace_their_table_remove_what_was_derived_and_say_so(tmp_path, monkeypatch):
+    from utscale import runs
+
+    monkeypatch.setenv("UTSCALE_RESULTS", str(tmp_path))
+    run = runs.open_run("ci")
+    key = ["task_id", "solution_id"]
+    old = pd.DataFrame({"task_id": ["T/0", "T/0"], "solution_id": [0, 1], "correct": [True, False]})
+    run.write_table("labels", old, key=key)
+    run.write_table("difficulty", pd.DataFrame({"task_id": ["T/0"], "pass_rate": [0.5]}), key=["task_id"])
+    new = old.assign(correct=[True, True], mode="isolated", clock="cpu")
+    report = execution.StageReport(pairs=2, resumed=0, executed=2, unique_executed=2, seconds=0.1, recomputed=2,
+                                   recomputed_from=("fast/wall",))
+    execution._write_verdicts(run, "labels", new, execution.LABEL_KEY, "correct", report,
+                              SandboxSettings(mode="isolated"))
+    assert run.read_table("labels").equals(new) and not run.has_table("difficulty")
+    (event,) = run.manifest()["recomputed"]
+    assert event["from"] == ["fast/wall"] and event["to"] == "isolated/cpu" and event["verdicts"] == 2
+    assert event["correct_changed"] == 1 and event["derived_tables_removed"] == ["difficulty"]
+    # nothing recomputed: a different table is still refused, never overwritten silently
+    unchanged = execution.StageReport(pairs=2, resumed=2, executed=0, unique_executed=0, seconds=0.0)
+    with pytest.raises(runs.RunConflict):
+        execution._write_verdicts(run, "labels", old, execution.LABEL_KEY, "correct", unchanged,
+                                  SandboxSettings(mode="isolated"))

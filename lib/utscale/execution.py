@@ -259,6 +259,9 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     return reports
 
 
+DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdict table (the gold pass rates)
+
+
 def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
                     report: StageReport, settings: SandboxSettings) -> None:
     """Write a verdict table. When verdicts of another signature were computed again the table is replaced,
@@ -268,9 +271,13 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
         both = table.merge(before, on=list(key), suffixes=("", "_before"))
         now = signature(settings)
         events = run.manifest().get("recomputed", [])
+        derived = [t for t in DERIVED.get(name, ()) if run.has_table(t)]
+        for table_name in derived:  # computed later from these verdicts: recomputed by its own stage
+            run.file(f"{table_name}.parquet").unlink()
         events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
                        "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}",
-                       f"{outcome}_changed": int((both[outcome] != both[f"{outcome}_before"]).sum())})
+                       f"{outcome}_changed": int((both[outcome] != both[f"{outcome}_before"]).sum()),
+                       "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
     run.write_table(name, table, key=list(key), force=bool(report.recomputed))
 
