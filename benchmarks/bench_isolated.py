@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-
 from utscale import execution
 from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
 from utscale.sandbox.oracle import oracle_passes

@@ -404,8 +404,9 @@ def test_cpu_hogs_on_every_core_do_not_change_a_cpu_clock_verdict():
 
 @pytest.mark.parametrize("recheck", [True, False])
 def test_a_timeout_is_run_once_more_alone_before_it_is_final(recheck):
-    """The first run of this solution times out (it finds no marker and spins); its re-check finds the
-    marker and passes. Without the re-check the timeout stands."""
+    """On the wall clock the first run of this solution times out (it finds no marker and spins); its
+    re-check finds the marker and passes. Without the re-check the timeout stands. On the cpu clock a
+    timeout is not re-checked (it does not depend on load)."""
     import tempfile
 
     shared = Path(tempfile.mkdtemp(dir="/tmp"))  # reachable by the sandbox uid (pytest's tmp_path is not)
@@ -413,10 +414,19 @@ def test_a_timeout_is_run_once_more_alone_before_it_is_final(recheck):
     marker = shared / "seen"
     flaky = (f"import os\ndef add(a, b):\n    if not os.path.exists({str(marker)!r}):\n"
              f"        open({str(marker)!r}, 'w').close()\n        while True:\n            pass\n    return a + b\n")
-    settings = SandboxSettings(jail="none", isolate=False, timeout=0.5, recheck_timeouts=recheck)
+    settings = SandboxSettings(jail="none", isolate=False, timeout=0.5, clock="wall", recheck_timeouts=recheck)
     with Executor(workers=2, settings=settings) as ex:
         got = {v.id: v.status for v in run_pairs([Pair("flaky", flaky, ADD_OK), Pair("good", GOOD, ADD_OK)], ex)}
         counts = (ex.timeouts_rechecked, ex.timeouts_overturned)
     shutil.rmtree(shared)
     assert got == {"flaky": "pass" if recheck else "timeout", "good": "pass"}
     assert counts == ((1, 1) if recheck else (0, 0))
+    marker.unlink(missing_ok=True)
+    shared = Path(tempfile.mkdtemp(dir="/tmp"))
+    shared.chmod(0o777)
+    cpu = SandboxSettings(jail="none", isolate=False, timeout=0.5, recheck_timeouts=recheck)
+    with Executor(workers=2, settings=cpu) as ex:
+        got = {v.id: v.status for v in run_pairs([Pair("flaky", flaky.replace(str(marker), str(shared / "seen")),
+                                                        ADD_OK)], ex)}
+        assert got == {"flaky": "timeout"} and ex.timeouts_rechecked == 0
+    shutil.rmtree(shared)

@@ -41,7 +41,7 @@ class SandboxSettings:
     # backstop of timeout × wall_factor remains) or `wall` time; coderm and codet keep their authors' wall clock
     clock: Literal["cpu", "wall"] = "cpu"
     wall_factor: float = 4.0
-    recheck_timeouts: bool = True  # run each timeout once more, alone, on an idle pool before it is final
+    recheck_timeouts: bool = True  # wall clock: each timeout once more, alone, on an idle pool before it is final
     grace: float = 0.25  # extra seconds before the hard kill (the paper's executor: 1 s)
     memory_mb: int = 1024
     max_processes: int = 1  # RLIMIT_NPROC of the sandbox uid: 1 means the code cannot fork
@@ -289,9 +289,11 @@ class Executor:
             out.put(("finished", job.key))
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Verdict]:
-        """Verdicts as they arrive. With `recheck_timeouts` a timeout is held back and, once every job is
-        done, its test runs once more alone (one job at a time: the rest of the pool idle); the re-check's
-        verdict is the final one. A timeout caused by load then turns into the test's real verdict."""
+        """Verdicts as they arrive. With `recheck_timeouts` on the wall clock a timeout is held back and,
+        once every job is done, its test runs once more alone (one job at a time: the rest of the pool
+        idle); the re-check's verdict is the final one. A timeout caused by load then turns into the
+        test's real verdict. (On the cpu clock the limit counts the code's own CPU time, so a re-check
+        would only repeat the timeout.)"""
         if not self._workers:
             raise RuntimeError("use the Executor as a context manager")
         pending: queue.Queue = queue.Queue()
@@ -303,7 +305,9 @@ class Executor:
                 pending.put(job)
                 by_key[job.key] = job
                 open_jobs += 1
-        recheck = self.settings.recheck_timeouts and self.settings.mode in ("fast", "isolated", "strict")
+        # on the cpu clock a timeout already does not depend on load: only wall-clock timeouts are re-checked
+        recheck = (self.settings.recheck_timeouts and self.settings.effective_clock == "wall"
+                   and self.settings.mode in ("fast", "isolated", "strict"))
         threads = [threading.Thread(target=self._serve, args=(i, pending, out), daemon=True)
                    for i in range(len(self._workers))]
         for thread in threads:
