@@ -3,6 +3,9 @@ in extraction, planning and execution; the rest of the stage completes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from utscale import extract
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
@@ -46,3 +49,30 @@ def test_a_degenerate_solution_fails_while_the_others_get_their_verdicts():
     assert set(verdicts) == {"deep", "dashes", "good"}
     assert verdicts["good"].passed
     assert not verdicts["deep"].passed and not verdicts["dashes"].passed
+
+
+DRIVER_MEMORY = """
+import resource, sys
+from utscale import extract
+from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+from utscale.sandbox.pairs import solution_key
+code = "def add(a, b):\\n    return a + b\\n" + "x = 1\\n" * 1_000_000
+test = "import unittest\\nclass T(unittest.TestCase):\\n    def test(self):\\n        self.assertEqual(add(1, 2), 3)\\n"
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+status = extract.parse_status(code)
+solution_key(code)
+with Executor(workers=1, settings=SandboxSettings(timeout=30, jail="none")) as ex:
+    verdicts = [v.status for v in run_pairs([Pair("big", code, test)], ex)]
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+print(status, verdicts, grown / len(code))
+"""
+
+
+def test_the_drivers_memory_stays_a_small_multiple_of_one_huge_solution():
+    """A 6 MB solution (the issue's case) made the driver use 1.1-2.4 GB in `ast.parse`; code over
+    MAX_PARSED_CHARS is not parsed by the driver, gets `parser_failure`, and still gets a verdict."""
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", DRIVER_MEMORY], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    status, verdict, growth = out[0], out[1], float(out[2])
+    assert status == "parser_failure" and verdict in ("['error']", "['pass']")
+    assert growth < 10, f"the driver grew by {growth:.0f}x the solution's size"

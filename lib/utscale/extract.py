@@ -15,6 +15,12 @@ FENCE_PYTHON = re.compile(r"```python\n(.*?)\n```", re.S)
 FENCE_ANY = re.compile(r"```\n(.*?)\n```", re.S)
 YOUR_MODULE = re.compile(r"^from\s+your_module\s+import\s+[\w, ()]+(\s+#.*)?$", re.M)
 
+# The largest model output the driver parses. Python's AST takes about 400 times the source's size
+# (a 6 MB solution: 2.4 GB in `ast.parse`); past this a response is `parser_failure` and keyed by its text,
+# so the driver's memory stays a small multiple of one response. Generated code is far below it (768
+# tokens is about 3 KB).
+MAX_PARSED_CHARS = 256_000
+
 SOLUTION_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty", "engine_error")
 TEST_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty",
                  "engine_error", "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion")
@@ -59,7 +65,10 @@ def extract_solution(text: str, finish_reason: str = "stop") -> Extracted:
 
 def parse_status(code: str) -> str:
     """`ok`, `syntax_error` (SyntaxError, or a ValueError for null bytes) or `parser_failure` (the parser
-    itself gave up: RecursionError or MemoryError on degenerate input such as 1+1+…+1 or ------1)."""
+    itself gave up: RecursionError or MemoryError on degenerate input such as 1+1+…+1 or ------1, or the
+    code is over MAX_PARSED_CHARS and is not parsed at all)."""
+    if len(code) > MAX_PARSED_CHARS:
+        return "parser_failure"
     try:
         ast.parse(code)
     except (SyntaxError, ValueError):
@@ -89,6 +98,8 @@ def extract_unit_test(text: str, finish_reason: str = "stop", entry_point: str =
     if failure:
         return failure
     code = YOUR_MODULE.sub("", code)
+    if len(code) > MAX_PARSED_CHARS:
+        return Extracted(None, "parser_failure")
     try:
         return _test_program(code, entry_point)
     except (SyntaxError, ValueError):

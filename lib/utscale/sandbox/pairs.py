@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from utscale.extract import MAX_PARSED_CHARS
 from utscale.sandbox.executor import Executor, Job
 
 
@@ -31,8 +32,11 @@ def text_key(text: str) -> str:
 
 
 def solution_key(code: str) -> str:
-    """Solutions that differ only in formatting or comments share a key (same AST); unparsable code is
-    keyed by its text, so it still runs (and fails) once."""
+    """Solutions that differ only in formatting or comments share a key (same AST); unparsable code, and
+    code over MAX_PARSED_CHARS (not parsed: its AST would take hundreds of times its size), is keyed by its
+    text, so it still runs (and fails) once."""
+    if len(code) > MAX_PARSED_CHARS:
+        return text_key("raw:" + code)
     try:
         normal = ast.dump(ast.parse(code))
     except Exception:  # noqa: BLE001 - SyntaxError, ValueError, RecursionError, MemoryError: model output is untrusted
