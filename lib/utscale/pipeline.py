@@ -122,13 +122,28 @@ def _run_notebooks(run: Run, paths: Sequence[Path], declared: Mapping[Path, list
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)
 
 
+def kernel_metadata() -> dict[str, Any]:
+    """The notebook metadata JupyterLab itself writes when it opens a notebook on this environment's
+    `python3` kernel (the kernelspec's display name, the interpreter's version): with anything else a
+    committed notebook is marked modified the moment it opens, and a save rewrites it."""
+    import platform
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    return {"kernelspec": {"display_name": spec.display_name, "language": spec.language, "name": "python3"},
+            "language_info": {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                              "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                              "pygments_lexer": "ipython3", "version": platform.python_version()}}
+
+
 def clean_notebook(path: Path) -> None:
-    """Drop per-execution metadata (papermill timings, kernel versions) so committed references diff cleanly."""
+    """Drop per-execution metadata (papermill timings, execution times) so committed references diff
+    cleanly, and keep the kernel metadata JupyterLab would write (see `kernel_metadata`)."""
     nb = nbformat.read(path, as_version=4)
     for key in VOLATILE_NOTEBOOK_KEYS:
         nb.metadata.pop(key, None)
-    nb.metadata.get("language_info", {}).pop("version", None)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata.update(kernel_metadata())
     for cell in nb.cells:
         for key in VOLATILE_NOTEBOOK_KEYS + ("execution",):
             cell.metadata.pop(key, None)
