@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from utscale import pipeline
@@ -23,3 +24,12 @@ def test_pipeline_runs_notebooks_and_renders_a_self_contained_report(results_roo
     assert list(manifest["notebooks"]) == ["01_load_benchmark.ipynb"]
     assert manifest["completed"] is False  # only a part of the pipeline ran
     assert "load_benchmark" in run.manifest()["timings"]
+
+
+def test_refreshing_notebooks_leaves_the_callers_environment_as_it_was(monkeypatch, tmp_path):
+    from utscale import pipeline
+
+    monkeypatch.setenv("UTSCALE_RESULTS", str(tmp_path))
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    pipeline.refresh_notebooks(only=("99",))  # no notebook is numbered 99: only the environment is at stake
+    assert os.environ["UTSCALE_RESULTS"] == str(tmp_path) and "TQDM_DISABLE" not in os.environ

@@ -153,14 +153,22 @@ def clean_notebook(path: Path) -> None:
 def refresh_notebooks(only: Sequence[str] = ()) -> None:
     """Re-execute the committed notebooks in place with their defaults (the ci profile), in a fresh
     results folder: the only sanctioned way to update the outputs nbval compares against."""
+    saved = {name: os.environ.get(name) for name in ("TQDM_DISABLE", "UTSCALE_RESULTS")}
     os.environ["TQDM_DISABLE"] = "1"
-    with tempfile.TemporaryDirectory(prefix="utscale-refresh-") as tmp:
-        os.environ["UTSCALE_RESULTS"] = tmp
-        for path in notebook_paths():
-            if only and path.name[:2] not in only:
-                continue
-            print(f"[utscale] refreshing {path.name}", flush=True)
-            execute(path, path, None)
-            clean_notebook(path)
+    try:
+        with tempfile.TemporaryDirectory(prefix="utscale-refresh-") as tmp:
+            os.environ["UTSCALE_RESULTS"] = tmp
+            for path in notebook_paths():
+                if only and path.name[:2] not in only:
+                    continue
+                print(f"[utscale] refreshing {path.name}", flush=True)
+                execute(path, path, None)
+                clean_notebook(path)
+    finally:  # the caller's environment as it was (a later run must not land in a deleted folder)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
