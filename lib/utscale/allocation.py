@@ -119,6 +119,7 @@ def brute_force(gains: np.ndarray, total: int) -> tuple[float, np.ndarray]:
             value = sum(cumulative[i, c] for i, c in enumerate(combo))
             if value > best_value + 1e-12:
                 best_value, best = value, np.array(combo)
+    assert best is not None  # some combination always spends min(total, p * cap)
     return best_value, best
 
 

@@ -204,7 +204,9 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
     claims up to about 0.5 points on MBPP+; on another benchmark only the shape is tested."""
     judged = judged_budgets(budgets, cap)
     level = 0.05 / len(judged)
-    parts, above, below = [], [], []
+    parts: list[str] = []
+    above: list[int] = []
+    below: list[int] = []
     for budget in judged:
         row = {}
         for arm in ("paper_predicted", "paper_gold"):

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a notebook that failed: say which and why, not papermill's whole traceback
         if type(exc).__name__ != "PapermillExecutionError":
             raise
-        print(f"error: a notebook failed: {exc.ename}: {exc.evalue} (the executed notebook under "
+        print(f"error: a notebook failed: {getattr(exc, 'ename', '')}: {getattr(exc, 'evalue', '')} (the executed notebook under "
               "results/<run_id>/notebooks/ shows the cell; fix the cause and rerun to resume)", file=sys.stderr)
         return 1
     return 0

@@ -57,8 +57,8 @@ def extract_solution(text: str, finish_reason: str = "stop") -> Extracted:
     """Exactly one code block → its code. A block that does not parse is kept (it will fail its tests:
     that is the policy's error, not ours) with status `syntax_error`."""
     code, failure = _one_block(text, finish_reason)
-    if failure:
-        return failure
+    if failure is not None or code is None:
+        return failure or Extracted(None, "empty")
     status = parse_status(code)
     return Extracted(code, status)
 
@@ -95,8 +95,8 @@ def extract_unit_test(text: str, finish_reason: str = "stop", entry_point: str =
     The program is rebuilt as: the block's top-level imports (minus imports of the function under
     test or of `your_module`), then the class's own source."""
     code, failure = _one_block(text, finish_reason)
-    if failure:
-        return failure
+    if failure is not None or code is None:
+        return failure or Extracted(None, "empty")
     code = YOUR_MODULE.sub("", code)
     if len(code) > MAX_PARSED_CHARS:
         return Extracted(None, "parser_failure")
@@ -121,12 +121,12 @@ def _test_program(code: str, entry_point: str) -> Extracted:
         return Extracted(None, "no_test_class")
     if not any(isinstance(n, ast.FunctionDef) and n.name.startswith("test") for n in cls.body):
         return Extracted(None, "no_test_methods")
-    imports = [ast.get_source_segment(code, n) for n in tree.body
+    imports = [ast.get_source_segment(code, n) or "" for n in tree.body
                if isinstance(n, (ast.Import, ast.ImportFrom)) and not _imports_entry_point(n, entry_point)]
     if "import unittest" not in imports and "TestCase" not in {a.name for n in tree.body
                                                               if isinstance(n, ast.ImportFrom) for a in n.names}:
         imports.insert(0, "import unittest")
-    program = "\n".join(imports) + "\n\n\n" + ast.get_source_segment(code, cls) + "\n"
+    program = "\n".join(imports) + "\n\n\n" + (ast.get_source_segment(code, cls) or "") + "\n"
     return Extracted(program, "ok", cls.name)
 
 

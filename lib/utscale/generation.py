@@ -205,8 +205,9 @@ def _codet(engine: Engine) -> bool:
 def _record_engine(run: Run, role: str, engine: Engine) -> None:
     """The engine, model and weights in the manifest; for a replay, the file's hash and sample count."""
     entry = {"engine": engine.name, "model": engine.model, "weights": engine.weights_id}
-    if getattr(engine, "dtype", ""):
-        entry["dtype"] = engine.dtype
+    dtype = getattr(engine, "dtype", "")
+    if dtype:
+        entry["dtype"] = dtype
     provenance = getattr(engine, "provenance", None)
     if provenance is not None:
         entry["replay"] = provenance()

@@ -34,7 +34,7 @@ class PassCube:
     correct: np.ndarray
     n_solutions: np.ndarray  # [P] real solutions per problem
     n_tests: np.ndarray  # [P] tests per problem (valid, executed)
-    weights: np.ndarray = field(default=None)  # type: ignore[assignment]  # [P, M]; ones when not given
+    weights: np.ndarray = field(default=None)  # type: ignore[arg-type]  # [P, M]; ones when not given
 
     def __post_init__(self) -> None:
         if self.weights is None:

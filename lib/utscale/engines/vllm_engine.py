@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from utscale.engines.base import Completion, Request
 from utscale.models import ModelRef
@@ -76,18 +77,19 @@ class VLLMEngine:
         # part of the cache key and the manifest: outputs depend on the numerics ("" = the model's own dtype)
         self.dtype = "" if not cpu or cpu_dtype() == "auto" else cpu_dtype()
         max_model_len = max_model_len or (2048 if cpu else 4096)  # 4096: the paper's repo config
-        cpu_options = {"max_num_batched_tokens": CPU_MAX_SEQS * max_model_len, "max_num_seqs": CPU_MAX_SEQS}
-        self.llm = LLM(
-            model=model.path,
-            max_model_len=max_model_len,
-            seed=seed,
+        options: dict[str, Any] = {
+            "model": model.path,
+            "max_model_len": max_model_len,
+            "seed": seed,
             # on CPU the fraction means host memory, and it must hold the weights too: float32 weights of the
             # 0.5B model take 2 GB, which leaves no KV cache inside 0.2; the paper's GPU setting is 0.8 (docs/method.md §1.4)
-            gpu_memory_utilization=(0.4 if self.dtype == "float32" else 0.2) if cpu else 0.8,
-            enforce_eager=cpu,
-            dtype=self.dtype or "auto",
-            **(cpu_options if cpu else {}),
-        )
+            "gpu_memory_utilization": (0.4 if self.dtype == "float32" else 0.2) if cpu else 0.8,
+            "enforce_eager": cpu,
+            "dtype": self.dtype or "auto",
+        }
+        if cpu:
+            options.update(max_num_batched_tokens=CPU_MAX_SEQS * max_model_len, max_num_seqs=CPU_MAX_SEQS)
+        self.llm = LLM(**options)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         from vllm import SamplingParams
@@ -97,10 +99,11 @@ class VLLMEngine:
         params = [SamplingParams(n=1, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
                                  max_tokens=r.sampling.max_tokens, seed=r.seed) for r in requests]
         started = time.perf_counter()
-        outputs = self.llm.chat([r.chat() for r in requests], params, use_tqdm=False,
+        conversations: list[Any] = [r.chat() for r in requests]  # vLLM's message TypedDicts, as plain dicts
+        outputs = self.llm.chat(conversations, params, use_tqdm=False,
                                 add_generation_prompt=True)
         seconds = time.perf_counter() - started
-        return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids),
+        return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or ()),
                            completion_tokens=len(o.outputs[0].token_ids),
                            finish_reason=o.outputs[0].finish_reason or "stop", latency_s=seconds)
                 for o in outputs]

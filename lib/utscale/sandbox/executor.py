@@ -175,17 +175,19 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
             bufsize=1, cwd="/",
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both are pipes
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.busy = False
 
     def run(self, job: Job) -> Iterator[dict]:
         message = {"job": job.key, "solution": job.solution, "tests": [{"id": k, "code": c} for k, c in job.tests]}
         self.busy = True  # until the worker says the job is done: a worker abandoned mid-job is replaced
         try:
-            self.proc.stdin.write(json.dumps(message) + "\n")
-            self.proc.stdin.flush()
+            self.stdin.write(json.dumps(message) + "\n")
+            self.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise WorkerDied(str(exc)) from exc
-        for line in self.proc.stdout:
+        for line in self.stdout:
             record = json.loads(line)
             if record.get("done"):
                 self.busy = False
@@ -195,7 +197,7 @@ class _Worker:
 
     def close(self) -> None:
         try:
-            self.proc.stdin.close()
+            self.stdin.close()
             self.proc.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()

@@ -56,7 +56,8 @@ class RayExecutor:
                 self.executor.__exit__(None, None, None)
 
         count = self.n_actors or max(1, int(ray.available_resources().get("CPU", 1)))
-        self._actors = [SandboxActor.remote(self.settings) for _ in range(count)]
+        self._actors = [SandboxActor.remote(self.settings)  # type: ignore[attr-defined]  # added by ray.remote
+                        for _ in range(count)]
         self.jailed = all(ray.get([a.jailed.remote() for a in self._actors]))
         return self
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import functools
 import io
 import json
 import os
@@ -330,7 +331,7 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
     emit("R")
     for index, code in tests:
         started = time.perf_counter()
-        status, run = _test_in_fork(lambda code=code: _one_test(code, base, settings, pristine), settings)
+        status, run = _test_in_fork(functools.partial(_one_test, code, base, settings, pristine), settings)
         emit(index, status, run, round(time.perf_counter() - started, 6))
     os._exit(0)
 
