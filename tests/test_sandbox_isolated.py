@@ -302,3 +302,17 @@ def test_the_forgery_corpus_forges_fast_mode_which_is_why_rewards_use_isolated()
     assert {name for name, status in got.items() if status == "pass"} == {
         "frame_walk", "replace_the_runner", "always_equal_object", "always_equal_int"}
     assert {got[name] for name in ("patch_was_successful", "patch_assert_equal", "patch_testcase_run")} == {"tampered"}
+
+
+def test_a_solution_that_runs_out_of_time_while_growing_memory_is_a_timeout():
+    """The committed embedded run's change_base(-3, 2) loops for ever appending digits: a timeout in fast
+    mode, and it must be one in isolated mode too (the limit's signal landing in the server's own
+    reading or writing used to end the server: `crash`)."""
+    grows = "def add(a, b):\n    digits = []\n    x = -3\n    while x:\n        digits.append(str(x % 2))\n        x //= 2\n"
+    swallows = ("def add(a, b):\n    while True:\n        try:\n            sum(range(10**5))\n"
+                "        except BaseException:\n            pass\n")
+    two_calls = unit_test_program("self.assertEqual(add(1, 1), 2)\nself.assertEqual(add(2, 3), 5)")
+    pairs = [Pair("grows", grows, two_calls), Pair("swallows", swallows, ADD_OK), Pair("good", GOOD, two_calls)]
+    for mode in ("fast", "isolated"):
+        with Executor(workers=2, settings=SandboxSettings(mode=mode, jail="none", timeout=1.0)) as ex:
+            assert statuses(pairs, ex) == {"grows": "timeout", "swallows": "timeout", "good": "pass"}, mode

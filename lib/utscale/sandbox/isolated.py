@@ -232,7 +232,11 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
     sent.update({k: encode(v) for k, v in kwargs.items() if type(v) in MUTABLE})
     try:
         function = namespace[name]
-        result = function(*args, **kwargs)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGPROF})  # the limit's signal: in solution code only
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPROF})
     except BaseException as exc:  # noqa: BLE001 - the solution's exception goes to the test
         if _over_limit:
             return ["t"]
@@ -255,14 +259,15 @@ def serve(fd: int, namespace: dict[str, Any], limit: float | None) -> None:
     """A per-test server: answer calls until the judge closes the connection (under the cpu clock, with
     the test's limit on its CPU time)."""
     sock = socket.socket(fileno=fd)
+    # the limit's signal is blocked outside the solution's own calls (`answer` unblocks it around each):
+    # landing in our reading or writing it would tear a message and turn a timeout into a crash
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPROF})
     _limit_cpu(limit)
     while True:
         try:
             request = receive(sock)
         except (EOFError, OSError, ValueError):
             os._exit(0)
-        except SolutionTimeout:  # the signal landed in our own reading: the next answer says so
-            continue
         try:
             reply = answer(request, namespace)
         except SolutionTimeout:
@@ -308,9 +313,11 @@ def loader_main(ctrl_fd: int, solution: str, limit: float | None) -> None:
         except OSError:
             pid = -1
         if pid == 0:
-            ctrl.close()
-            serve(fds[0], namespace, limit)
-            os._exit(0)
+            try:
+                ctrl.close()
+                serve(fds[0], namespace, limit)
+            finally:
+                os._exit(0)  # a server never returns into the loader's loop
         os.close(fds[0])
         send(ctrl, ["P", pid])
         if pid > 0:

@@ -449,10 +449,10 @@ def _against_server(code: str, description: list, sock: socket.socket, settings:
     namespace = {"__name__": "__utscale_solution__", "__builtins__": builtins,
                  **isolated.stand_ins(description, channel)}
     status, run = _one_test(code, namespace, settings, pristine)
+    if channel.timed_out:  # before `died`: a server that ran out of time and then ended timed out
+        return "timeout", run
     if channel.died:
         return "crash", run
-    if channel.timed_out:
-        return "timeout", run
     if channel.unencodable:
         return "unencodable", run
     return status, run
