@@ -430,3 +430,28 @@ def test_a_timeout_is_run_once_more_alone_before_it_is_final(recheck):
                                                         ADD_OK)], ex)}
         assert got == {"flaky": "timeout"} and ex.timeouts_rechecked == 0
     shutil.rmtree(shared)
+
+
+@pytest.mark.skipif(not ROOT, reason="per-child namespaces are what root gets without bubblewrap")
+@pytest.mark.parametrize("mode", ["fast", "isolated"])
+def test_as_root_without_bubblewrap_nothing_persists_between_solutions_and_other_processes_are_hidden(mode):
+    """Root without a jail: what one solution writes to /tmp, /var/tmp or /dev/shm is gone for the next,
+    and /proc shows no process of another user (the driver's pid 1 above all)."""
+    import secrets
+
+    name = f"utscale-plant-{secrets.token_hex(4)}"
+    places = [f"/tmp/{name}", f"/var/tmp/{name}", f"/dev/shm/{name}"]
+    plant = ("import os\ndef add(a, b):\n    for p in PLACES:\n        try:\n            open(p, 'w').write('x')\n"
+             "        except OSError:\n            pass\n    return a + b\n").replace("PLACES", repr(places))
+    finds = ("import os\ndef add(a, b):\n    seen = [p for p in PLACES if os.path.exists(p)]\n"
+             "    return a + b if seen else None\n").replace("PLACES", repr(places))
+    sees_init = "import os\ndef add(a, b):\n    return a + b if os.path.exists('/proc/1/status') else None\n"
+    sees_self = "import os\ndef add(a, b):\n    return a + b if os.path.exists('/proc/self/status') else None\n"
+    settings = SandboxSettings(jail="none", mode=mode)
+    with Executor(workers=1, settings=settings) as ex:
+        first = {v.id: v.status for v in run_pairs([Pair("plant", plant, ADD_OK)], ex)}
+        later = {v.id: v.status for v in run_pairs([Pair("finds", finds, ADD_OK), Pair("init", sees_init, ADD_OK),
+                                                     Pair("self", sees_self, ADD_OK)], ex)}
+    assert first == {"plant": "pass"}
+    assert later == {"finds": "fail", "init": "fail", "self": "pass"}
+    assert not [p for p in places if os.path.exists(p)]  # nothing reached the host either

@@ -99,7 +99,7 @@ def code_paths_in_tmp() -> list[str]:
     found = set()
     for path in roots:
         real = os.path.realpath(path) if path else ""
-        for private in ("/tmp/", "/dev/shm/"):
+        for private in ("/tmp/", "/var/tmp/", "/dev/shm/"):
             if real.startswith(private) and os.path.exists(real):
                 found.add(private + real[len(private):].split("/", 1)[0])
     return sorted(found)

@@ -51,6 +51,7 @@ EXTRA_PROCESSES = {"fast": 1, "isolated": 3}  # processes of the sandbox uid a j
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -116,9 +117,12 @@ def wall_budget(settings: dict) -> float:
 
 
 def _mount_private_tmp() -> None:
-    """In a fresh mount namespace: private propagation, then tmpfs over /tmp and /dev/shm."""
+    """In a fresh mount namespace: private propagation, then tmpfs over /tmp, /var/tmp and /dev/shm (what
+    one solution writes there no other can read), and a /proc of its own that hides every process of
+    another user (`hidepid=invisible`: the driver, the worker, other jobs)."""
     _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
-    for target in (b"/tmp", b"/dev/shm"):
+    _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible")
+    for target in (b"/tmp", b"/var/tmp", b"/dev/shm"):
         if os.path.isdir(target):
             _libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
 
