@@ -55,7 +55,7 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
-ALARM_INTERVAL = 0.05  # seconds between repeated alarms once the limit is hit
+ALARM_INTERVAL = isolated.ALARM_INTERVAL  # seconds between repeated alarms once the limit is hit
 FLUSH_EVERY = 0.02  # seconds between flushes of verdicts to the driver
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -81,17 +81,18 @@ def _on_alarm(signum, frame):  # noqa: ARG001
         raise TimeLimit("time limit exceeded")
 
 
-def _arm(seconds: float, repeat: bool) -> None:
+def _arm(seconds: float, repeat: bool, timer: int | None = None) -> None:
+    """Raise TimeLimit after `seconds` on the settings' clock (or on `timer`), repeatedly if `repeat`."""
     global _alarm_armed, _timed_out
     _timed_out = False
     _alarm_armed = True
-    signal.setitimer(_timer, seconds, ALARM_INTERVAL if repeat else 0.0)
+    signal.setitimer(_timer if timer is None else timer, seconds, ALARM_INTERVAL if repeat else 0.0)
 
 
-def _disarm() -> None:
+def _disarm(timer: int | None = None) -> None:
     global _alarm_armed
     _alarm_armed = False
-    signal.setitimer(_timer, 0.0)
+    signal.setitimer(_timer if timer is None else timer, 0.0)
 
 
 def clock_of(settings: dict) -> str:
@@ -364,18 +365,16 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
     loader_end.close()
     # the solution's loading time, as in fast mode: on the wall clock here, or in the loader (cpu clock,
     # with the worker's deadline as the backstop)
-    signal.setitimer(signal.ITIMER_REAL, wall_budget(settings) - settings["grace"], ALARM_INTERVAL)
-    global _alarm_armed
-    _alarm_armed = True
+    _arm(wall_budget(settings) - settings["grace"], repeat=True, timer=signal.ITIMER_REAL)
     try:
         message = isolated.receive(ctrl)
-        _disarm_real()
+        _disarm(signal.ITIMER_REAL)
     except TimeLimit:
-        _disarm_real()
+        _disarm(signal.ITIMER_REAL)
         emit("S", "timeout")
         return
     except (OSError, EOFError, ValueError, TypeError, RecursionError):
-        _disarm_real()
+        _disarm(signal.ITIMER_REAL)
         emit("S", "crash")
         return
     if not (isinstance(message, list) and len(message) == 2 and message[0] in ("R", "S")):
@@ -392,12 +391,6 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
         status, run = _isolated_test(code, description, ctrl, settings, pristine)
         emit(index, status, run, round(time.perf_counter() - started, 6))
     ctrl.close()  # the loader exits on this (and is killed with the job's process group if it does not)
-
-
-def _disarm_real() -> None:
-    global _alarm_armed
-    _alarm_armed = False
-    signal.setitimer(signal.ITIMER_REAL, 0.0)
 
 
 def _expect(ctrl: socket.socket, tag: str, wait: float) -> list | None:
