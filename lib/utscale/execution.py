@@ -56,12 +56,20 @@ def legacy_signature(config: Mapping[str, Any], *, labels: bool) -> dict[str, st
     return {"mode": ("fast" if mode == "codet" else mode) if labels else mode, "clock": "wall"}
 
 
+def logged_signatures(log: JsonlLog, legacy: Mapping[str, str]) -> dict[tuple, tuple]:
+    """Every logged verdict's key → the signature it ran under (one pass over the log)."""
+    return {tuple(r[k] for k in log.key): tuple(r.get(f, legacy[f]) for f in SIGNATURE) for r in log}
+
+
+def _stale(signatures: Mapping[tuple, tuple], current: Mapping[str, str]) -> dict[tuple, tuple]:
+    now = tuple(current[f] for f in SIGNATURE)
+    return {key: was for key, was in signatures.items() if was != now}
+
+
 def stale_verdicts(log: JsonlLog, current: Mapping[str, str], legacy: Mapping[str, str]) -> dict[tuple, tuple]:
     """Logged verdicts computed under another signature than `current` (key → that signature): they are
     computed again, never reused."""
-    now = tuple(current[f] for f in SIGNATURE)
-    latest = {tuple(r[k] for k in log.key): tuple(r.get(f, legacy[f]) for f in SIGNATURE) for r in log}
-    return {key: was for key, was in latest.items() if was != now}
+    return _stale(logged_signatures(log, legacy), current)
 
 
 def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor: Executor,
@@ -69,8 +77,9 @@ def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor:
     """Execute the pairs the log does not hold under the executor's signature; each record carries it."""
     started = time.perf_counter()
     current = signature(executor.settings)
-    stale = stale_verdicts(log, current, legacy)
-    done = log.keys() - set(stale)
+    signatures = logged_signatures(log, legacy)  # read once: the log can hold 833,100 verdicts
+    stale = _stale(signatures, current)
+    done = set(signatures) - set(stale)
     plan = plan_jobs(Pair(json.dumps(list(k)), sol, test) for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
