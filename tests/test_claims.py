@@ -194,9 +194,9 @@ def test_intervals_include_the_sampling_of_problems():
     has zero width; the problem bootstrap gives it the width that a 12-problem benchmark deserves."""
     cube = cube_where_tests_help(p=12, n=8, m=12)
     grid = scaling.scaling_grid(cube, [8], [0, 12], 200, protocol="bootstrap", seed=3)
-    full = claims.per_problem(grid, 8, 12)
+    full = scaling.cell_points(grid, 8, 12)
     estimate, draws = claims.voting_gain(grid, 8, 12, seed=5)
-    assert estimate == np.nanmean(full - claims.per_problem(grid, 8, 0))
+    assert estimate == np.nanmean(full - scaling.cell_points(grid, 8, 0))
     lo, hi = np.percentile(draws, [2.5, 97.5])
     assert lo < estimate < hi and hi - lo > 5  # points: 12 problems cannot pin a gain to a point
     # the draw is seeded and shared by the cells of a difference (paired)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
@@ -46,3 +48,16 @@ def test_committed_notebooks_carry_outputs_and_no_volatile_metadata():
 def test_sanitize_file_parses_every_pattern():
     text = open("tests/nbval_sanitize.cfg").read()
     assert len(get_sanitize_patterns(text)) == text.count("regex:") == 4
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_notebook_declares_every_parameter_its_code_reads(path):
+    """A value a notebook's own code uses comes from its parameters cell, where JupyterLab users and
+    papermill see it, never from a lookup into the run's config the reader cannot see."""
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+    declared = set(pipeline.declared_parameters(path))
+    looked_up = set(re.findall(r"""(?:config|cfg)\[["']([A-Z_]+)["']\]""", code))
+    assert looked_up <= declared, f"{path.name} reads {sorted(looked_up - declared)} without declaring them"
+    used = {name for name in config.SCHEMA if re.search(rf"\b{name}\b", code)}
+    assert used <= declared, f"{path.name} uses {sorted(used - declared)} without declaring them"

@@ -17,13 +17,19 @@ def test_pipeline_runs_notebooks_and_renders_a_self_contained_report(results_roo
     assert f"run: {run.run_id}" in html
     assert re.search(r'<img[^>]*src="data:image/png;base64,', html)
     assert "LIMIT" in html and "<code>4</code>" in html
-    assert "def has_close_elements" in html  # outputs are in, code cells are not
+    assert "def has_close_elements" in re.sub(r"<[^>]+>", "", html)  # outputs are in, code cells are not
+    assert '<div class="highlight' in html  # the prompt and the harness are shown as code, not as a string
     assert "open_notebook_run" not in html
     assert (run.path / "figures" / "prompt_length_distribution.csv").exists()
     manifest = run.manifest()
     assert list(manifest["notebooks"]) == ["01_load_benchmark.ipynb"]
     assert manifest["completed"] is False  # only a part of the pipeline ran
     assert "load_benchmark" in run.manifest()["timings"]
+    # the executed notebook records no machine paths, timings or warnings: it can be committed as it is
+    text = executed.read_text()
+    assert str(results_root) not in text and str(pipeline.notebooks_dir()) not in text and '"papermill"' not in text
+    assert '"name": "stderr"' not in text and "\\u001b[" not in text
+    assert f'RUN_DIR = \\"{run.run_id}\\"' in text  # relative to the results root
 
 
 def test_refreshing_notebooks_leaves_the_callers_environment_as_it_was(monkeypatch, tmp_path):

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from utscale import claims, pipeline
+from utscale import claims, pipeline, plots
 from utscale.paths import project_root
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -36,6 +36,12 @@ PAGE_FACTS = """() => {
     text: document.body.innerText,
     inputAreas: document.querySelectorAll('.jp-CodeCell .jp-InputArea').length,
     ids: Array.from(document.querySelectorAll('[id]')).map(e => e.id),
+    links: Array.from(document.querySelectorAll('a[href^="#"]')).map(a => a.getAttribute('href').slice(1)),
+    ledgerLinks: ledger ? Array.from(ledger.querySelectorAll('a[href^="#fig-"]')).map(a => a.getAttribute('href').slice(1)) : [],
+    title: document.title,
+    header: (document.querySelector('[id="cell-id=provenance"]') || {innerText: ''}).innerText,
+    tables: document.querySelectorAll('table.utscale-table').length,
+    code: document.querySelectorAll('.highlight pre').length,
   };
 }"""
 
@@ -87,8 +93,14 @@ def check_report(browser, report: Path, figures: Path, screenshot: Path) -> dict
     # every figure the run saved is on the page once, decoded and laid out
     assert len(facts["images"]) == len(list(figures.glob("*.png"))) > 0
     assert all(i["loaded"] and i["shown"] for i in facts["images"]), facts["images"]
-    for name in {n for n in claims.CLAIM_FIGURE.values() if n}:
-        assert f"Figure `{name}`" in facts["text"], name
+    # every in-page link lands on an element (the contents, the ledger's figure links)
+    assert facts["links"] and sorted(set(facts["links"]) - set(facts["ids"])) == []
+    assert sorted(set(facts["ledgerLinks"])) == sorted({plots.figure_id(n) for n in claims.CLAIM_FIGURE.values() if n})
+    assert facts["title"].startswith("utscale report: ")
+    for field in ("profile", "generated", "rendered", "models", "machine", "packages"):
+        assert field in facts["header"], field
+    assert facts["tables"] >= 10, "tables are HTML tables, not text dumps"
+    assert facts["code"] >= 1, "code is shown as highlighted code"
     assert screenshot.stat().st_size > 10_000
     return facts
 

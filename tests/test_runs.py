@@ -4,7 +4,6 @@ import json
 import time
 from datetime import datetime
 
-import numpy as np
 import pandas as pd
 import pytest
 from utscale import runs
@@ -93,13 +92,3 @@ def test_git_state_counts_code_changes_but_not_run_outputs(tmp_path, monkeypatch
     assert state["dirty"] is False and len(state["commit"]) == 40
     (repo / "lib" / "code.py").write_text("x = 2\n")
     assert runs.git_state()["dirty"] is True
-
-
-def test_sort_rows_is_the_natural_order_of_the_keys_vectorised():
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"task_id": [f"HumanEval/{i}" for i in rng.integers(0, 200, 500)],
-                          "solution_id": rng.integers(0, 30, 500), "value": rng.random(500)})
-    got = runs.sort_rows(frame, ["task_id", "solution_id"])
-    expected = sorted(frame.itertuples(index=False), key=lambda r: (runs.natural_key(r.task_id), r.solution_id))
-    assert [tuple(r) for r in got.itertuples(index=False)] == [tuple(r) for r in expected]
-    assert runs.sort_rows(frame.iloc[:0], ["task_id"]).empty

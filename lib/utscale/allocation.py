@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from utscale.scaling import problem_bootstrap
+from utscale.scaling import interval, problem_bootstrap
 
 
 def paper_marginal_gains(pass_rate: np.ndarray, cap: int) -> np.ndarray:
@@ -157,3 +157,19 @@ def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, b
                          "accuracy": float(expected.mean()), "ci_low": float(lo), "ci_high": float(hi)})
             allocations[(rule, budget)] = counts
     return pd.DataFrame(rows), allocations
+
+
+def minus_equal(curves: np.ndarray, allocations: dict, budgets: list[int],
+                rules: tuple[str, ...] = RULES[1:], seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+    """Each rule's accuracy minus equal allocation's at each budget (points), paired by problem, with a
+    (1 − level) problem-bootstrap interval: the difference claim 4 judges (at its Bonferroni level).
+    curves: [cap+1, R, P] as in `compare_rules`; allocations: its `{(rule, budget): counts}`."""
+    rows = []
+    for budget in budgets:
+        equal = allocated(curves, allocations[("equal", budget)])
+        for rule in rules:
+            diff = (allocated(curves, allocations[(rule, budget)]) - equal).mean(axis=1)  # [P]
+            lo, hi = interval(problem_bootstrap(diff, seed), level)
+            rows.append({"rule": rule, "budget": budget, "minus_equal": float(np.nanmean(diff)),
+                         "ci_low": lo, "ci_high": hi, "level": level})
+    return pd.DataFrame(rows)

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from utscale.allocation import allocated
+from utscale.allocation import minus_equal
 from utscale.matrix import PassCube
 from utscale.online import best_setting
-from utscale.scaling import ScalingGrid, problem_bootstrap
+from utscale.plots import figure_id
+from utscale.scaling import EASY, HARD, ScalingGrid, cell_points, gain_points, hard_minus_easy, problem_bootstrap
 from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, select
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE = (
@@ -63,20 +64,15 @@ def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int,
     return Verdict(claim, INCONCLUSIVE, evidence, "the interval includes zero")
 
 
-def per_problem(grid: ScalingGrid, n: int, m: int) -> np.ndarray:
-    """Each problem's expected accuracy (%) in one cell (its mean over the resamples), [P]."""
-    return grid.per_problem()[grid.n_values.index(n), grid.m_values.index(m)] * 100
-
-
 def benchmark_accuracy(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> np.ndarray:
     """Bootstrap draws over problems of the benchmark accuracy (%) in one cell."""
-    return problem_bootstrap(per_problem(grid, n, m), seed)
+    return problem_bootstrap(cell_points(grid, n, m), seed)
 
 
 def voting_gain(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> tuple[float, np.ndarray]:
     """Voting with m tests minus random pick among the same n (points): the estimate and its bootstrap
     draws, paired by problem."""
-    gains = per_problem(grid, n, m) - per_problem(grid, n, 0)
+    gains = gain_points(grid, n, m)
     return float(np.nanmean(gains)), problem_bootstrap(gains, seed)
 
 
@@ -101,7 +97,7 @@ def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: 
     ms = [m for m in grid.m_values if m > 0]
     if len(ms) < 2:
         return Verdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values", "a trend needs at least two")
-    per_m = np.stack([per_problem(grid, n, m) for m in ms])  # [K, P]
+    per_m = np.stack([cell_points(grid, n, m) for m in ms])  # [K, P]
     draws = problem_bootstrap(per_m, seed).T  # [D, K]: each draw's mean accuracy at every m
     rho = spearman(np.array(ms), draws)
     observed = float(spearman(np.array(ms), np.nanmean(per_m, axis=1)[None, :])[0])
@@ -120,13 +116,12 @@ def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, 
     n, m_high = max(grid.n_values), max(grid.m_values)
     if 0 not in grid.m_values:
         return Verdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
-    hard, easy = np.flatnonzero(quintiles >= 4), np.flatnonzero((quintiles >= 1) & (quintiles <= 2))
+    hard, easy = np.flatnonzero(np.isin(quintiles, HARD)), np.flatnonzero(np.isin(quintiles, EASY))
     if min(len(hard), len(easy)) == 0:
         return Verdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
-    gains = per_problem(grid, n, m_high) - per_problem(grid, n, 0)
-    baseline = per_problem(grid, n, 0)
-    # each group is bootstrapped on its own (stratified), with its own draw
-    difference = problem_bootstrap(gains[hard], seed) - problem_bootstrap(gains[easy], seed + 1)
+    gains = gain_points(grid, n, m_high)
+    baseline = cell_points(grid, n, 0)
+    difference = hard_minus_easy(gains, quintiles, seed)
     verdict = interval_verdict(difference, "6",
                                f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)} problems) minus easy "
                                f"(Q1-2, {len(easy)} problems)", len(hard) + len(easy),
@@ -207,16 +202,12 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
     parts: list[str] = []
     above: list[int] = []
     below: list[int] = []
+    table = minus_equal(curves, allocations, judged, ("paper_predicted", "paper_gold"), seed, level).set_index(["rule", "budget"])
     for budget in judged:
-        row = {}
-        for arm in ("paper_predicted", "paper_gold"):
-            diff = (allocated(curves, allocations[(arm, budget)]) - allocated(curves, allocations[("equal", budget)])).mean(axis=1)
-            lo, hi = np.nanpercentile(problem_bootstrap(diff, seed), [100 * level / 2, 100 * (1 - level / 2)])
-            row[arm] = (float(np.nanmean(diff)), float(lo), float(hi))
-        estimate, lo, hi = row["paper_predicted"]
+        predicted, gold = table.loc[("paper_predicted", budget)], table.loc[("paper_gold", budget)]
+        estimate, lo, hi = predicted.minus_equal, predicted.ci_low, predicted.ci_high
         (above if lo > 0 else below if hi < 0 else []).append(budget)
-        gold = row["paper_gold"]
-        parts.append(f"{budget}: {estimate:+.2f} ({lo:+.2f} to {hi:+.2f}; gold λ {gold[0]:+.2f})")
+        parts.append(f"{budget}: {estimate:+.2f} ({lo:+.2f} to {hi:+.2f}; gold λ {gold.minus_equal:+.2f})")
     evidence = (f"dynamic (predicted λ) minus equal allocation, points, at each budget below {cap} tests per problem, "
                 f"{100 * (1 - level):.1f}% intervals (Bonferroni over {len(judged)}): " + "; ".join(parts)
                 + f" ({curves.shape[2]} problems)")
@@ -366,7 +357,7 @@ CLAIM_PAPER = {
 CLAIM_FIGURE = {
     "1": "bon_accuracy_vs_unit_tests", "2": "bon_accuracy_vs_unit_tests", "3": "bon_accuracy_vs_unit_tests",
     "4": "accuracy_vs_budget_by_allocation_rule", "5": "bon_accuracy_vs_unit_tests",
-    "6": "bon_accuracy_by_difficulty_quintile", "7": "", "8": "bon_accuracy_vs_unit_tests",
+    "6": "voting_gain_by_quintile", "7": "", "8": "bon_accuracy_vs_unit_tests",
     "9": "pass_matrix_example", "R1": "rerankers_full_matrix", "Q1": "accuracy_vs_compute",
     "Q2": "bon_accuracy_vs_unit_tests",
 }
@@ -485,8 +476,16 @@ def table_bundle(table: pd.DataFrame, table_id: str) -> dict[str, str]:
     return {"text/html": table_html(table, table_id), "text/plain": table.to_string(index=False)}
 
 
+def figure_cell(name: str) -> str:
+    """A ledger cell linking to the figure's heading (`plots.save_figure`); a dash for no figure."""
+    if not name or pd.isna(name):
+        return "<td>—</td>"
+    return f'<td><a href="#{figure_id(name)}">{html.escape(name)}</a></td>'
+
+
 def ledger_html(table: pd.DataFrame) -> str:
-    """The ledger as one HTML table (id `claims-ledger`), the first thing the report shows."""
+    """The ledger as one HTML table (id `claims-ledger`), the first thing the report shows; each figure
+    name links to that figure in the report."""
     def cell(text: str) -> str:
         return f"<td>{html.escape(str(text))}</td>"
 
@@ -496,7 +495,7 @@ def ledger_html(table: pd.DataFrame) -> str:
         verdict = f'<td class="verdict" style="color:{colour};font-weight:bold">{html.escape(row.verdict)}</td>'
         evidence = html.escape(row.evidence) + (f"<br><em>{html.escape(row.reason)}</em>" if row.reason else "")
         rows.append(f'<tr data-claim="{html.escape(row.claim)}">{cell(row.claim)}{cell(row.statement)}{cell(row.paper)}'
-                    f"{verdict}<td>{evidence}</td>{cell(row.figure or '—')}</tr>")
+                    f"{verdict}<td>{evidence}</td>{figure_cell(row.figure)}</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("claim", "statement", "paper", "verdict", "this run's evidence", "figure"))
     # JupyterLab's stylesheet right-aligns table cells; prose reads better left-aligned and top-aligned
     style = "<style>#claims-ledger th, #claims-ledger td {text-align: left; vertical-align: top}</style>"

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from utscale.runs import Run, natural_order, sort_order
+from utscale.runs import Run
+from utscale.tables import natural_order, sort_order
 
 GRANULARITIES = ("unit_test", "assertion")
 

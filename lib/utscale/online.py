@@ -35,6 +35,7 @@ import pandas as pd
 from utscale.matrix import PassCube
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
+from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, key_weights, select_from
 
 STOPPING_RULES = ("stability", "margin", "posterior")
@@ -354,9 +355,9 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], seed: int = 0) 
 
 
 def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame) -> None:
-    """Both tables under metrics/, rounded so that re-rendering a run leaves the files unchanged."""
-    allocation.round(4).to_csv(run.file("metrics/allocation.csv"), index=False)
-    gains.round(4).to_csv(run.file("metrics/online_vs_equal.csv"), index=False)
+    """Both tables under metrics/ at fixed precision, so that re-rendering a run leaves the files unchanged."""
+    write_csv(allocation, run.file("metrics/allocation.csv"))
+    write_csv(gains, run.file("metrics/online_vs_equal.csv"))
 
 
 def best_setting(gains: pd.DataFrame, target: float = 0.5) -> pd.Series | None:

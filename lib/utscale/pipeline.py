@@ -48,7 +48,9 @@ def check_notebook_parameters(paths: Sequence[Path]) -> dict[Path, list[str]]:
 
 
 def notebook_parameters(names: Sequence[str], run: Run) -> dict[str, Any]:
-    values = {"PROFILE": run.profile, "RUN_DIR": str(run.path), **run.config}
+    # relative to the results root (see `runs.open_notebook_run`): executed notebooks carry no machine paths
+    run_dir = run.path.relative_to(results_dir()) if run.path.is_relative_to(results_dir()) else run.path
+    values = {"PROFILE": run.profile, "RUN_DIR": str(run_dir), **run.config}
     return {name: values[name] for name in names if name in values}
 
 
@@ -115,7 +117,9 @@ def _execute_all(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[s
 def _run_notebooks(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[str]]) -> None:
     for path in paths:
         print(f"[utscale] {run.run_id}: executing {path.name}", flush=True)
-        execute(path, run.file(f"notebooks/{path.name}"), notebook_parameters(declared[path], run))
+        executed = run.file(f"notebooks/{path.name}")
+        execute(path, executed, notebook_parameters(declared[path], run))
+        clean_notebook(executed)
         run.update_manifest(notebooks={path.name: datetime.now(UTC).isoformat(timespec="seconds")})
 
 
@@ -138,8 +142,8 @@ def kernel_metadata() -> dict[str, Any]:
 
 
 def clean_notebook(path: Path) -> None:
-    """Drop per-execution metadata (papermill timings, execution times) so committed references diff
-    cleanly, and keep the kernel metadata JupyterLab would write (see `kernel_metadata`)."""
+    """Drop per-execution metadata (papermill's timings and machine paths, execution times) so committed
+    notebooks diff cleanly, and keep the kernel metadata JupyterLab would write (see `kernel_metadata`)."""
     nb = nbformat.read(path, as_version=4)
     for key in VOLATILE_NOTEBOOK_KEYS:
         nb.metadata.pop(key, None)

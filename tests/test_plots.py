@@ -1,0 +1,113 @@
+"""Figures: each one that backs a verdict plots the verdict's own numbers, on a shared scale, with ticks
+at the grid values, and is saved as a 300-dpi PNG, an SVG and its CSV, byte-identical on a re-render."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from utscale import allocation, claims, plots, runs, scaling  # noqa: E402
+
+from tests.test_claims import allocation_case, cube_where_tests_help  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def grid():
+    cube = cube_where_tests_help(p=60, n=8, m=12)
+    quintiles = scaling.difficulty_quintiles(cube.pass_rates())
+    return scaling.scaling_grid(cube, [1, 2, 8], [0, 1, 3, 12], 30, protocol="subsample", seed=3), quintiles
+
+
+def tick_values(ax) -> list[float]:
+    return [float(t) for t in ax.get_xticks()]
+
+
+def test_scaling_figure_shows_the_paired_gain_claims_1_to_3_read_with_ticks_at_the_grid(grid):
+    grid, _ = grid
+    curve, gains = grid.summary(), scaling.gain_summary(grid, seed=5)
+    estimate, draws = claims.voting_gain(grid, 8, 12, seed=5)
+    top = gains[(gains.n_solutions == 8) & (gains.n_tests == 12)].iloc[0]
+    # the figure's number at the largest cell is the verdict's (same problems, same bootstrap)
+    assert top.gain == pytest.approx(estimate)
+    assert (top.ci_low, top.ci_high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])))
+    assert top.ci_low > 0 and set(gains.n_tests) == {1, 3, 12}
+    fig = plots.scaling_curves(curve, gains)
+    left, right = fig.axes
+    assert tick_values(left) == [0, 1, 3, 12] and tick_values(right) == [1, 3, 12]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["0", "1", "3", "12"]
+    assert "percentage points" in right.get_ylabel() and "_" not in left.get_xlabel() + right.get_xlabel()
+    plotted = {round(y, 9) for line in right.get_lines() for y in line.get_ydata()}
+    assert round(top.gain, 9) in plotted  # the gain itself is drawn, not only the two accuracies
+    plt.close(fig)
+
+
+def test_quintile_figures_share_one_axis_and_show_claim_6s_difference(grid):
+    grid, quintiles = grid
+    by_quintile = scaling.quintile_summary(grid, quintiles)
+    fig = plots.quintile_panels(by_quintile)
+    assert len({ax.get_ylim() for ax in fig.axes}) == 1  # one y-range: a small rise looks small
+    assert [ax.get_title() for ax in fig.axes][0] == "Q1 (easiest), 12 problems"
+    plt.close(fig)
+    gains = scaling.quintile_gains(grid, quintiles, seed=5)
+    assert list(gains.group) == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q4-5 minus Q1-2"]
+    verdict = claims.claim_6_harder_problems_gain_more(grid, quintiles, seed=5)
+    difference = gains.iloc[-1]
+    # the verdict's evidence states the figure's estimate and interval
+    assert f"{difference.gain:+.2f} points (95% interval {difference.ci_low:+.2f} to {difference.ci_high:+.2f}" in verdict.evidence
+    fig = plots.quintile_gain_points(gains)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][-1] == "Q4-5 minus Q1-2 (48 problems)"
+    plt.close(fig)
+
+
+def test_allocation_figure_shows_each_rule_minus_equal_at_claim_4s_level():
+    curves, allocations, budgets, cap = allocation_case(+1)
+    allocations.update({("verifier_aware", b): allocations[("equal", b)] for b in budgets[:-1]})
+    judged = claims.judged_budgets(budgets, cap)
+    level = 0.05 / len(judged)
+    differences = allocation.minus_equal(curves, allocations, judged, ("paper_predicted", "paper_gold"), level=level)
+    verdict = claims.claim_4_dynamic_beats_equal(curves, allocations, budgets, cap, "mbpp_plus")
+    for row in differences[differences.rule == "paper_predicted"].itertuples():
+        assert f"{row.budget}: {row.minus_equal:+.2f} ({row.ci_low:+.2f} to {row.ci_high:+.2f};" in verdict.evidence
+    table = differences.assign(accuracy=50.0).rename(columns={"minus_equal": "gap"})
+    table = table[["rule", "budget", "accuracy", "ci_low", "ci_high"]]
+    fig = plots.allocation_rules(table, differences)
+    assert tick_values(fig.axes[1]) == [1, 2, 4]
+    assert "98.3% intervals" in fig.axes[1].get_title()
+    plt.close(fig)
+
+
+def test_saved_figures_are_300_dpi_png_and_svg_with_their_csv_and_do_not_change_on_a_rerender(results_root, capsys):
+    run = runs.open_run("ci", {})
+    grid = scaling.scaling_grid(cube_where_tests_help(p=20, n=4, m=4), [4], [0, 2, 4], 5, seed=1)
+    curve, gains = grid.summary(), scaling.gain_summary(grid)
+    saved = []
+    for _ in range(2):
+        fig = plots.scaling_curves(curve, gains)
+        plots.save_figure(fig, run, "bon_accuracy_vs_unit_tests", curve)
+        plt.close(fig)
+        saved.append({ext: run.file(f"figures/bon_accuracy_vs_unit_tests.{ext}").read_bytes() for ext in ("png", "svg", "csv")})
+    assert saved[0] == saved[1]
+    with Image.open(run.file("figures/bon_accuracy_vs_unit_tests.png")) as image:
+        assert round(image.info["dpi"][0]) == 300 and image.size[0] >= 3000
+    svg = saved[0]["svg"].decode()
+    assert svg.lstrip().startswith("<?xml") and "<dc:date>" not in svg
+    assert saved[0]["csv"].decode().splitlines()[0] == "n_solutions,n_tests,accuracy,ci_low,ci_high"
+    assert "Figure `bon_accuracy_vs_unit_tests`" in capsys.readouterr().out  # the heading's text form
+
+
+def test_ledger_links_each_figure_to_its_heading():
+    table = claims.ledger_html(pd.DataFrame([
+        {"claim": "6", "statement": "s", "paper": "p", "verdict": claims.SUPPORTED, "evidence": "e", "reason": "",
+         "figure": "voting_gain_by_quintile"},
+        {"claim": "7", "statement": "s", "paper": "p", "verdict": claims.NOT_TESTABLE, "evidence": "e", "reason": "",
+         "figure": ""}]))
+    assert re.search(r'<a href="#fig-voting_gain_by_quintile">voting_gain_by_quintile</a>', table)
+    assert "<td>—</td>" in table
