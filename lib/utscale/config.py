@@ -144,6 +144,8 @@ SCHEMA: dict[str, Param] = {
               item_kind=int, minimum=1),
         Param("ONLINE_ALPHAS", list, "posterior rule: stop when P(a challenger beats the leader) is at most α",
               item_kind=float, minimum=0.0, maximum=1.0),
+        Param("ONLINE_LIVE", str, "generate unit tests in rounds of ONLINE_ROUND and stop a problem once this rule "
+              "settles its vote (notebook 03), e.g. online_margin_h8; empty: all N_UNIT_TESTS at once", "not in the paper"),
     ]
 }
 
@@ -189,8 +191,18 @@ def check_together(values: Mapping[str, Any]) -> None:
         problems.append(f"ONLINE_MIN_TESTS ({values['ONLINE_MIN_TESTS']}) exceeds N_UNIT_TESTS ({values['N_UNIT_TESTS']})")
     if values.get("ALLOCATION_FLOOR", 0) > min(values.get("BUDGETS") or [1 << 30]):
         problems.append(f"ALLOCATION_FLOOR ({values['ALLOCATION_FLOOR']}) exceeds the smallest of BUDGETS {values['BUDGETS']}")
+    live = values.get("ONLINE_LIVE", "")
+    if live and not LIVE_RULE.fullmatch(live):
+        problems.append(f"ONLINE_LIVE must name one online setting (online_stability_k<k>, online_margin_h<h> or "
+                        f"online_posterior_a<α>), got {live!r}")
+    if live and values.get("REPLAY_FORMAT") == "codet":
+        problems.append("ONLINE_LIVE executes unit tests round by round; CodeT's release is executed per assertion "
+                        "(simulate online stopping on it in notebook 06 instead)")
     if problems:
         raise ParameterError("; ".join(problems))
+
+
+LIVE_RULE = re.compile(r"online_(stability_k[1-9]\d*|margin_h[1-9]\d*|posterior_a(0|1|0?\.\d+))")
 
 
 def fit_grids(values: Mapping[str, Any], fixed: Sequence[str] = ()) -> dict[str, Any]:

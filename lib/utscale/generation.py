@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -248,24 +249,53 @@ def sample_solutions(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     return run.read_table("solutions")
 
 
+@dataclass
+class UnitTestStage:
+    """What generating a run's unit tests needs: the problems, the code each prompt shows, every request
+    the run may make (N_UNIT_TESTS per problem), the raw log and the engine."""
+
+    run: Run
+    problems: pd.DataFrame
+    code: dict[str, tuple[str, str]]
+    requests: list[Request]
+    log: JsonlLog
+    engine: Engine
+
+    @classmethod
+    def open(cls, run: Run, engine: Engine | None = None) -> UnitTestStage:
+        problems = run.read_table("problems")
+        solutions = run.read_table("solutions") if run.has_table("solutions") else None
+        code = prompt_code(problems, solutions, run.config["TEST_PROMPT_CODE"])
+        log = run.log("unit_tests_raw", RAW_KEY)
+        requests = unit_test_requests(problems, code, run.config)
+        return cls(run, problems, code, requests, log, engine or _engine_for(run, "test", problems, requests, log))
+
+    def generate(self, requests: Sequence[Request], progress: str = "unit tests") -> int:
+        return generate(requests, self.engine, self.log, cache=_cache_for(self.engine), progress=progress)
+
+    def table(self) -> pd.DataFrame:
+        """The unit tests logged so far, extracted (our extraction; CodeT's release has its own)."""
+        return unit_tests_table(self.log.frame(), self.problems, self.code)
+
+    def write(self) -> pd.DataFrame:
+        """The `unit_tests` table of everything logged (for CodeT's release also `assertions`)."""
+        _record_engine(self.run, "test", self.engine)
+        if _codet(self.engine):
+            unit_tests, assertions = codet_test_tables(self.log.frame(), self.problems)
+            self.run.write_table("assertions", assertions, key=["task_id", "assertion_id"])
+        else:
+            unit_tests = self.table()
+        self.run.write_table("unit_tests", unit_tests, key=["task_id", "test_id"])
+        return self.run.read_table("unit_tests")
+
+
 def generate_unit_tests(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     """Notebook 03: M unit tests per problem → `unit_tests` table (and `unit_tests_raw.jsonl`); for
-    CodeT's release also the `assertions` table (the assertion granularity)."""
-    problems = run.read_table("problems")
-    solutions = run.read_table("solutions") if run.has_table("solutions") else None
-    code = prompt_code(problems, solutions, run.config["TEST_PROMPT_CODE"])
-    log = run.log("unit_tests_raw", RAW_KEY)
-    requests = unit_test_requests(problems, code, run.config)
-    engine = engine or _engine_for(run, "test", problems, requests, log)
-    generate(requests, engine, log, cache=_cache_for(engine), progress="unit tests")
-    _record_engine(run, "test", engine)
-    if _codet(engine):
-        unit_tests, assertions = codet_test_tables(log.frame(), problems)
-        run.write_table("assertions", assertions, key=["task_id", "assertion_id"])
-    else:
-        unit_tests = unit_tests_table(log.frame(), problems, code)
-    run.write_table("unit_tests", unit_tests, key=["task_id", "test_id"])
-    return run.read_table("unit_tests")
+    CodeT's release also the `assertions` table (the assertion granularity). In rounds, stopping each
+    problem once its vote is settled: `utscale.live`."""
+    stage = UnitTestStage.open(run, engine)
+    stage.generate(stage.requests)
+    return stage.write()
 
 
 def status_table(table: pd.DataFrame, statuses: Iterable[str]) -> pd.DataFrame:

@@ -59,6 +59,17 @@ class Setting:
         value = f"{self.value:g}"
         return f"online_{self.rule}_{letter}{value}"
 
+    @classmethod
+    def from_name(cls, name: str) -> Setting:
+        """The setting a row name describes (`online_margin_h8` → Setting("margin", 8)): the inverse of `name`."""
+        parts = name.split("_")
+        if len(parts) != 3 or parts[0] != "online" or parts[1] not in STOPPING_RULES:
+            raise ValueError(f"not an online setting name: {name!r} (e.g. online_margin_h8)")
+        letter = {"stability": "k", "margin": "h", "posterior": "a"}[parts[1]]
+        if not parts[2].startswith(letter):
+            raise ValueError(f"{name!r}: the {parts[1]} rule's parameter is written {letter}<value>")
+        return cls(parts[1], float(parts[2][1:]))
+
 
 def settings_from_config(config: dict) -> list[Setting]:
     """The online settings a run's parameters ask for (ONLINE_STABILITY, ONLINE_HORIZONS, ONLINE_ALPHAS)."""
@@ -169,14 +180,19 @@ def _popcount(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: int = 0, n: int | None = None,
-             rule: Rule = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8) -> Trajectories:
+             rule: Rule = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8,
+             shuffle: bool = True) -> Trajectories:
     """Reveal each problem's tests in `resamples` random orders and record the vote after every round.
 
     A problem's orders and solution draws come from a generator seeded by (seed, problem index), so the
-    result does not depend on `chunk` (problems per vectorised step, a memory knob only).
+    result does not depend on `chunk` (problems per vectorised step, a memory knob only). With
+    `shuffle=False` the tests are revealed in the cube's column order and every solution is used (one
+    resample): the order in which live generation produces them (`utscale.live`).
     """
     p_count, n_all, m = cube.shape
     n = n_all if n is None else min(n, n_all)
+    if not shuffle and (resamples != 1 or n != n_all):
+        raise ValueError("revealing tests in their given order is one resample over every solution")
     checkpoints = np.unique(np.append(np.arange(0, m + 1, max(round_size, 1)), m))
     accuracy = np.empty((len(checkpoints), resamples, p_count))
     stops = {s.name: np.empty((resamples, p_count), dtype=np.int64) for s in settings}
@@ -186,9 +202,11 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         orders, draws = [], []
         for p in problems:
             rng = np.random.default_rng([seed, p])
-            orders.append(rng.permuted(np.tile(np.arange(m), (resamples, 1)), axis=1))
+            in_order = np.tile(np.arange(m), (resamples, 1))
+            orders.append(rng.permuted(in_order, axis=1) if shuffle else in_order)
             real = int(cube.n_solutions[p])
-            pick = rng.permuted(np.tile(np.arange(n_all), (resamples, 1)), axis=1)
+            pick = np.tile(np.arange(n_all), (resamples, 1))
+            pick = rng.permuted(pick, axis=1) if shuffle else pick
             # real solutions first (padding rows last), then the first n of a uniform order of them
             pick = np.take_along_axis(pick, np.argsort(pick >= real, axis=1, kind="stable"), axis=1)[:, :n]
             draws.append(pick)
