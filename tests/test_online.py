@@ -172,3 +172,27 @@ def test_best_setting_is_the_cheapest_within_the_target():
                           "minus_equal_full_budget": [-0.2, -0.9, 0.1]})
     assert online.best_setting(gains).rule == "a"
     assert online.best_setting(gains.iloc[[1]]) is None
+
+
+def test_the_decomposition_adds_up_and_names_each_cause():
+    """Against equal allocation at the same average tests: an informed stop gains in `timing`, an
+    uninformed uneven stop on a concave curve loses in `within_problem`, and the parts add up."""
+    checkpoints = np.arange(5)
+    # problem 0: each order's vote turns right at its own moment; problem 1: one concave curve for both orders
+    accuracy = np.zeros((5, 2, 2))
+    accuracy[:, 0, 0] = [0, 1, 1, 1, 1]
+    accuracy[:, 1, 0] = [0, 0, 0, 1, 1]
+    accuracy[:, :, 1] = np.array([0, 0.6, 0.8, 0.9, 1.0])[:, None]
+    stops = {"informed": np.array([[1, 0], [3, 4]]), "blind": np.array([[3, 0], [1, 4]])}
+    traj = online.Trajectories(checkpoints, accuracy, stops)
+    informed, blind = (online.decomposition(traj, name) for name in ("informed", "blind"))
+    for row in (informed, blind):
+        total = row["across_problems"] + row["within_problem"] + row["timing"]
+        assert total == pytest.approx(row["gain_vs_equal_same_tests"])
+        assert row["tests_generated"] == 2.0
+    # problem 0's stops are when its order's vote turned right (timing +25 points there, so +12.5 overall);
+    # the blind stops at the same counts on the wrong orders lose the same 12.5
+    assert informed["timing"] == pytest.approx(12.5) and blind["timing"] == pytest.approx(-12.5)
+    # problem 1 (concave) stopped at 0 and 4 instead of 2 and 2: -30 points there, -15 overall (Jensen)
+    assert informed["within_problem"] == pytest.approx((25 - 30) / 2)
+    assert informed["across_problems"] == pytest.approx(0.0)  # both problems average 2 tests
