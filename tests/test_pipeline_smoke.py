@@ -36,6 +36,27 @@ def test_refreshing_notebooks_leaves_the_callers_environment_as_it_was(monkeypat
     from utscale import pipeline
 
     monkeypatch.setenv("UTSCALE_RESULTS", str(tmp_path))
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    for name in pipeline.QUIET:
+        monkeypatch.delenv(name, raising=False)
     pipeline.refresh_notebooks(only=("99",))  # no notebook is numbered 99: only the environment is at stake
-    assert os.environ["UTSCALE_RESULTS"] == str(tmp_path) and "TQDM_DISABLE" not in os.environ
+    assert os.environ["UTSCALE_RESULTS"] == str(tmp_path) and not set(pipeline.QUIET) & set(os.environ)
+
+
+def test_cleaning_an_executed_notebook_removes_what_changes_on_every_run(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 1.0}, "widgets": {"state": {}}})
+    injected = nbformat.v4.new_code_cell("RUN_DIR = 'x'", metadata={"tags": ["injected-parameters"]})
+    bar = nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "ab12"},
+                                                     "text/plain": "Loading:   0%|"})
+    kept = nbformat.v4.new_output("stream", name="stdout", text="run: ci\n")
+    work = nbformat.v4.new_code_cell("print('run: ci')", outputs=[bar, kept], metadata={"execution": {"iopub.status.busy": "2026-12-01T20:00:00Z"}})
+    nb.cells = [injected, work]
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(nb, path)
+    pipeline.clean_notebook(path)
+    cleaned = nbformat.read(path, as_version=4)
+    assert "papermill" not in cleaned.metadata and "widgets" not in cleaned.metadata
+    assert cleaned.metadata["kernelspec"]["name"] == "python3"
+    assert cleaned.cells[0].id == "injected-parameters"  # papermill draws a new random id per execution
+    assert cleaned.cells[1].outputs == [kept] and "execution" not in cleaned.cells[1].metadata

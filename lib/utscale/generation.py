@@ -11,6 +11,7 @@ asking for the same samples does not pay for them again. Extraction turns the ra
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,13 @@ def shared_cache() -> JsonlLog:
     return JsonlLog(cache_dir() / "generations.jsonl", ["key"])
 
 
+def progress_disabled() -> bool:
+    """Whether TQDM_DISABLE (set for CI and the pipeline) asks for no progress bars. Passed explicitly:
+    tqdm's notebook bar (`tqdm.auto` under Jupyter) ignores the variable and would put a widget into every
+    executed notebook."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_size: int = 128,
              cache: JsonlLog | None = None, progress: str = "") -> int:
     """Fill `log` with one raw record per request not already in it; returns how many were generated
@@ -83,8 +91,7 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
         cached = {rec["key"]: rec for rec in cache if rec["key"] in wanted}
     fresh = 0
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    # no `disable=` when there is work: TQDM_DISABLE (set for CI and the pipeline) must stay in charge
-    bar = tqdm(batches, desc=progress or "generating", **({} if batches else {"disable": True}))
+    bar = tqdm(batches, desc=progress or "generating", disable=not batches or progress_disabled())
     for batch in bar:
         keys = [cache_key(engine, r) for r in batch]
         missing = [r for r, k in zip(batch, keys) if k not in cached]

@@ -100,8 +100,13 @@ def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, on
         unlock_run(target)
 
 
+# progress bars are for people watching: in a batch run they only put widgets into the outputs
+QUIET = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
 def _execute_all(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[str]]) -> Run:
-    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name, value in QUIET.items():
+        os.environ.setdefault(name, value)
     os.environ[LOCK_ENV] = str(run.path.resolve())
     try:
         _run_notebooks(run, paths, declared)
@@ -141,24 +146,35 @@ def kernel_metadata() -> dict[str, Any]:
                               "pygments_lexer": "ipython3", "version": platform.python_version()}}
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def clean_notebook(path: Path) -> None:
     """Drop per-execution metadata (papermill's timings and machine paths, execution times) so committed
-    notebooks diff cleanly, and keep the kernel metadata JupyterLab would write (see `kernel_metadata`)."""
+    notebooks diff cleanly, and keep the kernel metadata JupyterLab would write (see `kernel_metadata`).
+
+    Also: the cell papermill injects gets a fixed id (papermill draws a random one per execution), and
+    widget outputs go, with the widget state: the notebooks show no widgets of their own, so one is a
+    library's progress bar, whose snapshot and model ids change on every run."""
     nb = nbformat.read(path, as_version=4)
-    for key in VOLATILE_NOTEBOOK_KEYS:
+    for key in VOLATILE_NOTEBOOK_KEYS + ("widgets",):
         nb.metadata.pop(key, None)
     nb.metadata.update(kernel_metadata())
     for cell in nb.cells:
         for key in VOLATILE_NOTEBOOK_KEYS + ("execution",):
             cell.metadata.pop(key, None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nbformat.write(nb, path)
 
 
 def refresh_notebooks(only: Sequence[str] = ()) -> None:
     """Re-execute the committed notebooks in place with their defaults (the ci profile), in a fresh
     results folder: the only sanctioned way to update the outputs nbval compares against."""
-    saved = {name: os.environ.get(name) for name in ("TQDM_DISABLE", "UTSCALE_RESULTS")}
-    os.environ["TQDM_DISABLE"] = "1"
+    saved = {name: os.environ.get(name) for name in (*QUIET, "UTSCALE_RESULTS")}
+    os.environ.update(QUIET)
     try:
         with tempfile.TemporaryDirectory(prefix="utscale-refresh-") as tmp:
             os.environ["UTSCALE_RESULTS"] = tmp
