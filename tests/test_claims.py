@@ -238,6 +238,10 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert "better in 1, worse in 1 (intervals excluding zero) of 2 settings; worse: online_b" in online_q1
     far = claims.question_1(costed_points(), gains.assign(minus_equal_full_budget=[-2.0, -0.7])).evidence
     assert "no setting comes within 0.5 points" in far and "closest -0.70" in far
+    # and says why not with half the tests: what the settings that stop by then lose, and the margin arithmetic
+    assert "why not half the tests: with at most half the tests the best is online_b at -0.70 points" in far
+    assert "needs more than 6 tests even when one solution passes every test" in far
+    assert "why not half" not in online_q1  # online_a made it with a quarter of the tests
     curve = costed_points()[lambda t: t.rule == "same tests for all"][["n_solutions", "n_tests", "accuracy"]]
     q2 = claims.question_2(curve, test_tokens=300, test_flops=3e11)
     assert q2.verdict == claims.ANSWERED and "0: 30.0, 1: 33.0, 4: 38.0, 12: 40.0" in q2.evidence

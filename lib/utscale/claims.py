@@ -270,11 +270,27 @@ def _online_summary(gains: pd.DataFrame, cap: int) -> str:
         head = (f"online stopping: {b.rule} comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
                 f"({b.minus_equal_full_budget:+.2f}, 95% {b.full_ci_low:+.2f} to {b.full_ci_high:+.2f}) generating "
                 f"{b.tests_generated:.1f} tests per problem ({100 * b.share_of_cap:.0f}% of the cap)")
+    if b is None or b.share_of_cap > 0.5:
+        head += "; " + _why_not_half(gains, cap)
     versus = gains[gains.ci_low > 0].rule.tolist(), gains[gains.ci_high < 0].rule.tolist()
     tail = (f"against equal allocation given the same tests: better in {len(versus[0])}, worse in {len(versus[1])} "
             f"(intervals excluding zero) of {len(gains)} settings"
             + (f"; worse: {', '.join(versus[1])}" if versus[1] else ""))
     return f"{head}; {tail}"
+
+
+def _why_not_half(gains: pd.DataFrame, cap: int) -> str:
+    """Why no setting reaches the full budget's accuracy with half the tests, with this run's numbers: what
+    the settings that do stop by half lose, and the margin rule's arithmetic."""
+    cheap = gains[gains.share_of_cap <= 0.5]
+    parts = []
+    if len(cheap):
+        best = cheap.loc[cheap.minus_equal_full_budget.idxmax()]
+        parts.append(f"with at most half the tests the best is {best.rule} at {best.minus_equal_full_budget:+.2f} points "
+                     f"(95% {best.full_ci_low:+.2f} to {best.full_ci_high:+.2f}, {best.tests_generated:.1f} tests)")
+    parts.append(f"the margin rule stops only once a leader is more than the tests left ahead, so with a horizon of "
+                 f"{cap} it needs more than {cap // 2} tests even when one solution passes every test")
+    return "why not half the tests: " + "; ".join(parts)
 
 
 def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> Verdict:
