@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
-from utscale.sandbox.executor import bwrap_prefix
+from utscale.sandbox.executor import bwrap_prefix, private_tmp_roots
 from utscale.sandbox.oracle import oracle_passes
 
 ROOT = os.geteuid() == 0
@@ -440,7 +440,9 @@ def test_as_root_without_bubblewrap_nothing_persists_between_solutions_and_other
     import secrets
 
     name = f"utscale-plant-{secrets.token_hex(4)}"
-    places = [f"/tmp/{name}", f"/var/tmp/{name}", f"/dev/shm/{name}"]
+    # a temporary folder that holds this checkout or its venv stays shared (it would vanish otherwise)
+    places = [f"{root}/{name}" for root in private_tmp_roots()]
+    assert places, "every temporary folder holds code: nothing to check"
     plant = ("import os\ndef add(a, b):\n    for p in PLACES:\n        try:\n            open(p, 'w').write('x')\n"
              "        except OSError:\n            pass\n    return a + b\n").replace("PLACES", repr(places))
     finds = ("import os\ndef add(a, b):\n    seen = [p for p in PLACES if os.path.exists(p)]\n"

@@ -69,7 +69,7 @@ class SandboxSettings:
     def worker_settings(self, index: int, scratch_root: str, uid: int) -> dict:
         grace = 1.0 if self.mode == "coderm" else self.grace  # the paper joins for 2 s with a 1 s alarm
         return {**asdict(self), "grace": grace, "index": index, "scratch_root": scratch_root, "uid": uid,
-                "private_tmp": not code_paths_in_tmp()}
+                "private_tmp": private_tmp_roots()}
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,16 @@ def code_paths_in_tmp() -> list[str]:
             if real.startswith(private) and os.path.exists(real):
                 found.add(private + real[len(private):].split("/", 1)[0])
     return sorted(found)
+
+
+TMP_ROOTS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def private_tmp_roots() -> list[str]:
+    """The shared temporary folders a child as root without bubblewrap gets a tmpfs of its own over: all
+    three, less any that holds this interpreter's code (a checkout or venv in /tmp would vanish)."""
+    code = code_paths_in_tmp()
+    return [root for root in TMP_ROOTS if not any(path.startswith(root + "/") for path in code)]
 
 
 def bwrap_prefix() -> list[str] | None:

@@ -117,15 +117,16 @@ def wall_budget(settings: dict) -> float:
     return settings["timeout"] * factor + settings["grace"]
 
 
-def _mount_private_tmp() -> None:
-    """In a fresh mount namespace: private propagation, then tmpfs over /tmp, /var/tmp and /dev/shm (what
-    one solution writes there no other can read), and a /proc of its own that hides every process of
-    another user (`hidepid=invisible`: the driver, the worker, other jobs)."""
+def _mount_private(roots: list[str]) -> None:
+    """In a fresh mount namespace: private propagation, a /proc of its own that hides every process of
+    another user (`hidepid=invisible`: the driver, the worker, other jobs), and a tmpfs over each of
+    `roots` (/tmp, /var/tmp, /dev/shm, less one that holds the interpreter's code), so what one solution
+    writes there no other can read."""
     _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
     _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=invisible")
-    for target in (b"/tmp", b"/var/tmp", b"/dev/shm"):
+    for target in roots:
         if os.path.isdir(target):
-            _libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=64m,mode=1777")
+            _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"size=64m,mode=1777")
 
 
 def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
@@ -140,8 +141,8 @@ def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
     is_root = os.geteuid() == 0
     if is_root and settings["isolate"]:
         # own network (nothing reachable, not even loopback) and own /tmp; ~1 ms, once per child
-        if _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0 and settings["private_tmp"]:
-            _mount_private_tmp()  # skipped when the interpreter's own code lives under /tmp
+        if _libc.unshare(CLONE_NEWNET | CLONE_NEWNS) == 0:
+            _mount_private(settings["private_tmp"])
     os.makedirs(settings["scratch_root"], exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="job-", dir=settings["scratch_root"])
     memory = settings["memory_mb"] * 2**20
