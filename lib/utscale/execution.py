@@ -123,9 +123,14 @@ def _cross(problems: pd.DataFrame, solutions: pd.DataFrame, tests_by_task: Mappi
     return pairs
 
 
+def executed_tests(unit_tests: pd.DataFrame) -> pd.DataFrame:
+    """The unit tests the matrix executes: valid (they have code) and not a duplicate of an earlier one."""
+    return unit_tests[unit_tests.code.map(lambda c: isinstance(c, str)) & unit_tests.duplicate_of.isna()]
+
+
 def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, test_id) → (solution program, unit test) for every valid, unique test."""
-    valid = unit_tests[unit_tests.code.map(lambda c: isinstance(c, str)) & unit_tests.duplicate_of.isna()]
+    valid = executed_tests(unit_tests)
     return _cross(problems, solutions, {t: list(zip(g.test_id, g.code)) for t, g in valid.groupby("task_id")})
 
 

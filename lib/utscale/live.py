@@ -49,15 +49,14 @@ def revealed_cube(task_ids: Sequence[str], solutions: pd.DataFrame, unit_tests: 
     task_pos = pd.Index(tasks)
     rank = sols.sort_values(["task_id", "solution_id"]).groupby("task_id").cumcount()
     row_of = pd.Series(rank.to_numpy(), index=pd.MultiIndex.from_frame(sols.loc[rank.index, ["task_id", "solution_id"]]))
-    valid = unit_tests[unit_tests.code.map(lambda c: isinstance(c, str)) & unit_tests.duplicate_of.isna()]
+    valid = execution.executed_tests(unit_tests)
     keep = set(zip(valid.task_id, valid.test_id))
-    if executions.empty:  # nothing executed yet (e.g. every test so far was invalid): nobody passes anything
-        return PassCube(tuple(tasks), passes, np.zeros(passes.shape[:2], dtype=bool), per_task, np.full(len(tasks), cap))
-    ex = executions[executions.task_id.isin(tasks) & executions.passed.astype(bool)]
-    ex = ex[[(t, int(i)) in keep for t, i in zip(ex.task_id, ex.test_id)]]
-    rows = row_of.reindex(pd.MultiIndex.from_frame(ex[["task_id", "solution_id"]])).to_numpy()
-    ok = ~np.isnan(rows) & (ex.test_id.to_numpy() < cap)
-    passes[task_pos.get_indexer(ex.task_id[ok]), rows[ok].astype(np.int64), ex.test_id.to_numpy()[ok]] = True
+    if not executions.empty:  # empty when nothing ran yet (e.g. every test so far was invalid)
+        ex = executions[executions.task_id.isin(tasks) & executions.passed.astype(bool)]
+        ex = ex[[(t, int(i)) in keep for t, i in zip(ex.task_id, ex.test_id)]]
+        rows = row_of.reindex(pd.MultiIndex.from_frame(ex[["task_id", "solution_id"]])).to_numpy()
+        ok = ~np.isnan(rows) & (ex.test_id.to_numpy() < cap)
+        passes[task_pos.get_indexer(ex.task_id[ok]), rows[ok].astype(np.int64), ex.test_id.to_numpy()[ok]] = True
     return PassCube(tuple(tasks), passes, np.zeros(passes.shape[:2], dtype=bool), per_task,
                     np.full(len(tasks), cap))
 
