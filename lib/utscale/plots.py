@@ -75,6 +75,11 @@ def grid_axis(ax: Axes, values: Sequence[float], label: str, log2: bool = False)
     ax.set_xlabel(label)
 
 
+def colours_for(keys: Sequence) -> dict:
+    """One colour of the palette per key, in order: each line keeps its colour across a figure's panels."""
+    return dict(zip(keys, sns.color_palette(PALETTE, len(keys))))
+
+
 def _band(ax: Axes, x: pd.Series, low: pd.Series, high: pd.Series, colour, alpha: float = 0.18) -> None:
     ax.fill_between(x, low, high, color=colour, alpha=alpha, linewidth=0)
 
@@ -85,7 +90,7 @@ def scaling_curves(curve: pd.DataFrame, gains: pd.DataFrame) -> Figure:
     and 8 judge; the bands of the left panel overlap by construction, those on the right need not."""
     fig, axes = new_figure(ncols=2, width=12, height=4.3)
     left, right = axes[0]
-    colours = dict(zip(sorted(curve.n_solutions.unique()), sns.color_palette(PALETTE, curve.n_solutions.nunique())))
+    colours = colours_for(sorted(curve.n_solutions.unique()))
     n_max = max(colours)
     for n, part in curve.groupby("n_solutions"):
         left.plot(part.n_tests, part.accuracy, marker="o", color=colours[n], label=f"{n}")
@@ -111,8 +116,7 @@ def quintile_panels(by_quintile: pd.DataFrame) -> Figure:
     title."""
     quintiles = sorted(by_quintile.quintile.unique())
     fig, axes = new_figure(ncols=len(quintiles), width=3.2 * len(quintiles), height=3.8, sharey=True)
-    colours = dict(zip(sorted(by_quintile.n_solutions.unique()),
-                       sns.color_palette(PALETTE, by_quintile.n_solutions.nunique())))
+    colours = colours_for(sorted(by_quintile.n_solutions.unique()))
     n_max = max(colours)
     names = {1: "easiest", 5: "hardest"}
     for ax, q in zip(axes[0], quintiles):
@@ -172,7 +176,7 @@ def allocation_rules(table: pd.DataFrame, differences: pd.DataFrame) -> Figure:
     fig, axes = new_figure(ncols=2, width=12, height=4.3)
     left, right = axes[0]
     rules = list(dict.fromkeys(table.rule))
-    colours = dict(zip(rules, sns.color_palette(PALETTE, len(rules))))
+    colours = colours_for(rules)
     for rule, part in table.groupby("rule", sort=False):
         left.plot(part.budget, part.accuracy, marker="o", color=colours[rule], label=rule.replace("_", " "))
         if rule == "equal":
