@@ -31,7 +31,7 @@ def stage(limit: int) -> None:
     tables = {}
     for mode in ("codet", "fast"):
         run = runs.open_run("codet-humaneval", {"LIMIT": limit, "SANDBOX_MODE": mode} if limit else {"SANDBOX_MODE": mode})
-        benchmarks.materialise(run)
+        benchmarks.write_problems(run)
         generation.sample_solutions(run)
         generation.generate_unit_tests(run)
         started = time.perf_counter()

@@ -192,7 +192,7 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     run = runs.open_run("codet-humaneval", {"LIMIT": 4, "N_SOLUTIONS": 12, "N_UNIT_TESTS": 30, "REPLAY_TOKENIZER": "",
                                             "N_GRID": [1, 2, 5, 10], "M_GRID": [0, 1, 2, 5, 10, 20],
                                             "BUDGETS": [1, 2, 4, 8, 16], "ONLINE_HORIZONS": [25]})
-    benchmarks.materialise(run)
+    benchmarks.write_problems(run)
     solutions = generation.sample_solutions(run)
     unit_tests = generation.generate_unit_tests(run)
     assert len(solutions) == 48 and len(unit_tests) == 120

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from utscale import extract, prompts
+from utscale import benchmarks, extract, prompts
 
 SOL = "```python\ndef f(x):\n    return x + 1\n```"
 TEST_BODY = ("import unittest\n\nclass TestF(unittest.TestCase):\n    def test_one(self):\n"
@@ -73,7 +73,7 @@ def test_prompts_are_the_papers():
     assert text.startswith("Below is a question and it's corresponding code answer. Please write test cases")
     assert "### question\nWrite a function named `f`.\n\n### code solution\ndef f(): pass\n\n" in text
     assert text.endswith("You do not need to test the function's ability to throw exceptions.")
-    policy = prompts.solution_prompt("humaneval", "def f():\n    \"\"\"doc\"\"\"\n")
+    policy = benchmarks.policy_prompt("humaneval", "def f():\n    \"\"\"doc\"\"\"\n")
     assert policy == ("Please provide a self-contained Python script that solves the following problem in a markdown "
                       "code block:\n```python\ndef f():\n    \"\"\"doc\"\"\"\n```\n")
-    assert prompts.solution_prompt("livecodebench", "Q").startswith("You are an expert Python programmer.")
+    assert benchmarks.policy_prompt("livecodebench", "Q").startswith("You are an expert Python programmer.")

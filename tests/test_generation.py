@@ -133,10 +133,10 @@ def test_a_finished_log_never_loads_the_model(results_root, monkeypatch):
     from utscale import benchmarks, runs
 
     run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2, "N_GRID": [1, 2]})
-    benchmarks.materialise(run)
+    benchmarks.write_problems(run)
     first = generation.sample_solutions(run)  # replayed into the run's log
     vllm_run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2, "N_GRID": [1, 2], "POLICY_ENGINE": "vllm"})
-    benchmarks.materialise(vllm_run)
+    benchmarks.write_problems(vllm_run)
     (vllm_run.path / "solutions_raw.jsonl").write_bytes((run.path / "solutions_raw.jsonl").read_bytes())
     monkeypatch.setattr(generation, "make_engine", lambda *a, **k: pytest.fail("an engine was built"))
     again = generation.sample_solutions(vllm_run)

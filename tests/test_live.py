@@ -74,7 +74,7 @@ class CountingEngine:
 
 def prepared_run(**overrides):
     run = runs.open_run("ci", {"LIMIT": 4, **overrides})
-    benchmarks.materialise(run)
+    benchmarks.write_problems(run)
     generation.sample_solutions(run)
     return run
 

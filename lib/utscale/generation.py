@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from utscale import codet, extract, prompts
+from utscale import benchmarks, codet, extract, prompts
 from utscale.engines import Engine, Request, SamplingConfig, derive_seed, make_engine
 from utscale.engines.base import cache_key
 from utscale.paths import cache_dir
@@ -30,7 +30,7 @@ RAW_KEY = ("task_id", "index")
 
 def solution_requests(problems: pd.DataFrame, config: Mapping[str, Any]) -> list[Request]:
     sampling = SamplingConfig(config["TEMPERATURE"], config["TOP_P"], config["MAX_TOKENS_SOLUTION"])
-    return [Request(p.task_id, k, prompts.messages(prompts.solution_prompt(p.benchmark, p.prompt)), sampling,
+    return [Request(p.task_id, k, prompts.messages(benchmarks.policy_prompt(p.benchmark, p.prompt)), sampling,
                     derive_seed(config["SEED"], "solutions", p.task_id, k))
             for p in problems.itertuples() for k in range(config["N_SOLUTIONS"])]
 

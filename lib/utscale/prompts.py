@@ -24,11 +24,14 @@ LIVECODEBENCH_SOLUTION_PROMPT = (
 )
 
 
-def solution_prompt(benchmark: str, prompt: str) -> str:
-    """The policy's prompt for one problem (EvalPlus style; the standard LiveCodeBench prompt for LCB)."""
-    if benchmark == "livecodebench":
-        return LIVECODEBENCH_SOLUTION_PROMPT.format(prompt=prompt)
+def evalplus_solution_prompt(prompt: str) -> str:
+    """EvalPlus's policy prompt (HumanEval+, MBPP+); each benchmark names its own in `benchmarks.BENCHMARKS`."""
     return EVALPLUS_SOLUTION_PROMPT.format(prompt=prompt.strip("\n"))
+
+
+def livecodebench_solution_prompt(prompt: str) -> str:
+    """LiveCodeBench's standard policy prompt."""
+    return LIVECODEBENCH_SOLUTION_PROMPT.format(prompt=prompt)
 
 
 def unit_test_prompt(question: str, code: str) -> str:

@@ -11,13 +11,13 @@ is how the authors' code treats them (docs/method.md §1.2).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 Rule = Literal["coderm", "codet", "codet_released", "max_pass"]
-RULES: tuple[Rule, ...] = ("coderm", "codet", "codet_released", "max_pass")
 
 def key_weights(m: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Per-test weights whose weighted sum identifies a pass-set, float64 [m].
@@ -106,6 +106,28 @@ def _largest_groups_sorted(keys: np.ndarray, members: np.ndarray) -> np.ndarray:
     return kept
 
 
+# (counts [B, n], pass-set keys [B, n], the most-passing solutions bool [B, n]) -> the kept solutions
+Selector = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _codet_selector(size_weight: Callable[[np.ndarray], np.ndarray]) -> Selector:
+    def keep(counts: np.ndarray, keys: np.ndarray, top: np.ndarray) -> np.ndarray:
+        score = size_weight(group_sizes(keys, np.ones_like(top)).astype(np.float64)) * counts
+        return score == score.max(axis=-1, keepdims=True)
+
+    return keep
+
+
+# A new rule is one entry here (and one name in `Rule`); `select_from` documents each.
+SELECTORS: dict[Rule, Selector] = {
+    "coderm": lambda counts, keys, top: largest_groups(keys, top),
+    "codet": _codet_selector(lambda sizes: sizes),
+    "codet_released": _codet_selector(np.sqrt),
+    "max_pass": lambda counts, keys, top: top,
+}
+RULES: tuple[Rule, ...] = tuple(SELECTORS)
+
+
 def select_from(counts: np.ndarray, keys: np.ndarray, rule: Rule = "coderm") -> np.ndarray:
     """The solutions a rule keeps, bool [B, n], from per-solution pass counts and pass-set keys.
 
@@ -118,16 +140,9 @@ def select_from(counts: np.ndarray, keys: np.ndarray, rule: Rule = "coderm") -> 
     - max_pass: most tests passed, ties broken uniformly at random.
     With zero tests every rule keeps every solution: that is Vanilla (random pick).
     """
-    top = counts == counts.max(axis=-1, keepdims=True)
-    if rule == "max_pass":
-        return top
-    if rule == "coderm":
-        return largest_groups(keys, top)
-    if rule in ("codet", "codet_released"):
-        sizes = group_sizes(keys, np.ones_like(top)).astype(np.float64)
-        score = (sizes if rule == "codet" else np.sqrt(sizes)) * counts
-        return score == score.max(axis=-1, keepdims=True)
-    raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
+    if rule not in SELECTORS:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {RULES}")
+    return SELECTORS[rule](counts, keys, counts == counts.max(axis=-1, keepdims=True))
 
 
 def select(passes: np.ndarray, rule: Rule = "coderm", weights: np.ndarray | None = None) -> np.ndarray:
