@@ -149,7 +149,7 @@ def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "e5")])
+    claims.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "e5")])
     table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
     assert table.claim.tolist() == [str(i) for i in range(1, 10)] + ["R1", "Q1", "Q2"]
     by = table.set_index("claim")
@@ -176,8 +176,8 @@ def test_ledger_html_and_text_carry_every_verdict_and_escape_model_text(results_
     from utscale import runs
 
     run = runs.open_run("ci")
-    claims.save_verdicts(run, "05", [claims.Verdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
-                                     claims.Verdict("6", claims.NOT_SUPPORTED, "e6", "too few problems")])
+    claims.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
+                                     claims.ClaimVerdict("6", claims.NOT_SUPPORTED, "e6", "too few problems")])
     table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
     page = claims.ledger_html(table)
     assert page.count("<tr data-claim=") == len(claims.CLAIM_TEXT)

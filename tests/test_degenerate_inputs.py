@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
-from utscale import extract
+from utscale import extract, generation
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
 from utscale.sandbox.pairs import solution_key
 
@@ -35,6 +36,15 @@ def test_parser_failure_is_its_own_status():
     assert extract.parse_status("x = (" * 300 + ")" * 300) in ("parser_failure", "syntax_error")
     assert extract.parse_status("x = 1\0") == "syntax_error"
     assert extract.parse_status(GOOD) == "ok"
+
+
+def test_the_status_tables_count_parser_failures():
+    solutions = pd.DataFrame({"extract_status": [extract.extract_solution(fenced(c)).status for c in (DEEP_SUM, GOOD)]})
+    table = generation.status_table(solutions, extract.SOLUTION_STATUSES).set_index("status").responses
+    assert (table["parser_failure"], table["ok"], table.sum()) == (1, 1, 2)
+    assert "parser_failure" in extract.TEST_STATUSES
+    legacy = generation.status_table(pd.DataFrame({"extract_status": ["ok", "retired"]}), ["ok", "empty"])
+    assert legacy.status.tolist() == ["ok", "empty", "retired"]  # a status outside the vocabulary is not hidden
 
 
 def test_the_planner_keys_degenerate_code_by_its_text():

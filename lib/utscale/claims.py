@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -24,22 +25,29 @@ from utscale.plots import figure_id
 from utscale.scaling import EASY, HARD, ScalingGrid, cell_points, gain_points, hard_minus_easy, problem_bootstrap
 from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, select
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE = (
-    "supported", "not supported", "inconclusive", "not testable with this run")
+# Every verdict a ledger row can carry.
+Label = Literal["supported", "not supported", "inconclusive", "not testable with this run", "reproduced",
+                "not reproduced", "by definition", "answered"]
+VERDICTS: tuple[Label, ...] = get_args(Label)
+# findings (claims 4-7): an interval above zero, below zero, or neither; or no data in this run to test it
+SUPPORTED: Label = "supported"
+NOT_SUPPORTED: Label = "not supported"
+INCONCLUSIVE: Label = "inconclusive"
+NOT_TESTABLE: Label = "not testable with this run"
 # numbers (claims 1-3, references): matched within a tolerance or not
-REPRODUCED, NOT_REPRODUCED = "reproduced", "not reproduced"
+REPRODUCED: Label = "reproduced"
+NOT_REPRODUCED: Label = "not reproduced"
 # statements of the method (claims 8, 9): true of the rule itself, checked as an implementation fact
-BY_DEFINITION = "by definition"
+BY_DEFINITION: Label = "by definition"
 # the research questions: answered with this run's numbers
-ANSWERED = "answered"
-VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTABLE, REPRODUCED, NOT_REPRODUCED, BY_DEFINITION, ANSWERED)
+ANSWERED: Label = "answered"
 MIN_PROBLEMS = 10  # below this, a difference between groups of problems is called inconclusive
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ClaimVerdict:
     claim: str
-    verdict: str
+    verdict: Label
     evidence: str
     reason: str = ""
 
@@ -49,19 +57,19 @@ class Verdict:
 
 
 def interval_verdict(values: np.ndarray, claim: str, what: str, problems: int,
-                     estimate: float | None = None, unit: str = " points") -> Verdict:
+                     estimate: float | None = None, unit: str = " points") -> ClaimVerdict:
     """Supported when the 95% interval of a difference lies above zero, not supported when below.
     `values`: bootstrap draws; `estimate`: the point estimate on the data as observed (else their mean)."""
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return Verdict(claim, INCONCLUSIVE, f"{what}: no data", "nothing to compare")
+        return ClaimVerdict(claim, INCONCLUSIVE, f"{what}: no data", "nothing to compare")
     mean, (lo, hi) = float(values.mean() if estimate is None else estimate), np.percentile(values, [2.5, 97.5])
     evidence = f"{what}: {mean:+.2f}{unit} (95% interval {lo:+.2f} to {hi:+.2f}, {problems} problems)"
     if lo > 0:
-        return Verdict(claim, SUPPORTED, evidence)
+        return ClaimVerdict(claim, SUPPORTED, evidence)
     if hi < 0:
-        return Verdict(claim, NOT_SUPPORTED, evidence)
-    return Verdict(claim, INCONCLUSIVE, evidence, "the interval includes zero")
+        return ClaimVerdict(claim, NOT_SUPPORTED, evidence)
+    return ClaimVerdict(claim, INCONCLUSIVE, evidence, "the interval includes zero")
 
 
 def benchmark_accuracy(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> np.ndarray:
@@ -88,7 +96,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (ry @ rx) / np.sqrt((ry ** 2).sum(axis=-1) * (rx ** 2).sum())
 
 
-def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: pd.DataFrame | None = None) -> Verdict:
+def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: pd.DataFrame | None = None) -> ClaimVerdict:
     """More unit tests → a better reward signal, as a trend over the whole m grid (m ≥ 1): Spearman's
     rank correlation between m and best-of-N accuracy, with a problem-bootstrap interval (each draw's
     curve is ranked), plus the vote's F1 against m when given. Supported when the interval lies above
@@ -96,7 +104,7 @@ def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: 
     n = max(grid.n_values)
     ms = [m for m in grid.m_values if m > 0]
     if len(ms) < 2:
-        return Verdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values", "a trend needs at least two")
+        return ClaimVerdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values", "a trend needs at least two")
     per_m = np.stack([cell_points(grid, n, m) for m in ms])  # [K, P]
     draws = problem_bootstrap(per_m, seed).T  # [D, K]: each draw's mean accuracy at every m
     rho = spearman(np.array(ms), draws)
@@ -107,18 +115,18 @@ def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: 
     verdict = interval_verdict(rho[~np.isnan(rho)], "5", f"rank correlation of m with best-of-{n} accuracy over m in "
                                f"{ms}", grid.accuracy.shape[-1], observed, unit="")
     evidence = verdict.evidence + f"; accuracy (%) by m: {curve}{f1}"
-    return Verdict("5", verdict.verdict, evidence, verdict.reason)
+    return ClaimVerdict("5", verdict.verdict, evidence, verdict.reason)
 
 
-def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, seed: int = 0) -> Verdict:
+def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, seed: int = 0) -> ClaimVerdict:
     """Gain of scaling (most tests vs random pick) on the harder problems (quintiles 4-5) minus on the
     easier ones (quintiles 1-2)."""
     n, m_high = max(grid.n_values), max(grid.m_values)
     if 0 not in grid.m_values:
-        return Verdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
+        return ClaimVerdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
     hard, easy = np.flatnonzero(np.isin(quintiles, HARD)), np.flatnonzero(np.isin(quintiles, EASY))
     if min(len(hard), len(easy)) == 0:
-        return Verdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
+        return ClaimVerdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
     gains = gain_points(grid, n, m_high)
     baseline = cell_points(grid, n, 0)
     difference = hard_minus_easy(gains, quintiles, seed)
@@ -132,9 +140,9 @@ def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, 
     evidence = verdict.evidence + headroom
     if verdict.verdict != INCONCLUSIVE and min(len(hard), len(easy)) < MIN_PROBLEMS:
         side = "above" if verdict.verdict == SUPPORTED else "below"
-        return Verdict("6", INCONCLUSIVE, evidence, f"the interval lies {side} zero, but with fewer than {MIN_PROBLEMS} "
+        return ClaimVerdict("6", INCONCLUSIVE, evidence, f"the interval lies {side} zero, but with fewer than {MIN_PROBLEMS} "
                        "problems in a group the groups are too small to call")
-    return Verdict("6", verdict.verdict, evidence, verdict.reason)
+    return ClaimVerdict("6", verdict.verdict, evidence, verdict.reason)
 
 
 def rule_matches_statement(cube: PassCube, rule: Rule = "coderm") -> tuple[int, list[str]]:
@@ -150,7 +158,7 @@ def rule_matches_statement(cube: PassCube, rule: Rule = "coderm") -> tuple[int, 
     return len(cube.task_ids), mismatched
 
 
-def claim_9_selected_pass_most(cube: PassCube) -> Verdict:
+def claim_9_selected_pass_most(cube: PassCube) -> ClaimVerdict:
     """A statement of the method (Eq. 1): the pick is among the solutions passing the most tests. It is
     true of the rule by definition; what a run can check is that our implementation is that rule: it
     must agree with the plain statement on every problem of this run's matrices."""
@@ -161,11 +169,11 @@ def claim_9_selected_pass_most(cube: PassCube) -> Verdict:
     evidence = (f"our selection equals the rule stated plainly (max passes, then the largest identical pass-set) on "
                 f"{checked - len(mismatched)} of {checked} problems; the cluster tie-break narrowed the choice on {ties}")
     if mismatched:
-        return Verdict("9", INCONCLUSIVE, evidence, f"our implementation departs from the rule on {mismatched[:5]}")
-    return Verdict("9", BY_DEFINITION, evidence, "a statement of the method, not an empirical finding")
+        return ClaimVerdict("9", INCONCLUSIVE, evidence, f"our implementation departs from the rule on {mismatched[:5]}")
+    return ClaimVerdict("9", BY_DEFINITION, evidence, "a statement of the method, not an empirical finding")
 
 
-def claim_8_voting_is_best_of_n(grid: ScalingGrid, cube: PassCube, seed: int = 0) -> Verdict:
+def claim_8_voting_is_best_of_n(grid: ScalingGrid, cube: PassCube, seed: int = 0) -> ClaimVerdict:
     """A statement of the method: voting scores N candidates and keeps the best, so it is a best-of-N
     scheme by definition. The evidence is our rule's equivalence to the plain statement; the gain over
     random pick is reported beside it, and judged under claims 1-3 and 5, not here."""
@@ -179,8 +187,8 @@ def claim_8_voting_is_best_of_n(grid: ScalingGrid, cube: PassCube, seed: int = 0
     evidence = (f"the selection is one of the N candidates by its score; our rule equals the plain statement on "
                 f"{checked - len(mismatched)} of {checked} problems{gain}")
     if mismatched:
-        return Verdict("8", INCONCLUSIVE, evidence, f"our implementation departs from the rule on {mismatched[:5]}")
-    return Verdict("8", BY_DEFINITION, evidence, "a statement of the method, not an empirical finding")
+        return ClaimVerdict("8", INCONCLUSIVE, evidence, f"our implementation departs from the rule on {mismatched[:5]}")
+    return ClaimVerdict("8", BY_DEFINITION, evidence, "a statement of the method, not an empirical finding")
 
 
 def judged_budgets(budgets: list[int], cap: int) -> list[int]:
@@ -191,7 +199,7 @@ def judged_budgets(budgets: list[int], cap: int) -> list[int]:
 
 
 def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: list[int], cap: int,
-                                benchmark: str, seed: int = 0) -> Verdict:
+                                benchmark: str, seed: int = 0) -> ClaimVerdict:
     """Dynamic (predicted pass rate) minus equal allocation at each budget below the cap, per problem,
     with Bonferroni-adjusted problem-bootstrap intervals (one claim tested at K budgets). Supported
     when some budget's interval lies above zero and none below; not supported when some lies below and
@@ -220,16 +228,16 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
         reason = (f"above zero at {above}, below at {below}" if above else "every interval includes zero")
     if benchmark != "mbpp_plus":
         reason = f"shape only: the claim is about MBPP+, this run used {benchmark}; " + reason
-    return Verdict("4", verdict, evidence, reason)
+    return ClaimVerdict("4", verdict, evidence, reason)
 
 
-def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -> Verdict:
+def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -> ClaimVerdict:
     """Q1, the accuracy-cost trade-off: the Pareto frontier over N, M and allocation rule in FLOPs, what
     a point of accuracy costs between random pick and voting over every test, where dynamic allocation
     sits, and what online stopping buys. `costed`: notebook 06's cost table (rule, n_solutions, n_tests,
     accuracy, costs, pareto); `online_gains`: `online.gains_table`."""
     if not (costed.flops > 0).any():
-        return Verdict("Q1", NOT_TESTABLE, "no token counts behind this run's generations",
+        return ClaimVerdict("Q1", NOT_TESTABLE, "no token counts behind this run's generations",
                        "a replay without token counts: set REPLAY_TOKENIZER")
     same = costed[costed.rule == "same tests for all"]
     n_max, m_max = int(same.n_solutions.max()), int(same.n_tests.max())
@@ -253,7 +261,7 @@ def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -
         parts.append(f"dynamic allocation: {int(dynamic.pareto.sum())} of its {len(dynamic)} points on the frontier")
     if online_gains is not None and len(online_gains):
         parts.append(_online_summary(online_gains, m_max))
-    return Verdict("Q1", ANSWERED, "; ".join(parts), "costs from this run's own token counts and timings")
+    return ClaimVerdict("Q1", ANSWERED, "; ".join(parts), "costs from this run's own token counts and timings")
 
 
 ONLINE_TARGET = 0.5  # points below equal allocation's full-budget accuracy an online rule may lose
@@ -293,20 +301,20 @@ def _why_not_half(gains: pd.DataFrame, cap: int) -> str:
     return "why not half the tests: " + "; ".join(parts)
 
 
-def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> Verdict:
+def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> ClaimVerdict:
     """Q2, tests and correctness: how best-of-N accuracy moves with the number of unit tests (the
     largest N of the grid) and what each test costs to generate and to run. Only deterministic costs go
     into the evidence: measured seconds depend on the machine and stay in the cost table."""
     n = int(curve.n_solutions.max())
     line = curve[curve.n_solutions == n].sort_values("n_tests")
     if len(line) < 2:
-        return Verdict("Q2", NOT_TESTABLE, "the grid has one m value", "a relation needs several")
+        return ClaimVerdict("Q2", NOT_TESTABLE, "the grid has one m value", "a relation needs several")
     steps = np.diff(line.accuracy.to_numpy()) / np.maximum(np.diff(line.n_tests.to_numpy()), 1)
     shape = ", ".join(f"{int(m)}: {a:.1f}" for m, a in zip(line.n_tests, line.accuracy))
     evidence = (f"best-of-{n} accuracy (%) by unit tests: {shape}; points per added test from {steps[0]:+.2f} (first step) "
                 f"to {steps[-1]:+.3f} (last); each unit test costs {test_tokens:.0f} generated tokens ({test_flops:.3g} FLOPs) "
                 f"and {n} sandbox executions (their measured seconds are in the cost table)")
-    return Verdict("Q2", ANSWERED, evidence, "the same resampled grid as the curves; costs measured on this run")
+    return ClaimVerdict("Q2", ANSWERED, evidence, "the same resampled grid as the curves; costs measured on this run")
 
 
 # R1: CodeT (Chen et al., ICLR 2023), CodeGen-Mono-16B on HumanEval, on CodeT's released generations
@@ -316,7 +324,7 @@ CODET_BASELINE = 22.12  # mean correctness of the 100 samples (the released file
 REFERENCE_TOLERANCE = 0.5  # points
 
 
-def reference_codet(reranked: pd.DataFrame, config: dict) -> Verdict:
+def reference_codet(reranked: pd.DataFrame, config: dict) -> ClaimVerdict:
     """R1 on CodeT's own inputs: our sandbox's labels and matrices, CodeT's released ranking.
 
     The published number was computed on exactly these generations, so no sampling separates ours from
@@ -329,7 +337,7 @@ def reference_codet(reranked: pd.DataFrame, config: dict) -> Verdict:
     ranked = reranked[(reranked.rule == "codet_released") & (reranked.granularity == "assertion")]
     random = reranked[reranked.rule == "random"]
     if not same or ranked.empty or random.empty:
-        return Verdict("R1", NOT_TESTABLE, "CodeT's published number is for all 164 HumanEval problems x 100 x 100 "
+        return ClaimVerdict("R1", NOT_TESTABLE, "CodeT's published number is for all 164 HumanEval problems x 100 x 100 "
                        "of its released CodeGen-16B generations",
                        "run the codet-humaneval profile (REPLAY_FORMAT codet, LIMIT 0, N = M = 100)")
     ours, base = ranked.iloc[0], random.iloc[0]
@@ -341,8 +349,8 @@ def reference_codet(reranked: pd.DataFrame, config: dict) -> Verdict:
            (("the ranking", ours.accuracy, CODET_RELEASED), ("the random pick", base.accuracy, CODET_BASELINE))
            if abs(got - want) > REFERENCE_TOLERANCE]
     if off:
-        return Verdict("R1", NOT_REPRODUCED, evidence, "; ".join(off) + f" (tolerance {REFERENCE_TOLERANCE})")
-    return Verdict("R1", REPRODUCED, evidence, f"both within {REFERENCE_TOLERANCE} points, same inputs")
+        return ClaimVerdict("R1", NOT_REPRODUCED, evidence, "; ".join(off) + f" (tolerance {REFERENCE_TOLERANCE})")
+    return ClaimVerdict("R1", REPRODUCED, evidence, f"both within {REFERENCE_TOLERANCE} points, same inputs")
 
 
 # --- the ledger: every claim of docs/claims.md, from the verdicts the analysis notebooks saved ------------
@@ -382,21 +390,21 @@ TABLE1_GAINS = {"1": ("llama3-8b-instruct", 18.43), "2": ("llama3-70b-instruct",
 GAIN_TOLERANCE = 3.0  # points: how close a replication must land to count as reproducing the number
 
 
-def save_verdicts(run, notebook: str, verdicts: list[Verdict]) -> None:
+def save_verdicts(run, notebook: str, verdicts: list[ClaimVerdict]) -> None:
     run.file(f"metrics/verdicts_{notebook}.json").write_text(
         json.dumps([asdict(v) for v in verdicts], indent=2, sort_keys=True) + "\n")
 
 
-def load_verdicts(run) -> dict[str, Verdict]:
+def load_verdicts(run) -> dict[str, ClaimVerdict]:
     out = {}
     for path in sorted((run.path / "metrics").glob("verdicts_*.json")):
         for record in json.loads(path.read_text()):
-            out[record["claim"]] = Verdict(**record)
+            out[record["claim"]] = ClaimVerdict(**record)
     return out
 
 
 def equivalence_verdict(claim: str, draws: np.ndarray, estimate: float, paper: float, tolerance: float,
-                        what: str) -> Verdict:
+                        what: str) -> ClaimVerdict:
     """An equivalence rule for a number the paper reports: reproduced when the 95% interval lies inside
     paper ± tolerance, not reproduced when it lies wholly outside that band, inconclusive when it is
     wider than the band or straddles an edge (a wider interval can never make a number "reproduced")."""
@@ -405,15 +413,15 @@ def equivalence_verdict(claim: str, draws: np.ndarray, estimate: float, paper: f
     evidence = (f"{what}: {estimate:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}); paper {paper:+.2f}, "
                 f"band {band_lo:+.2f} to {band_hi:+.2f}")
     if band_lo <= lo and hi <= band_hi:
-        return Verdict(claim, REPRODUCED, evidence, f"the interval lies inside paper ± {tolerance}")
+        return ClaimVerdict(claim, REPRODUCED, evidence, f"the interval lies inside paper ± {tolerance}")
     if hi < band_lo or lo > band_hi:
-        return Verdict(claim, NOT_REPRODUCED, evidence, f"the interval lies outside paper ± {tolerance}")
+        return ClaimVerdict(claim, NOT_REPRODUCED, evidence, f"the interval lies outside paper ± {tolerance}")
     if hi - lo > band_hi - band_lo:
-        return Verdict(claim, INCONCLUSIVE, evidence, f"the interval ({hi - lo:.2f} wide) is wider than the band")
-    return Verdict(claim, INCONCLUSIVE, evidence, "the interval straddles an edge of the band")
+        return ClaimVerdict(claim, INCONCLUSIVE, evidence, f"the interval ({hi - lo:.2f} wide) is wider than the band")
+    return ClaimVerdict(claim, INCONCLUSIVE, evidence, "the interval straddles an edge of the band")
 
 
-def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> Verdict:
+def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> ClaimVerdict:
     """Claims 1–3: the gain of voting over random pick with CodeRM-8B tests for one policy on HE+.
     `gain`: the estimate and its bootstrap draws (`voting_gain`)."""
     policy, paper_gain = TABLE1_GAINS[claim]
@@ -421,7 +429,7 @@ def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> Ve
             and config["TEST_MODEL"] == "coderm-8b")
     verdict = equivalence_verdict(claim, gain[1], gain[0], paper_gain, GAIN_TOLERANCE, "voting gain over random pick")
     if not same:
-        return Verdict(claim, NOT_TESTABLE, verdict.evidence,
+        return ClaimVerdict(claim, NOT_TESTABLE, verdict.evidence,
                        f"needs policy {policy} with CodeRM-8B tests on HumanEval+; this run: {config['POLICY_MODEL']} "
                        f"with {config['TEST_MODEL']} tests on {config['BENCHMARK']} (the shape: gain of voting)")
     return verdict
@@ -433,10 +441,10 @@ def ledger(run, gain: tuple[float, np.ndarray]) -> pd.DataFrame:
     verdicts = dict(saved)
     for claim in TABLE1_GAINS:
         verdicts[claim] = table1_claim(claim, run.config, gain)
-    verdicts.setdefault("7", Verdict("7", NOT_TESTABLE, "one test generator per run",
+    verdicts.setdefault("7", ClaimVerdict("7", NOT_TESTABLE, "one test generator per run",
                                      "compare a Gemma-2-27B-it run with a Llama3.1-70B run (python -m utscale sweep)"))
     for claim in CLAIM_TEXT:
-        verdicts.setdefault(claim, Verdict(claim, NOT_TESTABLE, "the notebook that tests it has not run",
+        verdicts.setdefault(claim, ClaimVerdict(claim, NOT_TESTABLE, "the notebook that tests it has not run",
                                            "run the whole pipeline"))
     return pd.DataFrame([{"claim": c, "statement": CLAIM_TEXT[c], "paper": CLAIM_PAPER[c], "verdict": verdicts[c].verdict,
                           "evidence": verdicts[c].evidence, "reason": verdicts[c].reason, "figure": CLAIM_FIGURE[c]}

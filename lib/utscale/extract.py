@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 FENCE_PYTHON = re.compile(r"```python\n(.*?)\n```", re.S)
 FENCE_ANY = re.compile(r"```\n(.*?)\n```", re.S)
@@ -21,15 +22,19 @@ YOUR_MODULE = re.compile(r"^from\s+your_module\s+import\s+[\w, ()]+(\s+#.*)?$", 
 # tokens is about 3 KB).
 MAX_PARSED_CHARS = 256_000
 
-SOLUTION_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty", "engine_error")
-TEST_STATUSES = ("ok", "syntax_error", "no_code_block", "multiple_code_blocks", "truncated", "empty",
-                 "engine_error", "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion")
+# every status a response can get; the notebooks' status tables list each (zeros included)
+SolutionStatus = Literal["ok", "syntax_error", "parser_failure", "no_code_block", "multiple_code_blocks", "truncated",
+                         "empty", "engine_error"]
+TestStatus = Literal[SolutionStatus, "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion"]
+ParseStatus = Literal["ok", "syntax_error", "parser_failure"]
+SOLUTION_STATUSES: tuple[SolutionStatus, ...] = get_args(SolutionStatus)
+TEST_STATUSES: tuple[TestStatus, ...] = get_args(TestStatus)
 
 
 @dataclass(frozen=True)
 class Extracted:
     code: str | None
-    status: str
+    status: TestStatus
     class_name: str | None = None
 
 
@@ -63,7 +68,7 @@ def extract_solution(text: str, finish_reason: str = "stop") -> Extracted:
     return Extracted(code, status)
 
 
-def parse_status(code: str) -> str:
+def parse_status(code: str) -> ParseStatus:
     """`ok`, `syntax_error` (SyntaxError, or a ValueError for null bytes) or `parser_failure` (the parser
     itself gave up: RecursionError or MemoryError on degenerate input such as 1+1+…+1 or ------1, or the
     code is over MAX_PARSED_CHARS and is not parsed at all)."""

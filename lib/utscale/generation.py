@@ -306,9 +306,12 @@ def generate_unit_tests(run: Run, engine: Engine | None = None) -> pd.DataFrame:
 
 
 def status_table(table: pd.DataFrame, statuses: Iterable[str]) -> pd.DataFrame:
-    """Counts of every extraction status (zeros included), for the notebooks."""
+    """Counts of every extraction status in the vocabulary (zeros included), for the notebooks; a status
+    outside it (a table written by older code) is listed after them rather than hidden."""
     counts = table.extract_status.value_counts()
-    return pd.DataFrame({"status": list(statuses), "responses": [int(counts.get(s, 0)) for s in statuses]})
+    listed = list(statuses)
+    listed += sorted(set(counts.index) - set(listed))
+    return pd.DataFrame({"status": listed, "responses": [int(counts.get(s, 0)) for s in listed]})
 
 
 def throughput(table: pd.DataFrame) -> dict[str, float]:

@@ -14,16 +14,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_WHERE = {"MODES": "executor", "STATUSES": "executor", "Executor": "executor", "Job": "executor",
-          "SandboxSettings": "executor", "Verdict": "executor", "Pair": "pairs", "PairVerdict": "pairs",
+_WHERE = {"MODES": "executor", "STATUSES": "worker", "Status": "worker", "Executor": "executor", "Job": "executor",
+          "SandboxSettings": "executor", "JobVerdict": "executor", "Pair": "pairs", "PairVerdict": "pairs",
           "Plan": "pairs", "plan_jobs": "pairs", "run_pairs": "pairs", "run_plan": "pairs",
           "solution_key": "pairs", "text_key": "pairs"}
-__all__ = ["MODES", "STATUSES", "Executor", "Job", "Pair", "PairVerdict", "Plan", "SandboxSettings", "Verdict",
+__all__ = ["MODES", "STATUSES", "Status", "Executor", "Job", "Pair", "PairVerdict", "Plan", "SandboxSettings", "JobVerdict",
            "plan_jobs", "run_pairs", "run_plan", "solution_key", "text_key"]
 
 if TYPE_CHECKING:
-    from utscale.sandbox.executor import MODES, STATUSES, Executor, Job, SandboxSettings, Verdict
+    from utscale.sandbox.executor import MODES, Executor, Job, JobVerdict, SandboxSettings
     from utscale.sandbox.pairs import Pair, PairVerdict, Plan, plan_jobs, run_pairs, run_plan, solution_key, text_key
+    from utscale.sandbox.worker import STATUSES, Status
 
 
 def __getattr__(name: str) -> Any:

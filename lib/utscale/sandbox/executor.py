@@ -24,11 +24,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from utscale.sandbox.worker import clock_of
+from utscale.sandbox.worker import Status, clock_of
 
 Mode = Literal["fast", "isolated", "strict", "coderm", "codet"]
 MODES: tuple[Mode, ...] = ("fast", "isolated", "strict", "coderm", "codet")
-STATUSES = ("pass", "fail", "error", "timeout", "crash", "invalid", "tampered", "unencodable")
 
 
 @dataclass(frozen=True)
@@ -80,10 +79,12 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class JobVerdict:
+    """The verdict of one test program on a job's solution (`pairs.PairVerdict` is the pair-level view)."""
+
     job: str
     test: str
-    status: str
+    status: Status
     tests_run: int
     duration_s: float
     passed: bool = field(init=False)
@@ -250,11 +251,11 @@ class Executor:
         self._workers = []
 
     @staticmethod
-    def _collect(out: queue.Queue, open_jobs: int) -> Iterator[Verdict]:
+    def _collect(out: queue.Queue, open_jobs: int) -> Iterator[JobVerdict]:
         """The serving threads' verdicts until `open_jobs` jobs (and the ones they requeue) are finished."""
         while open_jobs:
             item = out.get()
-            if isinstance(item, Verdict):
+            if isinstance(item, JobVerdict):
                 yield item
             elif item[0] == "requeued":
                 open_jobs += 1
@@ -283,7 +284,7 @@ class Executor:
             try:
                 for record in self._workers[slot].run(job):
                     done.add(record["test"])
-                    out.put(Verdict(job.key, record["test"], record["status"], record["tests_run"],
+                    out.put(JobVerdict(job.key, record["test"], record["status"], record["tests_run"],
                                     record["duration_s"]))
             except WorkerDied:
                 # the code killed its worker (possible only when it runs as the worker's own uid). A child
@@ -293,14 +294,14 @@ class Executor:
                 self._workers[slot] = _Worker(slot, self.settings, self.prefix)
                 left = [t for t in job.tests if t[0] not in done]
                 if len(job.tests) == 1 and left:
-                    out.put(Verdict(job.key, left[0][0], "crash", 0, 0.0))
+                    out.put(JobVerdict(job.key, left[0][0], "crash", 0, 0.0))
                 else:
                     for test in left:
                         jobs.put(Job(job.key, job.solution, [test]))
                         out.put(("requeued", job.key))
             out.put(("finished", job.key))
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[Verdict]:
+    def run(self, jobs: Iterable[Job]) -> Iterator[JobVerdict]:
         """Verdicts as they arrive. With `recheck_timeouts` on the wall clock a timeout is held back and,
         once every job is done, its test runs once more alone (one job at a time: the rest of the pool
         idle); the re-check's verdict is the final one. A timeout caused by load then turns into the
@@ -325,7 +326,7 @@ class Executor:
         for thread in threads:
             thread.start()
         try:
-            held: list[Verdict] = []
+            held: list[JobVerdict] = []
             for verdict in self._collect(out, open_jobs):
                 if recheck and verdict.status == "timeout":
                     held.append(verdict)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from utscale.extract import MAX_PARSED_CHARS
 from utscale.sandbox.executor import Executor, Job
+from utscale.sandbox.worker import Status
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Pair:
 class PairVerdict:
     id: str
     passed: bool
-    status: str
+    status: Status
     tests_run: int
     duration_s: float
 

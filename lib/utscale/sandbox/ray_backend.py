@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from utscale.sandbox.executor import Executor, Job, SandboxSettings, Verdict
+from utscale.sandbox.executor import Executor, Job, JobVerdict, SandboxSettings
 
 
 def _ray():
@@ -49,7 +49,7 @@ class RayExecutor:
             def jailed(self) -> bool:
                 return self.executor.jailed
 
-            def run(self, jobs: list[Job]) -> list[Verdict]:
+            def run(self, jobs: list[Job]) -> list[JobVerdict]:
                 return list(self.executor.run(jobs))
 
             def close(self) -> None:
@@ -71,7 +71,7 @@ class RayExecutor:
         if self._started_ray:
             ray.shutdown()
 
-    def run(self, jobs: Iterable[Job]) -> Iterator[Verdict]:
+    def run(self, jobs: Iterable[Job]) -> Iterator[JobVerdict]:
         ray = _ray()
         jobs = [j for j in jobs if j.tests]
         batches = [jobs[i:i + self.batch_size] for i in range(0, len(jobs), self.batch_size)]

@@ -37,6 +37,7 @@ import tempfile
 import time
 import unittest
 from collections.abc import Callable
+from typing import Literal, get_args
 
 from utscale.sandbox import isolated
 
@@ -456,7 +457,9 @@ def _against_server(code: str, description: list, sock: socket.socket, settings:
     return status, run
 
 
-STATUSES = ("pass", "fail", "error", "timeout", "invalid", "tampered", "crash", "unencodable")
+# every verdict a test can get (docs/sandbox.md); only "pass" passes
+Status = Literal["pass", "fail", "error", "timeout", "crash", "invalid", "tampered", "unencodable"]
+STATUSES: tuple[Status, ...] = get_args(Status)
 TAMPERABLE = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader, unittest.case,
               unittest.result, unittest.suite, unittest.loader)
 
