@@ -165,3 +165,32 @@ def test_tqdm_disable_silences_the_notebook_progress_bar_too(tmp_path, monkeypat
     monkeypatch.setenv("TQDM_DISABLE", "0")
     generation.generate(reqs[2:], ReplayEngine(str(replay), "m"), JsonlLog(tmp_path / "b.jsonl", generation.RAW_KEY))
     assert [bar.disabled_at_start for bar in bars] == [True, False]
+
+
+class ConcurrentEngine:
+    """Completions with their own latencies, as concurrent HTTP requests have: a batch took its slowest."""
+
+    name, model, weights_id = "concurrent", "m", "w"
+
+    def generate(self, requests):
+        from utscale.engines import Completion
+
+        return [Completion(f"r{r.index}", 3, 2, "stop", latency_s=1.0 + r.index) for r in requests]
+
+
+def test_engine_seconds_count_each_batch_once_by_its_id(tmp_path):
+    reqs = generation.solution_requests(problems(), CFG)  # 2 problems x 3 samples
+    cache = JsonlLog(tmp_path / "cache.jsonl", ["key"])
+    log = JsonlLog(tmp_path / "raw.jsonl", generation.RAW_KEY)
+    generation.generate(reqs, ConcurrentEngine(), log, batch_size=4, cache=cache)
+    table = generation.solutions_table(log.frame())
+    assert table.batch_id.nunique() == 2 and table.batch_id.str.len().eq(16).all()
+    # batch 1 holds indices 0,1,2,0 (slowest 3 s), batch 2 indices 1,2 (slowest 3 s): equal latencies in
+    # different batches are not merged, and concurrent requests of one batch are not summed
+    assert generation.engine_seconds(table) == 6.0
+    assert generation.throughput(table)["tokens_per_second"] == 12 / 6.0
+    again = JsonlLog(tmp_path / "served.jsonl", generation.RAW_KEY)
+    generation.generate(reqs, ConcurrentEngine(), again, batch_size=6, cache=cache)  # all from the cache
+    assert generation.solutions_table(again.frame()).batch_id.tolist() == table.batch_id.tolist()
+    legacy = table.drop(columns="batch_id")  # a table written before batch ids: grouped by shared latency
+    assert generation.engine_seconds(legacy) == 1.0 + 2.0 + 3.0

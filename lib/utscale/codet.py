@@ -27,6 +27,7 @@ import lzma
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 STOP_TOKENS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
 ASSERTIONS_PER_TEST = 5  # CodeT's --test_case_limit
@@ -83,7 +84,7 @@ class ParsedTest:
     valid_total: int
 
     @property
-    def status(self) -> str:
+    def status(self) -> Literal["ok", "no_valid_assertion"]:
         return "ok" if self.cases else "no_valid_assertion"
 
 

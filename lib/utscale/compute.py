@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from utscale.generation import engine_seconds
 from utscale.models import EMBEDDED, HUB_MODELS
 
 
@@ -38,7 +39,7 @@ class CostModel:
     @classmethod
     def from_tables(cls, solutions: pd.DataFrame, unit_tests: pd.DataFrame, executions: pd.DataFrame) -> CostModel:
         def per_token(table: pd.DataFrame) -> float:
-            seconds = table.drop_duplicates("latency_s").latency_s.sum()
+            seconds = engine_seconds(table)
             tokens = table.completion_tokens.sum()
             return float(seconds / tokens) if tokens else 0.0
 

@@ -94,9 +94,11 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
     bar = tqdm(batches, desc=progress or "generating", disable=not batches or progress_disabled())
     for batch in bar:
         keys = [cache_key(engine, r) for r in batch]
-        missing = [r for r, k in zip(batch, keys) if k not in cached]
-        for request, completion in zip(missing, engine.generate(missing)):
-            record = {"key": cache_key(engine, request), **completion.record(), "batch_size": len(missing)}
+        missing = [(r, k) for r, k in zip(batch, keys) if k not in cached]
+        # the engine call that made a record: its first request's cache key, unique in any log or cache
+        batch_id = missing[0][1][:16] if missing else ""
+        for (_, key), completion in zip(missing, engine.generate([r for r, _ in missing])):
+            record = {"key": key, **completion.record(), "batch_size": len(missing), "batch_id": batch_id}
             cached[record["key"]] = record
             if cache is not None and not completion.finish_reason.startswith("error"):
                 cache.append([record])
@@ -104,7 +106,8 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
         log.append([{"task_id": r.task_id, "index": r.index, "raw_response": cached[k]["text"],
                      "prompt_tokens": cached[k]["prompt_tokens"], "completion_tokens": cached[k]["completion_tokens"],
                      "finish_reason": cached[k]["finish_reason"], "latency_s": cached[k]["latency_s"],
-                     "batch_size": cached[k].get("batch_size", len(batch)), "seed": r.seed, "engine": engine.name,
+                     "batch_size": cached[k].get("batch_size", len(batch)), "batch_id": cached[k].get("batch_id", ""),
+                     "seed": r.seed, "engine": engine.name,
                      "model": engine.model, "weights_id": engine.weights_id, "prompt_sha256": r.prompt_hash}
                     for r, k in zip(batch, keys)])
     return fresh
@@ -123,8 +126,27 @@ def solutions_table(raw: pd.DataFrame, codet_prompts: Mapping[str, str] | None =
         rows.append({"task_id": r.task_id, "solution_id": int(r.index), "raw_response": r.raw_response,
                      "code": got.code, "extract_status": got.status, "prompt_tokens": int(r.prompt_tokens),
                      "completion_tokens": int(r.completion_tokens), "latency_s": float(r.latency_s),
-                     "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model, "seed": int(r.seed)})
+                     "batch_id": batch_id_of(r), "finish_reason": r.finish_reason, "engine": r.engine,
+                     "model": r.model, "seed": int(r.seed)})
     return pd.DataFrame(rows)
+
+
+def batch_id_of(record: Any) -> str:
+    """The engine call a logged record came from. Records logged before batch ids were (replays, the
+    committed runs' older logs) are grouped by the latency their batch shared, which vLLM gives every
+    completion of one call."""
+    recorded = getattr(record, "batch_id", "")
+    return recorded if isinstance(recorded, str) and recorded else f"latency:{float(record.latency_s)!r}"
+
+
+def engine_seconds(table: pd.DataFrame) -> float:
+    """Wall seconds of the engine calls behind a table's rows, each call once: a batch's rows share a
+    batch id, and a batch of concurrent HTTP requests took as long as its slowest."""
+    if table.empty:
+        return 0.0
+    ids = table.batch_id if "batch_id" in table else pd.Series([batch_id_of(r) for r in table.itertuples()],
+                                                               index=table.index)  # a table written before
+    return float(table.latency_s.groupby(ids).max().sum())
 
 
 def codet_solution(prompt: str, completion: str, finish_reason: str) -> extract.Extracted:
@@ -156,7 +178,8 @@ def unit_tests_table(raw: pd.DataFrame, problems: pd.DataFrame, code_source: Map
 
 # the unit_tests table's columns, in order (CodeT's release adds `assertions` at the end)
 UNIT_TEST_COLUMNS = ["task_id", "test_id", "raw_response", "code", "class_name", "extract_status", "duplicate_of",
-                     "prompt_code_source", "prompt_tokens", "completion_tokens", "latency_s", "finish_reason", "engine",
+                     "prompt_code_source", "prompt_tokens", "completion_tokens", "latency_s", "batch_id", "finish_reason",
+                     "engine",
                      "model", "seed"]
 
 
@@ -165,7 +188,8 @@ def _test_row(r: Any, prompt_code_source: str) -> dict[str, Any]:
     return {"task_id": r.task_id, "test_id": int(r.index), "raw_response": r.raw_response,
             "prompt_code_source": prompt_code_source, "prompt_tokens": int(r.prompt_tokens),
             "completion_tokens": int(r.completion_tokens), "latency_s": float(r.latency_s),
-            "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model, "seed": int(r.seed)}
+            "batch_id": batch_id_of(r), "finish_reason": r.finish_reason, "engine": r.engine, "model": r.model,
+            "seed": int(r.seed)}
 
 
 CODET_PROMPT_CODE = "none (CodeT's prompt: signature and docstring, body `pass`)"
@@ -315,9 +339,8 @@ def status_table(table: pd.DataFrame, statuses: Iterable[str]) -> pd.DataFrame:
 
 
 def throughput(table: pd.DataFrame) -> dict[str, float]:
-    """Tokens and tokens/s of the engine calls behind a table (latency_s is per batch)."""
-    batches = table.drop_duplicates(["latency_s"])
-    seconds = float(batches.latency_s.sum())
+    """Tokens and tokens/s of the engine calls behind a table."""
+    seconds = engine_seconds(table)
     tokens = int(table.completion_tokens.sum())
     return {"samples": len(table), "prompt_tokens": int(table.prompt_tokens.sum()), "completion_tokens": tokens,
             "engine_seconds": seconds, "tokens_per_second": tokens / seconds if seconds else float("nan")}
