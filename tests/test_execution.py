@@ -7,14 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from utscale import benchmarks, execution
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
+from utscale.sandbox.executor import SCRATCH_PREFIX
 
 SLOW_TEST = ("import unittest, time\nclass T(unittest.TestCase):\n    def test_a(self):\n        time.sleep(0.03)\n"
              "        self.assertEqual({call}, {expected})\n")
@@ -119,8 +122,12 @@ def test_kill_minus_9_then_resume_gives_the_same_matrix_and_runs_no_pair_twice(t
     proc.wait()
     done_before = len(log_path.read_text().splitlines())
     assert 20 <= done_before < 108, "the kill should land in the middle of the run"
+    left = list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-{proc.pid}-*"))
+    assert left, "a driver killed with -9 cleans nothing up"
     legacy = execution.legacy_signature({"SANDBOX_MODE": "strict"}, labels=False)
     with Executor(workers=2, settings=SandboxSettings(timeout=5, mode="strict")) as ex:  # what the killed run used
+        assert not any(path.exists() for path in left), "the next executor removes a dead driver's scratch"
+        assert list(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-{os.getpid()}-*"))  # but not its own
         report = execution.execute_unit_tests(problems, sols, tests, JsonlLog(log_path, execution.EXECUTION_KEY), ex,
                                               legacy)
         reference_log = JsonlLog(tmp_path / "reference.jsonl", execution.EXECUTION_KEY)

@@ -26,6 +26,18 @@ def test_full_cell_of_the_code_protocol_is_the_plain_vote_and_its_interval_comes
     assert grid.summary().equals(grid.summary())  # seeded
 
 
+def test_the_curves_intervals_are_drawn_with_the_runs_seed_like_the_verdicts():
+    from utscale import claims
+
+    cube = random_cube()
+    grid = scaling.scaling_grid(cube, [4], [0, 6], resamples=8, seed=1234)
+    row = grid.summary().set_index("n_tests").loc[6]
+    draws = claims.benchmark_accuracy(grid, 4, 6, seed=1234)
+    assert (row.ci_low, row.ci_high) == tuple(np.percentile(draws, [2.5, 97.5]))
+    other = scaling.scaling_grid(cube, [4], [0, 6], resamples=8, seed=99).summary(seed=1234)
+    assert other.accuracy.tolist() != grid.summary().accuracy.tolist()  # the seed reaches the draws too
+
+
 def test_zero_tests_is_the_mean_correctness_of_the_first_n():
     cube = random_cube()
     grid = scaling.scaling_grid(cube, [4], [0], resamples=3, protocol="coderm_code")

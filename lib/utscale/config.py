@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -309,17 +309,11 @@ def canonical_hash(config: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A validated, complete configuration and the run id it determines."""
+    """A validated, complete configuration and the run id it determines (`resolve` builds both once)."""
 
     profile: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def run_id(self) -> str:
-        """Same config, same directory (so a rerun resumes); the bare profile name for an unmodified profile."""
-        if self.values == load_profile(self.profile):
-            return self.profile
-        return f"{self.profile}-{canonical_hash(self.values)[:10]}"
+    values: dict[str, Any]
+    run_id: str
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -333,4 +327,11 @@ def resolve(profile: str, overrides: Mapping[str, Any] | None = None) -> RunConf
     values = load_profile(profile)
     values.update(validate(overrides))
     check_together(values)
-    return RunConfig(profile=profile, values=values)
+    return RunConfig(profile=profile, values=values, run_id=run_id_of(profile, values))
+
+
+def run_id_of(profile: str, values: Mapping[str, Any]) -> str:
+    """Same config, same directory (so a rerun resumes); the bare profile name for an unmodified profile."""
+    if dict(values) == load_profile(profile):
+        return profile
+    return f"{profile}-{canonical_hash(values)[:10]}"

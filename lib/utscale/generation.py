@@ -84,17 +84,16 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
     """Fill `log` with one raw record per request not already in it; returns how many were generated
     (fresh from the engine, not from the run's log or the shared cache)."""
     done = log.keys()
-    todo = [r for r in requests if (r.task_id, r.index) not in done]
+    todo = [(r, cache_key(engine, r)) for r in requests if (r.task_id, r.index) not in done]  # each key once
     cached: dict[str, dict] = {}
     if cache is not None and todo:
-        wanted = {cache_key(engine, r) for r in todo}
+        wanted = {k for _, k in todo}
         cached = {rec["key"]: rec for rec in cache if rec["key"] in wanted}
     fresh = 0
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(batches, desc=progress or "generating", disable=not batches or progress_disabled())
     for batch in bar:
-        keys = [cache_key(engine, r) for r in batch]
-        missing = [(r, k) for r, k in zip(batch, keys) if k not in cached]
+        missing = [(r, k) for r, k in batch if k not in cached]
         # the engine call that made a record: its first request's cache key, unique in any log or cache
         batch_id = missing[0][1][:16] if missing else ""
         for (_, key), completion in zip(missing, engine.generate([r for r, _ in missing])):
@@ -109,7 +108,7 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
                      "batch_size": cached[k].get("batch_size", len(batch)), "batch_id": cached[k].get("batch_id", ""),
                      "seed": r.seed, "engine": engine.name,
                      "model": engine.model, "weights_id": engine.weights_id, "prompt_sha256": r.prompt_hash}
-                    for r, k in zip(batch, keys)])
+                    for r, k in batch])
     return fresh
 
 

@@ -125,10 +125,13 @@ class ScalingGrid:
     rule: Rule
     accuracy: np.ndarray
     task_ids: tuple[str, ...]
+    seed: int = 0  # the run's seed the draws came from; the intervals' bootstrap uses it too
 
-    def summary(self, problems: np.ndarray | None = None, seed: int = 0) -> pd.DataFrame:
+    def summary(self, problems: np.ndarray | None = None, seed: int | None = None) -> pd.DataFrame:
         """Benchmark accuracy per cell (%): the mean over problems of each problem's expected accuracy,
-        with a 95% interval from a bootstrap over the problems (see `problem_bootstrap`)."""
+        with a 95% interval from a bootstrap over the problems (see `problem_bootstrap`), seeded with the
+        grid's seed unless told otherwise, so the figures' intervals are the verdicts' draws."""
+        seed = self.seed if seed is None else seed
         expected = self.per_problem() if problems is None else self.per_problem()[..., problems]
         rows = []
         for i, n in enumerate(self.n_values):
@@ -202,7 +205,7 @@ def scaling_grid(cube: PassCube, n_values: Sequence[int], m_values: Sequence[int
                              feasible)
             for i, cell in zip(feasible, cells):
                 acc[i, j] = cell  # broadcasts a fixed draw over the resamples
-    return ScalingGrid(tuple(n_values), tuple(m_values), protocol, rule, acc, cube.task_ids)
+    return ScalingGrid(tuple(n_values), tuple(m_values), protocol, rule, acc, cube.task_ids, seed)
 
 
 def cell_points(grid: ScalingGrid, n: int, m: int) -> np.ndarray:

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -172,11 +173,46 @@ def claim_uid(base: int) -> tuple[int, int]:
     raise RuntimeError(f"no free sandbox uid in {base}..{base + UID_SPAN - 1}")
 
 
+SCRATCH_PREFIX = "utscale-w"  # a worker's scratch root: utscale-w<index>-<driver pid>-<random>
+STALE_SCRATCH = re.compile(re.escape(SCRATCH_PREFIX) + r"\d+-(\d+)-\w+")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_scratch(root: str | None = None) -> list[str]:
+    """Remove the scratch roots that drivers killed without cleaning up (kill -9) left in the temporary
+    folder: this user's, named for a driver pid that no longer runs. A live driver's are never touched."""
+    root = root or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = STALE_SCRATCH.fullmatch(entry.name)
+        try:
+            mine = entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == os.geteuid()
+        except OSError:
+            continue
+        if match and mine and not _alive(int(match.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return sorted(removed)
+
+
 class _Worker:
     def __init__(self, index: int, settings: SandboxSettings, prefix: list[str] | None):
         self.index = index
         self.uid, self._uid_lock = claim_uid(settings.uid_base)
-        self.scratch_root = tempfile.mkdtemp(prefix=f"utscale-w{index}-")
+        self.scratch_root = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{index}-{os.getpid()}-")
         os.chmod(self.scratch_root, 0o711)
         inner = "/tmp/utscale-scratch" if prefix else self.scratch_root  # bwrap gives a private /tmp
         args = json.dumps(settings.worker_settings(index, inner, self.uid))
@@ -242,6 +278,7 @@ class Executor:
         self.timeouts_overturned = 0  # of those got another verdict the second time
 
     def __enter__(self) -> Executor:
+        remove_stale_scratch()
         self._workers = [_Worker(i, self.settings, self.prefix) for i in range(self.n_workers)]
         return self
 
