@@ -39,8 +39,7 @@ def baseline_seconds_per_vote(cube: matrix.PassCube) -> tuple[float, int]:
     votes, t0 = 0, time.perf_counter()
     for n in GRID:
         for m in GRID:
-            mult = scaling._test_multiplicity(cube, m, BASELINE_RESAMPLES, "coderm_code",
-                                              scaling._test_rng(0, m, "coderm_code"))
+            mult = scaling.tests_drawn(cube, m, BASELINE_RESAMPLES, "coderm_code", seed=0)
             for p in range(P):
                 for r in range(BASELINE_RESAMPLES):
                     sub = cube.passes[p][:n][:, mult[p, r] > 0]

@@ -1,16 +1,31 @@
 from __future__ import annotations
 
 import pytest
-from utscale import cli, config
+import yaml
+from utscale import cli, config, paths
 
 
-def test_profiles_are_complete_and_valid():
+def test_every_shipped_profile_loads_and_each_inherited_one_changes_its_base():
     names = config.available_profiles()
     assert set(names) >= {"ci", "embedded", "coderm-replay", "paper-humaneval-plus", "paper-mbpp-plus",
                           "paper-livecodebench"}
     for name in names:
-        values = config.load_profile(name)
-        assert set(values) == set(config.SCHEMA)
+        values = config.load_profile(name)  # raises on any missing, unknown or inconsistent value
+        base = yaml.safe_load((paths.params_dir() / f"{name}.yaml").read_text()).get("base")
+        if base:
+            assert values != config.load_profile(base), f"{name} repeats {base} unchanged"
+
+
+def test_a_profile_without_base_must_give_every_parameter_and_base_must_not_loop(tmp_path, monkeypatch):
+    monkeypatch.setenv("UTSCALE_ROOT", str(tmp_path))
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "partial.yaml").write_text("SEED: 1\nLIMIT: 3\n")
+    with pytest.raises(config.ParameterError, match="missing parameters: .*BENCHMARK"):
+        config.load_profile("partial")
+    (tmp_path / "params" / "a.yaml").write_text("base: b\nSEED: 2\n")
+    (tmp_path / "params" / "b.yaml").write_text("base: a\n")
+    with pytest.raises(config.ParameterError, match="without cycles"):
+        config.load_profile("a")
 
 
 def test_unknown_parameter_fails_with_a_suggestion():

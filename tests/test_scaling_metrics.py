@@ -138,7 +138,7 @@ def test_grid_cells_match_the_plain_rule_on_the_same_draws(protocol, rule):
     cube = random_cube(p=6, n=8, m=70, seed=11)  # m > 52: the randomised keys
     n, m, r_count = 5, 60, 3
     fast = scaling.cell_accuracy(cube, n, m, r_count, protocol, seed=4, rule=rule)
-    mult = scaling._test_multiplicity(cube, m, r_count, protocol, scaling._test_rng(4, m, protocol))
+    mult = scaling.tests_drawn(cube, m, r_count, protocol, seed=4)
     sol = scaling.solution_draw(cube, n, r_count, protocol, seed=4)
     if sol is None:  # the authors' code: the first n
         sol = np.broadcast_to(np.arange(n), (6, r_count, n))

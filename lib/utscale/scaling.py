@@ -60,6 +60,12 @@ def _test_multiplicity(cube: PassCube, m: int, resamples: int, protocol: Protoco
     return np.bincount(flat.ravel(), minlength=mult.size).reshape(mult.shape).astype(float)
 
 
+def tests_drawn(cube: PassCube, m: int, resamples: int, protocol: Protocol, seed: int) -> np.ndarray:
+    """How often each test is drawn in each resample, float [P, R, M]: the draws behind every cell with m
+    tests (shared by every n), as `solution_draw` gives the solutions'."""
+    return _test_multiplicity(cube, m, resamples, protocol, _test_rng(seed, m, protocol))
+
+
 def transposed_float(cube: PassCube) -> np.ndarray:
     """passes as contiguous float64 [P, M, N], so the per-draw products take numpy's BLAS path."""
     return np.ascontiguousarray(cube.passes.transpose(0, 2, 1), dtype=np.float64)
