@@ -316,3 +316,80 @@ def test_a_solution_that_runs_out_of_time_while_growing_memory_is_a_timeout():
     for mode in ("fast", "isolated"):
         with Executor(workers=2, settings=SandboxSettings(mode=mode, jail="none", timeout=1.0)) as ex:
             assert statuses(pairs, ex) == {"grows": "timeout", "swallows": "timeout", "good": "pass"}, mode
+
+
+FORKS = textwrap.dedent("""
+    import os, time
+    def forked(count):
+        made = 0
+        for _ in range(count):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(3)
+                os._exit(0)
+            made += 1
+        return made
+    AT_LOAD = {at_load}
+    def add(a, b):
+        return a + b + {penalty} * forked(20)
+""")
+AS_USER = textwrap.dedent("""
+    import json, sys, warnings
+    warnings.simplefilter("ignore")
+    from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+    cases, max_processes = json.loads(sys.argv[1]), int(sys.argv[2])
+    with Executor(workers=1, settings=SandboxSettings(timeout=5, mode="isolated", jail="bwrap",
+                                                      max_processes=max_processes)) as ex:
+        print(json.dumps({v.id: v.status for v in run_pairs([Pair(k, s, t) for k, (s, t) in cases.items()], ex)}))
+""")
+
+
+def run_as_nobody(cases: dict, max_processes: int = 1) -> dict:
+    """The sandbox as an ordinary user (nobody), with bubblewrap, while that user runs 20 other processes:
+    the uid's process count there is not the sandbox's own."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("bwrap"):
+        pytest.skip("needs root (to become nobody), setpriv and bubblewrap")
+    lib = Path(__file__).resolve().parents[1] / "lib"
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    others = [subprocess.Popen([*nobody, "sleep", "60"]) for _ in range(20)]
+    try:
+        got = subprocess.run([*nobody, "env", "HOME=/", f"PYTHONPATH={lib}", sys.executable, "-c", AS_USER,
+                              json.dumps(cases), str(max_processes)], capture_output=True, text=True, timeout=120,
+                             cwd="/")
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+    if got.returncode and "Permission denied" in got.stderr:
+        pytest.skip("the checkout is not readable by nobody")
+    assert got.returncode == 0, got.stderr[-2000:]
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_as_an_ordinary_user_under_bubblewrap_a_solution_cannot_fork():
+    cases = {"good": (GOOD, ADD_OK),
+             # passes iff every fork failed (add is off by the number of processes it made)
+             "calls_fork": (FORKS.format(at_load="0", penalty=1), ADD_OK),
+             "forks_while_loading": (FORKS.format(at_load="forked(20)", penalty=0), ADD_OK)}
+    got = run_as_nobody(cases)
+    assert got["good"] == "pass" and got["calls_fork"] == "pass"
+    assert got["forks_while_loading"] == "crash"  # it used the room the test's server needed: no verdict forged
+
+
+@pytest.mark.slow
+def test_as_an_ordinary_user_max_processes_still_lets_a_solution_fork_that_many():
+    forks = FORKS.format(at_load="0", penalty=1)  # add(0, 0) is the number of processes the server made
+    # one job per count (the solutions differ by a constant): a job's sleeping children would hold slots
+    got = run_as_nobody({f"made_{k}": (forks + f"JOB = {k}\n", unit_test_program(f"self.assertEqual(add(0, 0), {k})"))
+                         for k in range(5)}, max_processes=3)
+    assert got == {f"made_{k}": "pass" if k == 2 else "fail" for k in range(5)}  # 3 slots, itself included

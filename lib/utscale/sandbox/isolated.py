@@ -23,6 +23,7 @@ import builtins
 import importlib
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -280,13 +281,49 @@ def serve(fd: int, namespace: dict[str, Any], limit: float | None) -> None:
             os._exit(0)
 
 
-def loader_main(ctrl_fd: int, solution: str, limit: float | None) -> None:
+IDENTITY_MAP = ["0", "0", "4294967295"]  # /proc/self/uid_map outside any user namespace of our own
+
+
+def _tasks(pid: str) -> int:
+    """Threads count against RLIMIT_NPROC as processes do."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:  # it exited meanwhile
+        return 0
+
+
+def cap_new_processes(extra: int) -> None:
+    """Let this process, and all it forks, start at most `extra` more processes. RLIMIT_NPROC counts the
+    uid's processes: as root the worker's sandbox uid has the job to itself and `worker.prepare` sets it;
+    as an ordinary user the uid is shared, except inside a user namespace of its own (bubblewrap run by
+    an ordinary user), where the kernel counts the namespace's processes only and /proc lists exactly
+    those. There the limit is set relative to what is alive (threads included); elsewhere (no jail)
+    nothing is set."""
+    try:
+        with open("/proc/self/uid_map") as fh:
+            namespaced = fh.read().split() != IDENTITY_MAP
+        alive = sum(_tasks(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:
+        return
+    if os.geteuid() == 0 or not namespaced:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (alive + extra, alive + extra))
+    except (ValueError, OSError):
+        pass  # above the hard limit inherited: that one stays, and it is lower
+
+
+def loader_main(ctrl_fd: int, solution: str, limit: float | None, max_processes: int = 1) -> None:
     """The loader, forked from the judge: keep nothing of the judge's but the control socket (above all
     not the verdict pipe), load the solution, describe it, then fork one server per test the judge asks
     for (a fresh copy of the loaded state each time). `limit`: seconds of CPU time for loading and for
-    each test (the cpu clock), or None (the judge's wall clock). Never returns."""
+    each test (the cpu clock), or None (the judge's wall clock). `max_processes`: what a server may run at
+    once, itself included (1: it cannot fork). Never returns."""
     os.closerange(3, ctrl_fd)
     os.closerange(ctrl_fd + 1, 1 << 16)
+    # room for each test's two processes (the judge's test fork and this loader's server) and what a
+    # server may fork; a solution that forks while loading uses that room and its tests crash
+    cap_new_processes(1 + max_processes)
     ctrl = socket.socket(fileno=ctrl_fd)
     sys.set_int_max_str_digits(0)
     namespace: dict[str, Any] = {"__name__": "__utscale_solution__", "__builtins__": builtins}
@@ -315,6 +352,9 @@ def loader_main(ctrl_fd: int, solution: str, limit: float | None) -> None:
         if pid == 0:
             try:
                 ctrl.close()
+                # the judge forks the test's process after this server: room for it, then for the forks
+                # max_processes allows (with 1, none: the solution's calls come only once the test runs)
+                cap_new_processes(max_processes)
                 serve(fds[0], namespace, limit)
             finally:
                 os._exit(0)  # a server never returns into the loader's loop

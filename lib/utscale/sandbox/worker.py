@@ -160,8 +160,9 @@ def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
         resource.RLIMIT_NPROC: settings["max_processes"] + EXTRA_PROCESSES.get(settings["mode"], 0),
     }
     if settings["mode"] == "isolated" and not is_root:
-        # the uid is shared with this user's other processes: a limit low enough to stop the solution
-        # forking would stop the judge forking its loader too (the job's process group is killed at its end)
+        # an absolute limit low enough to stop the solution forking would stop the judge forking its
+        # loader too; the loader and each server set limits relative to what is alive instead
+        # (`isolated.cap_new_processes`, where the count is the sandbox's own: bubblewrap as a user)
         del limits[resource.RLIMIT_NPROC]
     for which, value in limits.items():
         try:
@@ -361,7 +362,8 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
             ctrl.close()
             # under the cpu clock the solution's own processes count their CPU time against the limit
             isolated.loader_main(loader_end.fileno(), solution,
-                                 settings["timeout"] if clock_of(settings) == "cpu" else None)
+                                 settings["timeout"] if clock_of(settings) == "cpu" else None,
+                                 settings["max_processes"])
         finally:
             os._exit(0)
     loader_end.close()
