@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from utscale import benchmarks, execution
+from utscale import benchmarks, execution, runs
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
 from utscale.sandbox.executor import SCRATCH_PREFIX
@@ -157,8 +157,6 @@ def test_ray_backend_runs_the_same_worker_code(tmp_path, monkeypatch):
 
 
 def test_unit_test_verdicts_are_the_and_of_their_assertions():
-    from utscale import execution
-
     assertions = pd.DataFrame({"task_id": ["T/0", "T/0", "T/0"], "assertion_id": [0, 1, 2],
                                "sources": ["[[0, 0], [1, 0]]", "[[0, 1]]", "[[1, 1]]"]})
     by_assertion = pd.DataFrame({"task_id": ["T/0"] * 6, "solution_id": [0, 0, 0, 1, 1, 1],
@@ -174,8 +172,6 @@ def test_unit_test_verdicts_are_the_and_of_their_assertions():
 
 
 def test_recomputed_verdicts_replace_their_table_remove_what_was_derived_and_say_so(tmp_path, monkeypatch):
-    from utscale import runs
-
     monkeypatch.setenv("UTSCALE_RESULTS", str(tmp_path))
     run = runs.open_run("ci")
     key = ["task_id", "solution_id"]
@@ -196,3 +192,44 @@ def test_recomputed_verdicts_replace_their_table_remove_what_was_derived_and_say
     with pytest.raises(runs.RunConflict):
         execution._write_verdicts(run, "labels", old, execution.LABEL_KEY, "correct", unchanged,
                                   SandboxSettings(mode="isolated"))
+
+
+SLOW_REFERENCE = ("import time\n\ndef slow(x):\n    end = time.process_time() + 0.25\n    while time.process_time() < end:\n"
+                  "        pass\n    return x\n")
+
+
+def slow_problems() -> pd.DataFrame:
+    """Three problems whose ground truth takes the reference 0.25 s of CPU: one with that reference, one
+    whose reference fails its own ground truth, one without a reference."""
+    truth = benchmarks.ground_truth_program("assert slow(3) == 3", "")
+    rows = [{"task_id": f"Slow/{i}", "benchmark": "humaneval", "prompt": "", "question": "", "entry_point": "slow",
+             "reference_solution": ref, "ground_truth": truth, "difficulty": ""}
+            for i, ref in enumerate([SLOW_REFERENCE, "def slow(x):\n    return -x\n", ""])]
+    return pd.DataFrame(rows)
+
+
+def test_per_problem_limits_give_a_slow_reference_its_time_and_are_measured_once(results_root, monkeypatch):
+    run = runs.open_run("ci", {"TIME_LIMIT_FACTOR": 4.0, "LABEL_TIMEOUT_S": 0.1, "TIMEOUT_S": 0.1})
+    run.write_table("problems", slow_problems(), key=["task_id"])
+    with Executor(workers=2, settings=execution.sandbox_settings(run.config, labels=True)) as ex:
+        limits = execution.time_limits(run, ex).set_index("task_id")
+        assert limits.reference_status.tolist() == ["pass", "fail", "none"]
+        assert 0.25 <= limits.loc["Slow/0", "reference_seconds"] < 1.0
+        assert limits.loc["Slow/0", "label_limit_s"] == pytest.approx(4 * limits.loc["Slow/0", "reference_seconds"],
+                                                                      abs=1e-3)
+        assert limits.loc[["Slow/1", "Slow/2"], "label_limit_s"].tolist() == [0.1, 0.1]  # the fixed limit stays
+        # the correct slow solution: a timeout under the fixed 0.1 s, a pass under its problem's limit
+        sols = pd.DataFrame({"task_id": ["Slow/0"], "solution_id": [0], "code": [SLOW_REFERENCE]})
+        fixed = execution.label_solutions(run.read_table("problems"), sols, JsonlLog(results_root / "a.jsonl",
+                                          execution.LABEL_KEY), ex, LEGACY)
+        calibrated_log = JsonlLog(results_root / "b.jsonl", execution.LABEL_KEY)
+        execution.label_solutions(run.read_table("problems"), sols, calibrated_log, ex, LEGACY,
+                                  execution.limits_of(limits.reset_index(), "label_limit_s"))
+        assert fixed.executed == 1
+        assert JsonlLog(results_root / "a.jsonl", execution.LABEL_KEY).frame().status.tolist() == ["timeout"]
+        assert calibrated_log.frame().status.tolist() == ["pass"]
+        monkeypatch.setattr(execution, "reference_times", lambda *a, **k: pytest.fail("measured twice"))
+        assert execution.time_limits(run, ex).equals(limits.reset_index())  # read back on resume
+    summary = execution.limits_summary(limits.reset_index(), run.config)
+    assert (summary["references_passed"], summary["label_limits_raised"], summary["test_limits_raised"]) == (1, 1, 1)
+    assert execution.time_limits(runs.open_run("ci"), ex) is None  # factor 0: the fixed limits

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_pairs
 from utscale.sandbox.executor import bwrap_prefix, private_tmp_roots
 from utscale.sandbox.oracle import oracle_passes
 
@@ -379,6 +379,20 @@ def test_the_cpu_clock_counts_computing_not_waiting(mode):
         settings = SandboxSettings(jail="none", mode=mode, clock=clock, timeout=1.0, recheck_timeouts=False)
         with Executor(workers=2, settings=settings) as ex:
             assert {v.id: v.status for v in run_pairs(pairs, ex)} == expected, (mode, clock)
+
+
+@pytest.mark.parametrize("mode", ["fast", "isolated", "strict"])
+def test_a_pairs_own_limit_replaces_the_pools_and_splits_a_shared_solution_into_two_jobs(mode):
+    """The same 0.4 s computation under a 0.2 s per-pair limit times out and under a 2 s one passes, in a
+    pool whose own limit is 1 s; identical solutions with different limits are judged apart."""
+    computes = ("import time\ndef add(a, b):\n    end = time.process_time() + 0.4\n"
+                "    while time.process_time() < end:\n        pass\n    return a + b\n")
+    pairs = [Pair("tight", computes, ADD_OK, timeout=0.2), Pair("loose", computes, ADD_OK, timeout=2.0),
+             Pair("pool", computes, ADD_OK)]
+    assert len(plan_jobs(pairs).jobs) == 3
+    settings = SandboxSettings(jail="none", mode=mode, timeout=1.0, recheck_timeouts=False)
+    with Executor(workers=2, settings=settings) as ex:
+        assert {v.id: v.status for v in run_pairs(pairs, ex)} == {"tight": "timeout", "loose": "pass", "pool": "pass"}
 
 
 def test_cpu_hogs_on_every_core_do_not_change_a_cpu_clock_verdict():

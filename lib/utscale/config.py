@@ -107,6 +107,9 @@ SCHEMA: dict[str, Param] = {
         # execution (notebook 04)
         Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01, maximum=3600.0),
         Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01, maximum=3600.0),
+        Param("TIME_LIMIT_FACTOR", float, "per-problem limits: each problem's limit is the larger of the fixed "
+              "one and this multiple of its reference solution's time on the ground truth (evalplus uses 4); "
+              "0: the fixed limits only", "fixed 1 s", minimum=0.0, maximum=1000.0),
         Param("SANDBOX_MODE", str, "executor semantics of the pass matrix (fast; isolated: the verdict decided by a "
               "process that never runs solution code; strict: a process per test; coderm: the CodeRM authors'; "
               "codet: CodeT's, for its assertions)",

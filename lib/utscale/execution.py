@@ -73,14 +73,17 @@ def stale_verdicts(log: JsonlLog, current: Mapping[str, str], legacy: Mapping[st
 
 
 def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor: Executor,
-                verdict_fields: Callable[[Any], dict], legacy: Mapping[str, str]) -> StageReport:
-    """Execute the pairs the log does not hold under the executor's signature; each record carries it."""
+                verdict_fields: Callable[[Any], dict], legacy: Mapping[str, str],
+                limits: Mapping[str, float] | None = None) -> StageReport:
+    """Execute the pairs the log does not hold under the executor's signature; each record carries it.
+    `limits`: a per-problem time limit (task id, the key's first field → seconds), else the executor's."""
     started = time.perf_counter()
     current = signature(executor.settings)
     signatures = logged_signatures(log, legacy)  # read once: the log can hold 833,100 verdicts
     stale = _stale(signatures, current)
     done = set(signatures) - set(stale)
-    plan = plan_jobs(Pair(json.dumps(list(k)), sol, test) for k, (sol, test) in pairs.items() if k not in done)
+    plan = plan_jobs(Pair(json.dumps(list(k)), sol, test, None if limits is None else limits[k[0]])
+                     for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
         with log.writer() as write:
@@ -166,12 +169,12 @@ def unit_test_verdicts(assertion_executions: pd.DataFrame, assertions: pd.DataFr
 
 
 def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor,
-                    legacy: Mapping[str, str]) -> StageReport:
+                    legacy: Mapping[str, str], limits: Mapping[str, float] | None = None) -> StageReport:
     """Ground-truth labels under the executor's signature (recorded per label); a label logged under
     another one (mode, clock) is computed again."""
     return _run_logged(label_pairs(problems, solutions), log, executor,
                        lambda v: {"correct": v.passed, "status": v.status, "tests_run": v.tests_run,
-                                  "duration_s": v.duration_s}, legacy)
+                                  "duration_s": v.duration_s}, legacy, limits)
 
 
 def _execution_fields(v: Any) -> dict:
@@ -179,8 +182,61 @@ def _execution_fields(v: Any) -> dict:
 
 
 def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd.DataFrame, log: JsonlLog,
-                       executor: Executor, legacy: Mapping[str, str]) -> StageReport:
-    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, executor, _execution_fields, legacy)
+                       executor: Executor, legacy: Mapping[str, str],
+                       limits: Mapping[str, float] | None = None) -> StageReport:
+    return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, executor, _execution_fields, legacy,
+                       limits)
+
+
+CALIBRATION_REPEATS = 3  # a reference's time is its fastest of three runs: load only ever slows a run down
+CALIBRATION_HEADROOM = 10.0  # the reference runs under ten times the fixed limits
+
+
+def reference_times(problems: pd.DataFrame, executor: Executor, timeout: float,
+                    repeats: int = CALIBRATION_REPEATS) -> pd.DataFrame:
+    """Each problem's reference solution run against its ground truth `repeats` times in one job (each a
+    fresh state): the fastest run's seconds and the status (`none` without a reference solution)."""
+    rows = {r.task_id: {"task_id": r.task_id, "reference_status": "none", "reference_seconds": float("nan")}
+            for r in problems.itertuples()}
+    # the repeats differ by a trailing comment: distinct test texts, so none is deduplicated away
+    pairs = [Pair(json.dumps([r.task_id, k]), r.reference_solution, f"{r.ground_truth}\n# run {k}\n", timeout)
+             for r in problems.itertuples() if isinstance(r.reference_solution, str) and r.reference_solution.strip()
+             for k in range(repeats)]
+    runs: dict[str, list[Any]] = {}
+    for verdict in run_plan(plan_jobs(pairs), executor):
+        runs.setdefault(json.loads(verdict.id)[0], []).append(verdict)
+    for task_id, verdicts in runs.items():
+        passed = [v.duration_s for v in verdicts if v.passed]
+        rows[task_id].update(reference_status="pass" if len(passed) == len(verdicts) else
+                             next(v.status for v in verdicts if not v.passed),
+                             reference_seconds=min(passed) if passed else float("nan"))
+    return pd.DataFrame(list(rows.values()))
+
+
+def time_limits(run: Run, executor: Executor) -> pd.DataFrame | None:
+    """The run's per-problem limits when TIME_LIMIT_FACTOR > 0 (else None): the larger of the fixed limit
+    and the factor times the reference's time, for labels and for unit tests (evalplus's rule; a problem
+    whose reference does not pass keeps the fixed limits). Measured once and stored as `time_limits`:
+    a resumed run reads them back, since a re-measurement on a busier machine would move limits, and so
+    verdicts, mid-run."""
+    factor = run.config["TIME_LIMIT_FACTOR"]
+    if not factor:
+        return None
+    if run.has_table("time_limits"):
+        return run.read_table("time_limits")
+    floor_labels, floor_tests = run.config["LABEL_TIMEOUT_S"], run.config["TIMEOUT_S"]
+    table = reference_times(run.read_table("problems"), executor,
+                            CALIBRATION_HEADROOM * max(floor_labels, floor_tests))
+    scaled = factor * table.reference_seconds.where(table.reference_status.eq("pass"), 0.0)
+    table["label_limit_s"] = scaled.clip(lower=floor_labels).round(3)
+    table["test_limit_s"] = scaled.clip(lower=floor_tests).round(3)
+    run.write_table("time_limits", table, key=["task_id"])
+    return run.read_table("time_limits")
+
+
+def limits_of(table: pd.DataFrame | None, column: str) -> dict[str, float] | None:
+    """task id → limit from a `time_limits` table (`label_limit_s` or `test_limit_s`); None: fixed limits."""
+    return None if table is None else dict(zip(table.task_id, table[column].astype(float)))
 
 
 def labels_table(solutions: pd.DataFrame, log: JsonlLog, legacy: Mapping[str, str]) -> pd.DataFrame:
@@ -231,9 +287,11 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     load_before = os.getloadavg()  # wall-clock limits depend on load: the manifest says what it was
     label_settings = sandbox_settings(run.config, labels=True)
     with make_executor(run.config, label_settings) as executor:
+        limits = time_limits(run, executor)
         label_log = verdict_log(run, "labels_log", "labels", LABEL_KEY)
         legacy = legacy_signature(run.config, labels=True)
-        reports["labels"] = label_solutions(problems, solutions, label_log, executor, legacy)
+        reports["labels"] = label_solutions(problems, solutions, label_log, executor, legacy,
+                                            limits_of(limits, "label_limit_s"))
         jailed = executor.jailed
     _write_verdicts(run, "labels", labels_table(solutions, label_log, legacy), LABEL_KEY, "correct",
                     reports["labels"], label_settings)
@@ -244,7 +302,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
             assertions = run.read_table("assertions")
             log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY)
             pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"])
-            reports["executions"] = _run_logged(pairs, log, executor, _execution_fields, legacy)
+            reports["executions"] = _run_logged(pairs, log, executor, _execution_fields, legacy,
+                                                limits_of(limits, "test_limit_s"))
             _write_verdicts(run, "assertion_executions", with_signature(log.frame(), legacy), ASSERTION_KEY,
                             "passed", reports["executions"], settings)
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
@@ -253,7 +312,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
             log = verdict_log(run, "executions_log", "executions", EXECUTION_KEY)
-            reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor, legacy)
+            reports["executions"] = execute_unit_tests(problems, solutions, unit_tests, log, executor, legacy,
+                                                       limits_of(limits, "test_limit_s"))
             _write_verdicts(run, "executions", with_signature(log.frame(), legacy), EXECUTION_KEY, "passed",
                             reports["executions"], settings)
         rechecked = {k: getattr(executor, k, None) for k in ("timeouts_rechecked", "timeouts_overturned")}
@@ -266,11 +326,24 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     run.update_manifest(sandbox={
         "settings": asdict(settings), "label_settings": asdict(label_settings),
         "label_timeout_s": run.config["LABEL_TIMEOUT_S"],
+        "time_limits": limits_summary(limits, run.config),
         "jailed": jailed, "backend": run.config["SANDBOX_BACKEND"], "reports": measured,
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
     })
     return reports
+
+
+def limits_summary(table: pd.DataFrame | None, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the manifest says about the limits: fixed, or calibrated (how many problems got more time)."""
+    if table is None:
+        return {"calibrated": False}
+    return {"calibrated": True, "factor": config["TIME_LIMIT_FACTOR"], "problems": len(table),
+            "references_passed": int(table.reference_status.eq("pass").sum()),
+            "label_limits_raised": int((table.label_limit_s > config["LABEL_TIMEOUT_S"]).sum()),
+            "test_limits_raised": int((table.test_limit_s > config["TIMEOUT_S"]).sum()),
+            "test_limit_s": {"median": float(table.test_limit_s.median()), "max": float(table.test_limit_s.max())},
+            "label_limit_s": {"median": float(table.label_limit_s.median()), "max": float(table.label_limit_s.max())}}
 
 
 DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdict table (the gold pass rates)

@@ -95,6 +95,7 @@ def generate_in_rounds(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     log = execution.verdict_log(run, "executions_log", "executions", execution.EXECUTION_KEY)
     legacy = execution.legacy_signature(config, labels=False)
     with execution.make_executor(config, execution.sandbox_settings(config)) as executor:
+        limits = execution.limits_of(execution.time_limits(run, executor), "test_limit_s")
         while open_.any():
             asked = [r for p in np.flatnonzero(open_) for r in by_task[tasks[p]][generated[p]:generated[p] + step]]
             started = time.perf_counter()
@@ -104,7 +105,7 @@ def generate_in_rounds(run: Run, engine: Engine | None = None) -> pd.DataFrame:
                 seconds = earlier.get(len(rounds) + 1, {}).get("engine_seconds", 0.0)
             generated[open_] = np.minimum(generated[open_] + step, cap)
             unit_tests = stage.table()
-            execution.execute_unit_tests(stage.problems, solutions, unit_tests, log, executor, legacy)
+            execution.execute_unit_tests(stage.problems, solutions, unit_tests, log, executor, legacy, limits)
             cube = revealed_cube(tasks, solutions, unit_tests, log.frame(), cap)
             done = settled(cube, generated, setting, step, floor) | (generated >= cap)
             rounds.append({"round": len(rounds) + 1, "open": int(open_.sum()), "tests_asked": len(asked),

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from utscale.sandbox.worker import Status, clock_of
@@ -77,6 +77,7 @@ class Job:
     key: str
     solution: str
     tests: Sequence[tuple[str, str]]  # (test key, unittest program)
+    timeout: float | None = None  # this job's limit per test program (None: the executor's)
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,8 @@ class _Worker:
         self.busy = False
 
     def run(self, job: Job) -> Iterator[dict]:
-        message = {"job": job.key, "solution": job.solution, "tests": [{"id": k, "code": c} for k, c in job.tests]}
+        message = {"job": job.key, "solution": job.solution, "tests": [{"id": k, "code": c} for k, c in job.tests],
+                   "timeout": job.timeout}
         self.busy = True  # until the worker says the job is done: a worker abandoned mid-job is replaced
         try:
             self.stdin.write(json.dumps(message) + "\n")
@@ -334,7 +336,7 @@ class Executor:
                     out.put(JobVerdict(job.key, left[0][0], "crash", 0, 0.0))
                 else:
                     for test in left:
-                        jobs.put(Job(job.key, job.solution, [test]))
+                        jobs.put(replace(job, tests=[test]))
                         out.put(("requeued", job.key))
             out.put(("finished", job.key))
 
@@ -371,7 +373,7 @@ class Executor:
                     yield verdict
             for first in held:
                 job = by_key[first.job]
-                pending.put(Job(job.key, job.solution, [(first.test, dict(job.tests)[first.test])]))
+                pending.put(replace(job, tests=[(first.test, dict(job.tests)[first.test])]))
                 again = list(self._collect(out, 1)) or [first]
                 self.timeouts_rechecked += 1
                 self.timeouts_overturned += again[0].status != "timeout"

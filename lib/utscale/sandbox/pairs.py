@@ -17,6 +17,7 @@ class Pair:
     id: str
     solution: str
     test: str
+    timeout: float | None = None  # a per-problem limit (None: the executor's)
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,23 @@ class Plan:
 
 
 def plan_jobs(pairs: Iterable[Pair]) -> Plan:
-    """One job per unique solution with its unique tests, and the fan-out back to pair ids."""
+    """One job per unique solution (and time limit) with its unique tests, and the fan-out back to pair ids."""
     solutions: dict[str, str] = {}
     tests: dict[str, dict[str, str]] = {}
     fan_out: dict[tuple[str, str], list[str]] = {}
     keys: dict[str, str] = {}  # parse each distinct solution text once, not once per pair
+    limits: dict[str, float | None] = {}
     for pair in pairs:
         s_key = keys.get(pair.solution)
         if s_key is None:
             s_key = keys[pair.solution] = solution_key(pair.solution)
         t_key = text_key(pair.test)
-        solutions.setdefault(s_key, pair.solution)
-        tests.setdefault(s_key, {}).setdefault(t_key, pair.test)
-        fan_out.setdefault((s_key, t_key), []).append(pair.id)
-    jobs = [Job(key, solutions[key], list(tests[key].items())) for key in solutions]
+        j_key = s_key if pair.timeout is None else f"{s_key}@{pair.timeout!r}"  # one limit per job
+        solutions.setdefault(j_key, pair.solution)
+        limits[j_key] = pair.timeout
+        tests.setdefault(j_key, {}).setdefault(t_key, pair.test)
+        fan_out.setdefault((j_key, t_key), []).append(pair.id)
+    jobs = [Job(key, solutions[key], list(tests[key].items()), limits[key]) for key in solutions]
     return Plan(jobs, fan_out)
 
 

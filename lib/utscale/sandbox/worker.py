@@ -649,6 +649,8 @@ def run_job(job: dict, settings: dict, uid: int, emit) -> None:
     hang or crash, so a worker that dies mid-job has already reported every finished test."""
     tests = [(i, t["code"]) for i, t in enumerate(job["tests"])]
     ids = [t["id"] for t in job["tests"]]
+    if job.get("timeout"):  # a per-problem limit (calibrated on the reference solution) replaces the pool's
+        settings = {**settings, "timeout": float(job["timeout"])}
 
     def verdict(index: int, status: str, run: int, seconds: float) -> None:
         emit({"test": ids[index], "status": status, "tests_run": run, "duration_s": round(seconds, 6)})
