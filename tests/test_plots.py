@@ -111,3 +111,56 @@ def test_ledger_links_each_figure_to_its_heading():
          "figure": ""}]))
     assert re.search(r'<a href="#fig-voting_gain_by_quintile">voting_gain_by_quintile</a>', table)
     assert "<td>—</td>" in table
+
+
+def test_the_online_figure_draws_equal_as_a_curve_and_the_rest_as_points_from_the_cap_up():
+    table = pd.DataFrame({
+        "rule": ["equal"] * 3 + ["online_margin_h4", "paper_gold", "paper_gold"],
+        "budget": [2, 4, 8, 8, 2, 4], "tests_generated": [2.0, 4.0, 8.0, 5.0, 2.0, 4.0],
+        "flops": [1e9, 2e9, 4e9, 2.5e9, 1e9, 2e9], "accuracy": [40.0, 45.0, 50.0, 49.0, 41.0, 46.0]})
+    table = table.assign(ci_low=table.accuracy - 2, ci_high=table.accuracy + 2)
+    fig = plots.online_frontier(table, cap=8)
+    left = fig.axes[0]
+    (curve,) = [line for line in left.get_lines() if line.get_label() == "equal"]
+    assert curve.get_xdata().tolist() == [2.0, 4.0, 8.0]
+    plotted = sorted(c.get_label() for c in left.containers)  # errorbar containers: the rules as points
+    assert plotted == ["online_margin_h4", "paper_gold"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["unit tests generated per problem", "unit-test FLOPs per problem"]
+    plt.close(fig)
+
+
+def test_the_compute_figure_says_which_costs_a_run_did_not_record():
+    costed = pd.DataFrame({"rule": ["equal", "equal"], "flops": [1e9, 2e9], "generation_seconds": [0.0, 0.0],
+                           "accuracy": [40.0, 45.0], "pareto": [True, True]})
+    fig = plots.compute_frontier(costed)
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert texts == ["no generation seconds per problem recorded for this run"] and not fig.axes[0].texts
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
+
+
+def test_the_small_figures_label_what_they_show():
+    reranked = pd.DataFrame({"rule": ["coderm", "codet"], "granularity": ["none", "assertion"],
+                             "accuracy": [50.0, 52.0], "ci_low": [45.0, 47.0], "ci_high": [55.0, 57.0]})
+    fig = plots.rerankers(reranked, 100)
+    ticks = {round(t.get_position()[1]): t.get_text() for t in fig.axes[0].get_yticklabels()}
+    assert ticks == {1: "coderm", 0: "codet (assertion)"}  # the table's first row on top
+    assert fig.axes[0].get_title() == "rerankers on the full matrices (100 solutions)"
+    tokens = pd.DataFrame({"completion_tokens": [10, 20, 30], "extract_status": ["ok", "ok", "truncated"]})
+    fig2 = plots.completion_tokens(tokens, "sampled solution", "solutions")
+    assert (fig2.axes[0].get_title(), fig2.axes[0].get_ylabel()) == ("completion tokens per sampled solution", "solutions")
+    fig3 = plots.probe_calibration(np.array([0.1, 0.9]), np.array([0.2, 0.7]))
+    assert fig3.axes[0].collections[0].get_offsets().tolist() == [[0.1, 0.2], [0.9, 0.7]]
+    for f in (fig, fig2, fig3):
+        plt.close(f)
+
+
+def test_who_gets_lists_every_rules_tests_beside_the_pass_rate():
+    allocations = {("equal", 2): np.array([2, 2]), ("paper_predicted", 2): np.array([3, 1]),
+                   ("verifier_aware", 2): np.array([0, 4])}
+    who = allocation.who_gets(("T/0", "T/1"), np.array([0.2, 0.8]), allocations, 2)
+    assert who.rule.tolist() == ["equal"] * 2 + ["paper_predicted"] * 2 + ["verifier_aware"] * 2
+    assert who.tests.tolist() == [2, 2, 3, 1, 0, 4] and who.pass_rate.tolist() == [0.2, 0.8] * 3
+    fig = plots.allocation_by_pass_rate(who, 2)
+    assert fig.axes[0].get_title() == "who gets the budget (2 tests per problem on average)"
+    plt.close(fig)

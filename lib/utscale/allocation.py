@@ -15,6 +15,8 @@ unit test actually adds to best-of-N accuracy at each difficulty, and allocates 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -173,3 +175,12 @@ def minus_equal(curves: np.ndarray, allocations: dict, budgets: list[int],
             rows.append({"rule": rule, "budget": budget, "minus_equal": float(np.nanmean(diff)),
                          "ci_low": lo, "ci_high": hi, "level": level})
     return pd.DataFrame(rows)
+
+
+def who_gets(task_ids: Sequence[str], pass_rates: np.ndarray, allocations: dict, budget: int,
+             rules: Sequence[str] = ("equal", "paper_predicted", "verifier_aware")) -> pd.DataFrame:
+    """Long table of the tests each rule gives each problem at one budget, beside its pass rate."""
+    p = len(task_ids)
+    return pd.DataFrame({"task_id": list(task_ids) * len(rules), "pass_rate": np.tile(pass_rates, len(rules)),
+                         "rule": np.repeat(list(rules), p),
+                         "tests": np.concatenate([allocations[(r, budget)] for r in rules])})

@@ -155,10 +155,11 @@ def quintile_gain_points(gains: pd.DataFrame) -> Figure:
     return fig
 
 
-def gain_by_difficulty(gains: pd.DataFrame) -> Figure:
+def gain_by_difficulty(gains: pd.DataFrame, title: str = "") -> Figure:
     """The paper's Appendix B view: the gain over random pick per difficulty bin, one line per m."""
     fig, axes = new_figure()
     ax = axes[0, 0]
+    ax.set_title(title)
     sns.lineplot(data=gains.assign(tests=gains.n_tests.astype(str)), x="difficulty", y="gain", hue="tests",
                  marker="o", ax=ax, palette=PALETTE)
     ax.axhline(0, color="black", linewidth=0.8)
@@ -196,3 +197,118 @@ def allocation_rules(table: pd.DataFrame, differences: pd.DataFrame) -> Figure:
     right.set_title(f"paired difference from equal ({100 * (1 - level):.1f}% intervals)")
     left.legend(fontsize=8)
     return fig
+
+
+def probe_calibration(true: np.ndarray, predicted: np.ndarray) -> Figure:
+    """The difficulty probe's out-of-fold prediction of each problem's pass rate against the truth."""
+    fig, axes = new_figure(width=5, height=4)
+    ax = axes[0, 0]
+    ax.scatter(true, predicted)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--")
+    ax.set_xlabel("true pass rate")
+    ax.set_ylabel("predicted (out of fold)")
+    ax.set_title("difficulty probe")
+    return fig
+
+
+def allocation_by_pass_rate(who: pd.DataFrame, budget: int) -> Figure:
+    """How many tests each rule gives a problem against its pass rate (`allocation.who_gets`)."""
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    sns.scatterplot(data=who, x="pass_rate", y="tests", hue="rule", style="rule", ax=ax)
+    ax.set_title(f"who gets the budget ({budget} tests per problem on average)")
+    ax.set_xlabel("the policy's pass rate (true)")
+    ax.set_ylabel("unit tests allocated")
+    return fig
+
+
+OFFLINE_RULES = ("paper_gold", "paper_predicted", "verifier_aware")
+
+
+def online_frontier(table: pd.DataFrame, cap: int) -> Figure:
+    """Accuracy against unit tests generated and against their FLOPs (`allocation.csv`): equal allocation
+    as a curve with its band, every other rule (offline ones at each budget, online settings and equal
+    allocation from the cap up) as points with intervals."""
+    fig, axes = new_figure(ncols=2, width=11)
+    points = table[(table.budget >= cap) | table.rule.isin(OFFLINE_RULES)]
+    equal = table[table.rule == "equal"]
+    for ax, column, label in ((axes[0, 0], "tests_generated", "unit tests generated per problem"),
+                              (axes[0, 1], "flops", "unit-test FLOPs per problem")):
+        ax.plot(equal[column], equal.accuracy, color="black", label="equal")
+        ax.fill_between(equal[column], equal.ci_low, equal.ci_high, color="black", alpha=0.1)
+        for rule, part in points[points.rule != "equal"].groupby("rule"):
+            ax.errorbar(part[column], part.accuracy, yerr=[part.accuracy - part.ci_low, part.ci_high - part.accuracy],
+                        marker="o", linestyle="-" if not rule.startswith("online") else "none", capsize=2, label=rule)
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set_xlabel(label)
+    axes[0, 0].set_ylabel("problems solved (%)")
+    axes[0, 1].legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def compute_frontier(costed: pd.DataFrame) -> Figure:
+    """Accuracy against FLOPs and against generation seconds per problem, Pareto front drawn; a panel
+    whose cost this run did not record (replayed generations carry no timings) says so."""
+    fig, axes = new_figure(ncols=2)
+    for ax, column, label in ((axes[0, 0], "flops", "FLOPs per problem"),
+                              (axes[0, 1], "generation_seconds", "generation seconds per problem")):
+        ax.set_xlabel(label)
+        if not (costed[column] > 0).any():
+            ax.text(0.5, 0.5, f"no {label} recorded for this run", ha="center", va="center", transform=ax.transAxes)
+            continue
+        sns.scatterplot(data=costed, x=column, y="accuracy", hue="rule", style="pareto", ax=ax)
+        front = costed[costed.pareto].sort_values(column)
+        ax.plot(front[column], front.accuracy, color="black", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_ylabel("problems solved (%)")
+    return fig
+
+
+def prompt_lengths(lengths: pd.DataFrame, title: str) -> Figure:
+    """Histograms of the policy prompts' and test questions' lengths (`benchmarks.prompt_lengths`)."""
+    fig, axes = new_figure(ncols=2)
+    for ax, unit in zip(axes[0], ("characters", "words")):
+        sns.histplot(data=lengths, x=unit, hue="text", ax=ax, bins=15)
+        ax.set_xlabel(f"prompt length ({unit})")
+        ax.set_ylabel("problems")
+    fig.suptitle(title)
+    return fig
+
+
+def completion_tokens(table: pd.DataFrame, what: str, counted: str) -> Figure:
+    """Completion tokens per sample, stacked by extraction status (`what`: "sampled solution" or
+    "generated unit test"; `counted`: the y axis, "solutions" or "unit tests")."""
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    sns.histplot(data=table, x="completion_tokens", hue="extract_status", multiple="stack", bins=20, ax=ax)
+    ax.set_title(f"completion tokens per {what}")
+    ax.set_xlabel("completion tokens")
+    ax.set_ylabel(counted)
+    return fig
+
+
+def pass_matrix(matrix: pd.DataFrame, title: str) -> Figure:
+    """One problem's pass matrix (`execution.problem_matrix`): solutions × unit tests, passes in green."""
+    fig, axes = new_figure(width=6, height=4)
+    ax = axes[0, 0]
+    sns.heatmap(matrix, cmap="Greens", cbar=False, linewidths=0.5, linecolor="white", ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("unit test")
+    ax.set_ylabel("solution")
+    return fig
+
+
+def rerankers(reranked: pd.DataFrame, n: int) -> Figure:
+    """Each reranker's accuracy on the full matrices with its problem-bootstrap interval
+    (`rerankers.reranker_table`)."""
+    fig, axes = new_figure(width=7, height=0.45 * len(reranked) + 1)
+    ax = axes[0, 0]
+    labels = [f"{r.rule} ({r.granularity})" if r.granularity != "none" else r.rule for r in reranked.itertuples()]
+    y = np.arange(len(reranked))[::-1]
+    ax.errorbar(reranked.accuracy, y, xerr=[reranked.accuracy - reranked.ci_low, reranked.ci_high - reranked.accuracy],
+                fmt="o", capsize=3)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("% problems solved by the pick (95% problem-bootstrap interval)")
+    ax.set_title(f"rerankers on the full matrices ({n} solutions)")
+    return fig
+
