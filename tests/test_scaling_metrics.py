@@ -182,3 +182,15 @@ def test_a_subsample_of_every_solution_is_the_full_matrix_vote():
     exact = [voting.reference_vote_accuracy(cube.passes[p], cube.correct[p]) for p in range(7)]
     for r in range(3):
         np.testing.assert_allclose(grid.accuracy[0, 0, r], exact)
+
+
+def test_the_notebook_views_of_a_cube_pick_a_mixed_problem_and_mark_correct_solutions():
+    passes = np.zeros((2, 3, 2), bool)
+    passes[1, 0] = True
+    correct = np.array([[True, True, True], [True, False, False]])  # problem 0 all correct, 1 mixed
+    cube = matrix.PassCube(("T/0", "T/1"), passes, correct, np.array([3, 3]), np.array([2, 2]))
+    assert matrix.most_informative_problem(cube) == 1
+    frame = matrix.problem_matrix(cube, 1)
+    assert frame.index.tolist() == ["0 ✓", "1 ✗", "2 ✗"] and frame.to_numpy().tolist() == [[1, 1], [0, 0], [0, 0]]
+    summary = matrix.problem_summary(cube).set_index("task_id")
+    assert summary.loc["T/1", "pass_rate"] == pytest.approx(1 / 3) and summary.loc["T/1", "tests_passed"] == pytest.approx(1 / 3)

@@ -386,28 +386,3 @@ def stage_pairs(run: Run) -> dict[tuple, tuple[str, str]]:
 def unique_executions(pairs: Mapping[tuple, tuple[str, str]]) -> int:
     """How many executions a set of pairs needs once identical solutions and tests are merged."""
     return plan_jobs(Pair(json.dumps(list(k)), s, t) for k, (s, t) in pairs.items()).unique_pairs
-
-
-def problem_summary(cube) -> pd.DataFrame:
-    """Per problem: solutions, valid tests, pass rate of the policy, mean fraction of tests passed."""
-    rows = []
-    for p, task in enumerate(cube.task_ids):
-        n, m = int(cube.n_solutions[p]), int(cube.n_tests[p])
-        rows.append({"task_id": task, "solutions": n, "tests": m, "pass_rate": float(cube.correct[p, :n].mean()),
-                     "tests_passed": float(cube.passes[p, :n, :m].mean()) if m else float("nan")})
-    return pd.DataFrame(rows)
-
-
-def most_informative_problem(cube) -> int:
-    """The problem whose matrix shows most: mixed correctness, then most tests (first on ties)."""
-    rates = cube.pass_rates()
-    score = -abs(rates - 0.5) + 0.001 * cube.n_tests
-    return int(score.argmax())
-
-
-def problem_matrix(cube, p: int) -> tuple[pd.DataFrame, list[int]]:
-    """One problem's pass matrix as a frame: rows 'solution i ✓/✗', columns test ids."""
-    n, m = int(cube.n_solutions[p]), int(cube.n_tests[p])
-    index = [f"{i} {'✓' if cube.correct[p, i] else '✗'}" for i in range(n)]
-    frame = pd.DataFrame(cube.passes[p, :n, :m].astype(int), index=index, columns=list(range(m)))
-    return frame, list(range(n))

@@ -288,7 +288,7 @@ def completion_tokens(table: pd.DataFrame, what: str, counted: str) -> Figure:
 
 
 def pass_matrix(matrix: pd.DataFrame, title: str) -> Figure:
-    """One problem's pass matrix (`execution.problem_matrix`): solutions × unit tests, passes in green."""
+    """One problem's pass matrix (`matrix.problem_matrix`): solutions × unit tests, passes in green."""
     fig, axes = new_figure(width=6, height=4)
     ax = axes[0, 0]
     sns.heatmap(matrix, cmap="Greens", cbar=False, linewidths=0.5, linecolor="white", ax=ax)
