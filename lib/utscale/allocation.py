@@ -126,6 +126,7 @@ def brute_force(gains: np.ndarray, total: int) -> tuple[float, np.ndarray]:
 
 
 RULES = ("equal", "paper_gold", "paper_predicted", "verifier_aware")
+INFORMED = RULES[1:]  # every rule but equal allocation: those that use a difficulty estimate
 
 
 def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, budgets: list[int],
@@ -162,7 +163,7 @@ def compare_rules(curves: np.ndarray, gold: np.ndarray, predicted: np.ndarray, b
 
 
 def minus_equal(curves: np.ndarray, allocations: dict, budgets: list[int],
-                rules: tuple[str, ...] = RULES[1:], seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+                rules: tuple[str, ...] = INFORMED, seed: int = 0, level: float = 0.05) -> pd.DataFrame:
     """Each rule's accuracy minus equal allocation's at each budget (points), paired by problem, with a
     (1 − level) problem-bootstrap interval: the difference claim 4 judges (at its Bonferroni level).
     curves: [cap+1, R, P] as in `compare_rules`; allocations: its `{(rule, budget): counts}`."""

@@ -263,11 +263,8 @@ def read_local_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def read_hub_rows(benchmark: str) -> list[dict[str, Any]]:
+def read_hub_rows(benchmark: str, hub: tuple[str, str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows from the hub through `datasets`; offline, a clear error naming the local-file option."""
-    hub = spec(benchmark).hub
-    if hub is None:
-        raise BenchmarkUnavailable(f"{benchmark} has no hub copy: pass its rows with BENCHMARK_PATH=/path/to/file")
     name, split, options = hub
     try:
         import datasets
@@ -306,9 +303,10 @@ def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> Loa
     elif found.package_file is not None:
         source = str(found.package_file())
         rows = read_local_rows(Path(source))
+    elif found.hub is not None:
+        rows, source = read_hub_rows(benchmark, found.hub), found.hub[0]
     else:
-        rows = read_hub_rows(benchmark)
-        source = found.hub[0] if found.hub else benchmark
+        raise BenchmarkUnavailable(f"{benchmark} has no hub copy: pass its rows with BENCHMARK_PATH=/path/to/file")
     try:
         problems = [p for p in (found.convert(row) for row in rows) if p is not None]
     except KeyError as exc:

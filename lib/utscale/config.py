@@ -327,14 +327,9 @@ def resolve(profile: str, overrides: Mapping[str, Any] | None = None) -> RunConf
     overrides = dict(overrides or {})
     for key in META_KEYS:
         overrides.pop(key, None)
-    values = load_profile(profile)
-    values.update(validate(overrides))
+    profile_values = load_profile(profile)
+    values = {**profile_values, **validate(overrides)}
     check_together(values)
-    return RunConfig(profile=profile, values=values, run_id=run_id_of(profile, values))
-
-
-def run_id_of(profile: str, values: Mapping[str, Any]) -> str:
-    """Same config, same directory (so a rerun resumes); the bare profile name for an unmodified profile."""
-    if dict(values) == load_profile(profile):
-        return profile
-    return f"{profile}-{canonical_hash(values)[:10]}"
+    # same config, same directory (so a rerun resumes); the bare profile name for an unmodified profile
+    run_id = profile if values == profile_values else f"{profile}-{canonical_hash(values)[:10]}"
+    return RunConfig(profile=profile, values=values, run_id=run_id)

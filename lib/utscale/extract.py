@@ -23,10 +23,9 @@ YOUR_MODULE = re.compile(r"^from\s+your_module\s+import\s+[\w, ()]+(\s+#.*)?$", 
 MAX_PARSED_CHARS = 256_000
 
 # every status a response can get; the notebooks' status tables list each (zeros included)
-SolutionStatus = Literal["ok", "syntax_error", "parser_failure", "no_code_block", "multiple_code_blocks", "truncated",
-                         "empty", "engine_error"]
-TestStatus = Literal[SolutionStatus, "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion"]
 ParseStatus = Literal["ok", "syntax_error", "parser_failure"]
+SolutionStatus = Literal[ParseStatus, "no_code_block", "multiple_code_blocks", "truncated", "empty", "engine_error"]
+TestStatus = Literal[SolutionStatus, "no_test_class", "multiple_classes", "no_test_methods", "no_valid_assertion"]
 SOLUTION_STATUSES: tuple[SolutionStatus, ...] = get_args(SolutionStatus)
 TEST_STATUSES: tuple[TestStatus, ...] = get_args(TestStatus)
 

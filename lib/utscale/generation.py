@@ -178,8 +178,7 @@ def unit_tests_table(raw: pd.DataFrame, problems: pd.DataFrame, code_source: Map
 # the unit_tests table's columns, in order (CodeT's release adds `assertions` at the end)
 UNIT_TEST_COLUMNS = ["task_id", "test_id", "raw_response", "code", "class_name", "extract_status", "duplicate_of",
                      "prompt_code_source", "prompt_tokens", "completion_tokens", "latency_s", "batch_id", "finish_reason",
-                     "engine",
-                     "model", "seed"]
+                     "engine", "model", "seed"]
 
 
 def _test_row(r: Any, prompt_code_source: str) -> dict[str, Any]:

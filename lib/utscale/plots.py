@@ -20,6 +20,7 @@ from IPython.display import display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from utscale.allocation import INFORMED
 from utscale.runs import Run
 from utscale.tables import write_csv
 
@@ -222,15 +223,12 @@ def allocation_by_pass_rate(who: pd.DataFrame, budget: int) -> Figure:
     return fig
 
 
-OFFLINE_RULES = ("paper_gold", "paper_predicted", "verifier_aware")
-
-
 def online_frontier(table: pd.DataFrame, cap: int) -> Figure:
     """Accuracy against unit tests generated and against their FLOPs (`allocation.csv`): equal allocation
     as a curve with its band, every other rule (offline ones at each budget, online settings and equal
     allocation from the cap up) as points with intervals."""
     fig, axes = new_figure(ncols=2, width=11)
-    points = table[(table.budget >= cap) | table.rule.isin(OFFLINE_RULES)]
+    points = table[(table.budget >= cap) | table.rule.isin(INFORMED)]
     equal = table[table.rule == "equal"]
     for ax, column, label in ((axes[0, 0], "tests_generated", "unit tests generated per problem"),
                               (axes[0, 1], "flops", "unit-test FLOPs per problem")):

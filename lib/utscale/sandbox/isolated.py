@@ -299,13 +299,14 @@ def cap_new_processes(extra: int) -> None:
     an ordinary user), where the kernel counts the namespace's processes only and /proc lists exactly
     those. There the limit is set relative to what is alive (threads included); elsewhere (no jail)
     nothing is set."""
+    if os.geteuid() == 0:
+        return
     try:
         with open("/proc/self/uid_map") as fh:
-            namespaced = fh.read().split() != IDENTITY_MAP
+            if fh.read().split() == IDENTITY_MAP:
+                return
         alive = sum(_tasks(entry) for entry in os.listdir("/proc") if entry.isdigit())
     except OSError:
-        return
-    if os.geteuid() == 0 or not namespaced:
         return
     try:
         resource.setrlimit(resource.RLIMIT_NPROC, (alive + extra, alive + extra))
