@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -174,18 +176,70 @@ def _forge():
         if 'nonce' in scope and 'write_fd' in scope:
             for i in range(64):
                 try:
-                    os.write(scope['write_fd'], f"{scope['nonce']}\\t{i}\\tpass\\t1\\t0.0\\n".encode())
+                    os.write(scope['write_fd'], f"{scope['nonce']}\\tV\\t{i}\\tpass\\t1\\t0.0\\n"
+                                                f"{scope['nonce']}\\tE\\t{i}\\t0.0\\n".encode())
                 except OSError:
                     pass
             os._exit(0)
 _forge()
 """
 
+HUNT_EVERY_PYTHON_OBJECT = """
+import gc, os, sys
+def _hunt():
+    # any hexadecimal string held by a frame, a module, a closure, a default or any container gc can list
+    scopes = []
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            scopes.append(frame.f_locals)
+            frame = frame.f_back
+    scopes += [vars(m) for m in list(sys.modules.values()) if hasattr(m, '__dict__')]
+    for o in gc.get_objects():
+        if isinstance(o, dict):
+            scopes.append(o)
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            scopes.append(dict(enumerate(o)))
+        elif type(o).__name__ == 'cell':
+            try:
+                scopes.append({0: o.cell_contents})
+            except ValueError:
+                pass
+        elif hasattr(o, '__defaults__'):
+            scopes.append(dict(enumerate(o.__defaults__ or ())))
+            scopes.append(o.__kwdefaults__ or {})
+    found = set()
+    for scope in scopes:
+        for v in list(scope.values()):
+            v = v.decode('latin-1') if isinstance(v, bytes) else v
+            if isinstance(v, str) and 8 <= len(v) <= 128 and all(c in '0123456789abcdefABCDEF' for c in v):
+                found.add(v)
+    # in the worker's record format: a test's verdict, then its end
+    records = ''.join(f'{n}\\tV\\t{i}\\tpass\\t1\\t0.0\\n{n}\\tE\\t{i}\\t0.0\\n'
+                      for n in sorted(found) for i in range(4)).encode()
+    for fd in range(3, 64):
+        try:
+            os.write(fd, records)
+        except OSError:
+            pass
+    os._exit(0)
+_hunt()
+"""
+
 FORGERIES = {
     # the issue's generic prelude: walk to the driver's frame, write `pass` for every test, exit
     "frame_walk": FRAME_WALK,
+    # the same, for a nonce anywhere in the process's Python objects (it finds one: see the next test)
+    "hunt_every_python_object": HUNT_EVERY_PYTHON_OBJECT,
     "replace_the_runner": "import sys\nm = sys.modules['__main__']\nm.run_test_program = lambda *a, **k: ('pass', 1)\n"
                           "m._one_test = lambda *a, **k: ('pass', 1)\n",
+    # every name the verdict passes through after loading, rebound to say `pass`
+    "rebind_the_harness": "import os, sys, functools\nm = sys.modules['__main__']\nemit, write = m._emit, os.write\n"
+                          "m._emit = lambda index, status='', *rest: emit(index, 'pass', *rest)\n"
+                          "os.write = lambda fd, data: write(fd, data.replace(b'\\tfail\\t', b'\\tpass\\t')"
+                          ".replace(b'\\ttampered\\t', b'\\tpass\\t'))\n"
+                          "m.run_test_program = m._one_test = lambda *a, **k: ('pass', 1)\n"
+                          "m._tampered = lambda *a, **k: False\nm._test_in_fork = m._tampered\n"
+                          "functools.partial = lambda *a, **k: (lambda *b, **c: ('pass', 1))\n",
     "patch_was_successful": "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n",
     "patch_assert_equal": "import unittest\nunittest.TestCase.assertEqual = lambda self, a, b, msg=None: None\n",
     "patch_testcase_run": "import unittest\nunittest.TestCase.run = lambda self, result=None: result\n",
@@ -197,6 +251,16 @@ FORGERIES = {
                                "            with open(f'/proc/{pid}/fd/{fd}', 'wb') as h:\n                h.write(b'0\\tpass\\t1\\t0.0\\n')\n"
                                "        except OSError:\n            pass\n",
 }
+# what fast mode cannot stop (README): a solution written against utscale's own harness, which reads the
+# nonce through the descriptor the harness reads it from, or rewrites a harness function in place
+FAST_MODE_LIMITS = {
+    "read_the_nonce_descriptor": "import os\nn = os.pread(4, 16, 0).hex()\n"
+                                 "os.write(3, ''.join(f'{n}\\tV\\t{i}\\tpass\\t1\\t0.0\\n{n}\\tE\\t{i}\\t0.0\\n'"
+                                 " for i in range(4)).encode())\n"
+                                 "os._exit(0)\n",
+    "rewrite_the_runner_in_place": "import sys\nm = sys.modules['__main__']\n"
+                                   "m.run_test_program.__code__ = (lambda code, namespace, before, settings: ('pass', 1)).__code__\n",
+}
 RETURNS = {  # solutions whose add returns something that claims to equal anything
     "always_equal_object": "class Yes:\n    def __eq__(self, other):\n        return True\n\n"
                            "def add(a, b):\n    return Yes()\n",
@@ -207,7 +271,7 @@ RETURNS = {  # solutions whose add returns something that claims to equal anythi
 
 @pytest.mark.parametrize("jail", JAILS)
 def test_no_forgery_passes_in_isolated_mode(jail):
-    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in FORGERIES.items()]
+    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in {**FORGERIES, **FAST_MODE_LIMITS}.items()]
     pairs += [Pair(name, code, ADD_OK) for name, code in RETURNS.items()]
     pairs += [Pair("control", GOOD, ADD_OK)]
     with Executor(workers=2, settings=SandboxSettings(mode="isolated", jail=jail)) as ex:
@@ -293,15 +357,39 @@ def test_isolated_processes_are_not_dumpable():
 
 
 def test_the_forgery_corpus_forges_fast_mode_which_is_why_rewards_use_isolated():
-    """The corpus has teeth: in fast mode (the solution shares the test's process) these four forgeries
-    pass, as the README says; unittest patches are caught as `tampered`; isolated mode stops them all."""
-    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in FORGERIES.items()]
+    """In fast mode (the solution shares the test's process) no Python object leads to the verdict
+    channel and rebinding the harness is `tampered`; what still forges it is code written against the
+    harness itself (its descriptors, its functions' code) and always-equal results, as the README says.
+    Isolated mode stops them all (above)."""
+    pairs = [Pair(name, prelude + WRONG, ADD_OK) for name, prelude in {**FORGERIES, **FAST_MODE_LIMITS}.items()]
     pairs += [Pair(name, code, ADD_OK) for name, code in RETURNS.items()]
     with Executor(workers=2, settings=SandboxSettings(mode="fast", jail="none")) as ex:
         got = statuses(pairs, ex)
-    assert {name for name, status in got.items() if status == "pass"} == {
-        "frame_walk", "replace_the_runner", "always_equal_object", "always_equal_int"}
-    assert {got[name] for name in ("patch_was_successful", "patch_assert_equal", "patch_testcase_run")} == {"tampered"}
+    assert {name for name, status in got.items() if status == "pass"} == {*FAST_MODE_LIMITS, *RETURNS}
+    assert {got[name] for name in ("patch_was_successful", "patch_assert_equal", "patch_testcase_run",
+                                   "replace_the_runner", "rebind_the_harness")} == {"tampered"}
+    # the frame walk finds no nonce and lets the wrong add be judged; the hunt writes what it found and exits
+    assert got["frame_walk"] == "fail" and got["hunt_every_python_object"] == "crash"
+
+
+@pytest.mark.parametrize("where", ["frame", "closure", "module", "list"])
+def test_the_hunt_finds_a_nonce_left_in_any_python_object(where, tmp_path):
+    """The hunt above has teeth: a nonce held in a frame, a closure, a module or a container, with a
+    descriptor open, gets forged records written to it."""
+    nonce = "0123456789abcdef" * 2
+    hold = {"frame": f"def holder():\n    nonce = {nonce!r}\n    exec(HUNT, {{}})\nholder()\n",
+            "closure": f"def outer():\n    nonce = {nonce!r}\n    def inner():\n        return nonce\n"
+                       f"    return inner\nkeep = outer()\nexec(HUNT, {{}})\n",
+            "module": f"import types, sys\nsys.modules['m'] = types.ModuleType('m')\nsys.modules['m'].n = {nonce!r}\n"
+                      "exec(HUNT, {})\n",
+            "list": f"keep = [[{nonce!r}.encode()]]\nexec(HUNT, {{}})\n"}[where]
+    read_fd, write_fd = os.pipe()
+    script = tmp_path / "hold.py"
+    script.write_text(f"HUNT = {HUNT_EVERY_PYTHON_OBJECT!r}\n" + hold)
+    subprocess.run([sys.executable, str(script)], pass_fds=(write_fd,), check=True, timeout=60)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        assert f"{nonce}\tV\t0\tpass\t1\t0.0\n{nonce}\tE\t0\t0.0\n".encode() in pipe.read()
 
 
 def test_a_solution_that_runs_out_of_time_while_growing_memory_is_a_timeout():

@@ -6,8 +6,9 @@ per (solution, test) verdict on stdout, then `{"job": ..., "done": true}`.
 
 Per job, in the default `fast` mode (design (e) of the research notes): one child execs the solution
 once, then runs every test program in a fork of itself (a fresh copy of the loaded solution's whole
-state) under a repeating alarm, writing a line per test; a test that changed unittest's classes is
-`tampered`. The worker resets a deadline on each line; on a hang it kills the child's
+state) under a repeating alarm; the fork writes the test's verdict and the child its end, each record
+carrying a nonce that no Python object holds (`_emit`); a test whose run changed what the verdict
+relies on is `tampered`. The worker resets a deadline on each line; on a hang it kills the child's
 process group, marks that test, and resumes the remaining tests in a fresh child. `strict` forks one
 child per test; `coderm` reproduces the paper's executor (one child per pair, one-shot alarm, a 2 s
 kill, zero-test classes pass); `codet` reproduces CodeT's released executor for its assertions (one
@@ -27,7 +28,6 @@ import io
 import json
 import os
 import resource
-import secrets
 import select
 import shutil
 import signal
@@ -35,6 +35,7 @@ import socket
 import sys
 import tempfile
 import time
+import types
 import unittest
 from collections.abc import Callable
 from typing import Literal, get_args
@@ -57,6 +58,11 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 ALARM_INTERVAL = isolated.ALARM_INTERVAL  # seconds between repeated alarms once the limit is hit
+# In a child the verdict pipe to the worker is descriptor 3 and the job's nonce lives only in the memfd at
+# descriptor 4, read at each record and never bound to a name: no frame, global, closure or object `gc`
+# can list holds it, so code walking the child's Python state finds no verdict channel (`_emit`)
+VERDICT_FD, NONCE_FD = 3, 4
+NONCE_BYTES = 16
 FLUSH_EVERY = 0.02  # seconds between flushes of verdicts to the driver
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -130,15 +136,20 @@ def _mount_private(roots: list[str]) -> None:
             _libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0, b"size=64m,mode=1777")
 
 
-def harden(settings: dict, keep_fd: int, uid: int, n_tests: int) -> str:
-    """Everything a child does before touching untrusted code; returns its scratch directory."""
+def harden(settings: dict, verdict_fd: int, nonce_fd: int, uid: int, n_tests: int) -> str:
+    """Everything a child does before touching untrusted code; returns its scratch directory. Its only
+    descriptors afterwards: /dev/null as 0-2, the verdict pipe as VERDICT_FD, the nonce as NONCE_FD."""
     os.setpgid(0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    high = 1 << 10  # out of the way first: either descriptor may already be 3 or 4
+    os.dup2(verdict_fd, high)
+    os.dup2(nonce_fd, high + 1)
+    os.dup2(high, VERDICT_FD)
+    os.dup2(high + 1, NONCE_FD)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 1 << 16)
+    os.closerange(NONCE_FD + 1, 1 << 16)
     is_root = os.geteuid() == 0
     if is_root and settings["isolate"]:
         # own network (nothing reachable, not even loopback) and own /tmp; ~1 ms, once per child
@@ -296,24 +307,42 @@ def run_codet_program(solution: str, cases: list[str], timeout: float) -> list[s
     return [r if r in ("pass", "fail", "timeout", "error") else "error" for r in results]
 
 
-def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, str]], settings: dict,
-               uid: int) -> None:
-    """Runs in the forked child: harden, exec the solution once, run each test, report, exit."""
+def _emit(*fields: object, _write: Callable[[int, bytes], int] = os.write,
+          _pread: Callable[[int, int, int], bytes] = os.pread, _text: type = str) -> None:
+    """One record to the worker: the job's nonce, then the fields. The nonce is read from its memfd into an
+    expression, never a name or a container, so it exists as a Python object only inside this call. The
+    functions it uses are bound when the module loads: a solution rebinding `os.write` or `str` (to turn
+    `fail` into `pass` on its way out) changes nothing here, and is `tampered`."""
+    _write(VERDICT_FD, _pread(NONCE_FD, NONCE_BYTES, 0).hex().encode()
+           + ("\t" + "\t".join([_text(field) for field in fields]) + "\n").encode())
 
-    def emit(*fields: object) -> None:
-        os.write(write_fd, ("\t".join([nonce, *map(str, fields)]) + "\n").encode())
 
-    harden(settings, write_fd, uid, len(tests))
+def _report(index: int, status: str, tests_run: int, seconds: float, emit: Callable[..., None] = _emit) -> None:
+    """Test `index`'s verdict (`V`), then its end (`E`), from the process that ran it and stays. A test run in
+    a fork sends `V` from the fork and `E` from its parent once the fork has ended (`_test_in_fork`): the
+    worker counts a verdict only at its `E`, so a test that kills the process it was forked from, and
+    reports `pass` before dying with it, is a `crash`."""
+    emit("V", index, status, tests_run, seconds)
+    emit("E", index, seconds)
+
+
+def child_main(solution: str, tests: list[tuple[int, str]], settings: dict, uid: int) -> None:
+    """Runs in the forked child, hardened by `run_child`: exec the solution once, run each test, report, exit.
+
+    What runs after the solution has loaded is bound here first (`emit`, `in_fork`, each test's runner
+    with the runner, the snapshot and its check): a solution that rebinds the worker's names
+    (`run_test_program`, `_one_test`, `_emit`...) changes none of them, and the rebinding itself is found
+    by the snapshot (`tampered`)."""
     _use_clock(settings)
     if settings["mode"] == "isolated":
-        run_isolated(solution, tests, settings, emit)
+        run_isolated(solution, tests, settings)
         os._exit(0)
     if settings["mode"] == "codet":  # CodeT's executor: one program, every verdict at the end
         started = time.perf_counter()
         statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"])
         seconds = round((time.perf_counter() - started) / max(len(tests), 1), 6)
         for (index, _), status in zip(tests, statuses):
-            emit(index, status, 1, seconds)
+            _report(index, status, 1, seconds)
         os._exit(0)
     base = {"__name__": "__utscale_solution__", "__builtins__": builtins}
     if settings["mode"] == "coderm":  # the paper's globals; solution and test are exec'd as one program
@@ -321,9 +350,12 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
         for index, code in tests:
             started = time.perf_counter()
             status, run = run_test_program(solution + "\n\n" + code, dict(base), base, settings)
-            emit(index, status, run, round(time.perf_counter() - started, 6))
+            _report(index, status, run, round(time.perf_counter() - started, 6))
         os._exit(0)
-    pristine = unittest_snapshot()
+    emit, in_fork = _emit, _test_in_fork
+    tampered = functools.partial(_tampered, verdict_snapshot(), verdict_snapshot)
+    runs = [(index, functools.partial(_one_test, code, base, settings, run_test_program, tampered))
+            for index, code in tests]
     _arm(settings["timeout"], repeat=True)
     try:
         exec(compile(solution, "<solution>", "exec"), base)
@@ -337,14 +369,12 @@ def child_main(write_fd: int, nonce: str, solution: str, tests: list[tuple[int, 
         emit("S", "error")
         os._exit(0)
     emit("R")
-    for index, code in tests:
-        started = time.perf_counter()
-        status, run = _test_in_fork(functools.partial(_one_test, code, base, settings, pristine), settings)
-        emit(index, status, run, round(time.perf_counter() - started, 6))
+    for index, run_one in runs:
+        in_fork(index, run_one, settings, emit=emit)
     os._exit(0)
 
 
-def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, emit: Callable[..., None]) -> None:
+def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict) -> None:
     """The judge of `isolated` mode (see `isolated`): it never runs solution code. It forks the loader
     before anything untrusted ran, then runs each test, in a fork of itself, against stand-ins that
     call a fresh server forked from the loader. Not dumpable: the loader and servers share its uid but
@@ -355,7 +385,7 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
     try:
         pid = os.fork()
     except OSError:
-        emit("S", "crash")
+        _emit("S", "crash")
         return
     if pid == 0:
         try:
@@ -375,25 +405,23 @@ def run_isolated(solution: str, tests: list[tuple[int, str]], settings: dict, em
         _disarm(signal.ITIMER_REAL)
     except TimeLimit:
         _disarm(signal.ITIMER_REAL)
-        emit("S", "timeout")
+        _emit("S", "timeout")
         return
     except (OSError, EOFError, ValueError, TypeError, RecursionError):
         _disarm(signal.ITIMER_REAL)
-        emit("S", "crash")
+        _emit("S", "crash")
         return
     if not (isinstance(message, list) and len(message) == 2 and message[0] in ("R", "S")):
-        emit("S", "crash")
+        _emit("S", "crash")
         return
     if message[0] == "S":
-        emit("S", "timeout" if message[1] == "timeout" else "error")
+        _emit("S", "timeout" if message[1] == "timeout" else "error")
         return
     description = message[1] if isinstance(message[1], list) else []
-    emit("R")
-    pristine = unittest_snapshot()
+    _emit("R")
+    tampered = functools.partial(_tampered, verdict_snapshot(), verdict_snapshot)
     for index, code in tests:
-        started = time.perf_counter()
-        status, run = _isolated_test(code, description, ctrl, settings, pristine)
-        emit(index, status, run, round(time.perf_counter() - started, 6))
+        _isolated_test(index, code, description, ctrl, settings, tampered)
     ctrl.close()  # the loader exits on this (and is killed with the job's process group if it does not)
 
 
@@ -413,43 +441,45 @@ def _expect(ctrl: socket.socket, tag: str, wait: float) -> list | None:
     return None
 
 
-def _isolated_test(code: str, description: list, ctrl: socket.socket, settings: dict,
-                   pristine: dict) -> tuple[str, int]:
+def _isolated_test(index: int, code: str, description: list, ctrl: socket.socket, settings: dict,
+                   tampered: Callable[[], bool]) -> None:
     """One test: ask the loader for a fresh server, run the test in a fork of the judge (which closes the
     control socket before any test code runs) against stand-ins that call that server, then end the
     server (killed if it is still computing)."""
+    started = time.perf_counter()
     mine, theirs = socket.socketpair()
     try:
         socket.send_fds(ctrl, [b"T"], [theirs.fileno()])
     except OSError:
         mine.close()
-        return "crash", 0
+        _report(index, "crash", 0, 0.0)
+        return
     finally:
         theirs.close()
-    started = _expect(ctrl, "P", settings["timeout"] + settings["grace"])
-    if started is None or len(started) != 2 or not isinstance(started[1], int) or started[1] <= 0:
+    server = _expect(ctrl, "P", settings["timeout"] + settings["grace"])
+    if server is None or len(server) != 2 or not isinstance(server[1], int) or server[1] <= 0:
         mine.close()
-        return "crash", 0
-    status, run = _test_in_fork(lambda: _against_server(code, description, mine, settings, pristine), settings,
-                                closes=(ctrl.fileno(),))
+        _report(index, "crash", 0, round(time.perf_counter() - started, 6))
+        return
+    _test_in_fork(index, lambda: _against_server(code, description, mine, settings, tampered), settings,
+                  closes=(ctrl.fileno(),), started=started)
     mine.close()  # an idle server exits on this
     if _expect(ctrl, "D", 0.5) is None:
         try:
-            os.kill(started[1], signal.SIGKILL)
+            os.kill(server[1], signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         _expect(ctrl, "D", 5.0)
-    return status, run
 
 
 def _against_server(code: str, description: list, sock: socket.socket, settings: dict,
-                    pristine: dict) -> tuple[str, int]:
+                    tampered: Callable[[], bool]) -> tuple[str, int]:
     """The test against stand-ins calling the server. A server that died mid-call makes the test `crash`,
     a value that could not cross makes it `unencodable`, whatever the test caught."""
     channel = isolated.Channel(sock)
     namespace = {"__name__": "__utscale_solution__", "__builtins__": builtins,
                  **isolated.stand_ins(description, channel)}
-    status, run = _one_test(code, namespace, settings, pristine)
+    status, run = _one_test(code, namespace, settings, run_test_program, tampered)
     if channel.timed_out:  # before `died`: a server that ran out of time and then ended timed out
         return "timeout", run
     if channel.died:
@@ -462,77 +492,98 @@ def _against_server(code: str, description: list, sock: socket.socket, settings:
 # every verdict a test can get (docs/sandbox.md); only "pass" passes
 Status = Literal["pass", "fail", "error", "timeout", "crash", "invalid", "tampered", "unencodable"]
 STATUSES: tuple[Status, ...] = get_args(Status)
-TAMPERABLE = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader, unittest.case,
-              unittest.result, unittest.suite, unittest.loader)
+TAMPERABLE = (unittest.TestCase, unittest.TestResult, unittest.TestSuite, unittest.TestLoader,
+              unittest.case, unittest.result, unittest.suite, unittest.loader)
 
 
-def unittest_snapshot() -> dict[tuple[int, str], object]:
-    """What the verdict relies on in unittest (its classes' and modules' attributes), taken before any
-    untrusted code runs; a test whose run changed any of it is `tampered`."""
-    return {(id(owner), name): value for owner in TAMPERABLE for name, value in vars(owner).items()}
+def _looked_up(functions: tuple[Callable[..., object], ...]) -> frozenset[str]:
+    """Every name `functions` look up (globals, builtins, module attributes: `co_names`, nested code too)."""
+    codes = [f.__code__ for f in functions]
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return frozenset(names)
 
 
-def _tampered(pristine: dict[tuple[int, str], object]) -> bool:
-    now = unittest_snapshot()
-    return now.keys() != pristine.keys() or any(now[k] is not v for k, v in pristine.items())
+def _snapshot_of(owners: tuple[object, ...], namespaces: tuple[dict[str, object], ...], names: frozenset[str],
+                 _isinstance: Callable[..., bool] = isinstance) -> dict[tuple[int, str], object]:
+    """The attributes of `owners`, and the values of `names` in each of `namespaces` (constants and flags
+    left out: the alarm's flags change in every test)."""
+    snapshot = {(id(owner), name): value for owner in owners for name, value in owner.__dict__.items()}
+    for namespace in namespaces:
+        for name in names:
+            if name in namespace and not _isinstance(namespace[name], (bool, int, float, str, types.NoneType)):
+                snapshot[(id(namespace), name)] = namespace[name]
+    return snapshot
 
 
-def _one_test(code: str, base: dict, settings: dict, pristine: dict) -> tuple[str, int]:
+def _tampered(pristine: dict[tuple[int, str], object], snapshot: Callable[[], dict[tuple[int, str], object]]) -> bool:
+    now = snapshot()
+    if now.keys() != pristine.keys():
+        return True
+    for key, value in pristine.items():  # a loop, not any(): a rebound builtin would answer for it
+        if now[key] is not value:
+            return True
+    return False
+
+
+def _one_test(code: str, base: dict, settings: dict, run: Callable[..., tuple[str, int]],
+              tampered: Callable[[], bool]) -> tuple[str, int]:
+    """One test program's (status, tests_run) by `run`, `tampered` if `tampered()` says its run changed
+    what the verdict relies on. Both are passed in, bound before a solution could rebind any name."""
     try:
-        status, run = run_test_program(code, dict(base), base, settings)
+        status, tests_run = run(code, dict(base), base, settings)
     except TimeLimit:  # an alarm landing in our own bookkeeping, after the program ran
-        status, run = "timeout", 0
+        status, tests_run = "timeout", 0
     except BaseException:  # noqa: BLE001 - anything escaping the runner fails the test
-        status, run = "error", 0
-    return ("tampered", run) if _tampered(pristine) else (status, run)
+        status, tests_run = "error", 0
+    return ("tampered", tests_run) if tampered() else (status, tests_run)
 
 
-def _test_in_fork(run_one: Callable[[], tuple[str, int]], settings: dict, closes: tuple[int, ...] = ()
-                  ) -> tuple[str, int]:
-    """One test, `run_one()`, in a fork of this process: in fast mode the process that loaded the
-    solution, so every test starts from the state the solution had right after loading and a test that
-    mutates it cannot change a later test's verdict (verdicts do not depend on test order); in isolated
-    mode the judge, for the same reason on the test's side. The fork may fork as far as max_processes
-    allows (with the default of 1: not at all). If forking fails (a solution that spawned a process while
-    loading used the uid's last process slot) the test runs here. The fork first closes `closes`."""
-    read_fd, write_fd = os.pipe()
+def _test_in_fork(index: int, run_one: Callable[[], tuple[str, int]], settings: dict,
+                  closes: tuple[int, ...] = (), started: float | None = None,
+                  emit: Callable[..., None] = _emit) -> None:
+    """Test `index`, `run_one()`, in a fork of this process, which sends its own verdict: in fast mode
+    the process that loaded the solution, so every test starts from the state the solution had right
+    after loading and a test that mutates it cannot change a later test's verdict (verdicts do not depend
+    on test order); in isolated mode the judge, for the same reason on the test's side. No pipe connects
+    the fork to this process (a pipe would be a verdict channel whose descriptor sits in a frame): once
+    the fork has ended this process sends the test's end (see `_report`; a test whose fork sent no
+    verdict is a `crash`). The fork may fork as far as max_processes allows (with the default of 1: not at all). If
+    forking fails (a solution that spawned a process while loading used the uid's last process slot)
+    the test runs here. The fork first closes `closes`."""
+    started = time.perf_counter() if started is None else started
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        return run_one()
+        status, tests_run = run_one()
+        _report(index, status, tests_run, round(time.perf_counter() - started, 6), emit)
+        return
     if pid == 0:
         try:
-            for fd in (read_fd, *closes):
+            # a test that kills this process ends with it (`crash`), never reporting past its parent
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(0)
+            for fd in closes:
                 os.close(fd)
             try:  # the loader holds one process slot of the uid: the test gets what max_processes allows
                 slots = settings["max_processes"] + 1
                 resource.setrlimit(resource.RLIMIT_NPROC, (slots, slots))
             except (ValueError, OSError):
                 pass
-            status, run = run_one()
-            os.write(write_fd, f"{status}\t{run}\n".encode())
+            status, tests_run = run_one()
+            emit("V", index, status, tests_run, round(time.perf_counter() - started, 6))
         finally:
             os._exit(0)
-    os.close(write_fd)
-    data = b""
-    # up to the record's newline, not EOF: a process the test forked may hold the pipe open; a fork that
-    # hangs is the worker's deadline's business (it kills the whole process group)
-    while not data.endswith(b"\n"):
-        chunk = os.read(read_fd, 256)
-        if not chunk:
-            break
-        data += chunk
-    os.close(read_fd)
-    try:
+    try:  # a fork that hangs is the worker's deadline's business (it kills the whole process group)
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
-    fields = data.decode(errors="replace").rstrip("\n").split("\t")
-    if len(fields) == 2 and fields[0] in STATUSES and fields[1].isdigit():
-        return fields[0], int(fields[1])
-    return "crash", 0
+    emit("E", index, round(time.perf_counter() - started, 6))
 
 
 def _clear(directory: str) -> None:
@@ -582,26 +633,46 @@ def _reap_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+def _new_nonce() -> int:
+    """A memfd holding NONCE_BYTES random bytes, copied by the kernel from /dev/urandom: the nonce never
+    passes through this process's Python objects before the child is forked (nor after, in the child)."""
+    fd = os.memfd_create("utscale-job")
+    source = os.open("/dev/urandom", os.O_RDONLY)
+    try:
+        copied = os.sendfile(fd, source, None, NONCE_BYTES)
+    except OSError:  # a kernel that cannot splice from /dev/urandom: the bytes are freed before the fork
+        copied = os.write(fd, os.urandom(NONCE_BYTES))
+    finally:
+        os.close(source)
+    if copied != NONCE_BYTES:
+        raise OSError("could not write the job's nonce")
+    return fd
+
+
 def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: int, on_result):
     """Fork one child for these tests, calling on_result(index, status, tests_run, seconds) as each
     verdict arrives. Returns (reported indices, solution_status, failure, ready, seconds): failure is
     None, "timeout" (the deadline passed) or "crash" (the child vanished); ready says the solution loaded."""
     read_fd, write_fd = os.pipe()
-    nonce = secrets.token_hex(8)
+    nonce_fd = _new_nonce()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            child_main(write_fd, nonce, solution, tests, settings, uid)
+            harden(settings, write_fd, nonce_fd, uid, len(tests))
+            child_main(solution, tests, settings, uid)
         finally:
             os._exit(70)
     os.close(write_fd)
+    nonce = os.pread(nonce_fd, NONCE_BYTES, 0).hex()  # read only now: the child's copy of memory lacks it
+    os.close(nonce_fd)
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass
     wanted = {index for index, _ in tests}
     results: set[int] = set()
+    pending: dict[int, tuple[str, int, float]] = {}
     solution_status, failure, ready, buffer = None, None, False, b""
     budget = wall_budget(settings)
     deadline = time.monotonic() + budget + (settings["timeout"] if settings["mode"] != "coderm" else 0.0)
@@ -631,9 +702,13 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
                 solution_status = fields[2]
             elif fields[1] == "R":
                 ready = True
-            elif len(fields) == 5 and int(fields[1]) in wanted and int(fields[1]) not in results:
-                results.add(int(fields[1]))
-                on_result(int(fields[1]), fields[2], int(fields[3]), float(fields[4]))
+            elif fields[1] == "V" and len(fields) == 6:  # a verdict, counted at its test's end (`_report`)
+                pending[int(fields[2])] = (fields[3], int(fields[4]), float(fields[5]))
+            elif fields[1] == "E" and len(fields) == 4 and int(fields[2]) in wanted and int(fields[2]) not in results:
+                index = int(fields[2])
+                status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
+                results.add(index)
+                on_result(index, status, run, seconds)
     _kill_group(pid)
     os.close(read_fd)
     if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and (settings["max_processes"] > 1
@@ -675,6 +750,23 @@ def run_job(job: dict, settings: dict, uid: int, emit) -> None:
         if missing:
             verdict(missing[0][0], failure or "crash", 0, elapsed)
             pending = missing[1:] + pending
+
+
+# What the verdict relies on, taken before any untrusted code runs: the attributes of unittest's classes
+# and modules and of CountingResult; every name the code that runs once a solution has loaded looks up
+# (`compile`, `unittest.TestSuite`, `_test_classes`, `os.write`...), in this module's globals, in builtins
+# and in the modules that code uses; and every function of this module (rebinding one the verdict no
+# longer passes through, `run_test_program`, forges nothing, but is reported). A test whose run changed
+# any of it is `tampered`. Those names only, not whole namespaces: reading a value touches its page, and
+# every page a fork touches is copied (all of `os` and `builtins`: +1.5 ms per test here). Bound now, once
+# every function exists, so that rebinding `sys.modules`, `vars` or a module's name hides nothing.
+AFTER_LOADING: tuple[Callable[..., object], ...] = (
+    run_test_program, _test_classes, _one_test, _tampered, _snapshot_of, _emit, _report, _test_in_fork, _arm,
+    _disarm, _on_alarm, *(f for f in vars(CountingResult).values() if isinstance(f, types.FunctionType)))
+verdict_snapshot = functools.partial(
+    _snapshot_of, TAMPERABLE + (CountingResult,),
+    (globals(), vars(builtins), *(vars(m) for m in (os, time, resource, signal, types, unittest))),
+    _looked_up(AFTER_LOADING) | {name for name, value in globals().items() if isinstance(value, types.FunctionType)})
 
 
 def _pin(index: int) -> None:
