@@ -372,6 +372,18 @@ def test_the_forgery_corpus_forges_fast_mode_which_is_why_rewards_use_isolated()
     assert got["frame_walk"] == "fail" and got["hunt_every_python_object"] == "crash"
 
 
+def test_records_outside_the_protocol_count_for_nothing():
+    """Only code that read the nonce can write a record the worker reads at all; one that is malformed
+    (numbers that are not, a status outside the vocabulary) never stops the worker, and a status it does
+    not know is a `crash`."""
+    garble = ("import os\nn = os.pread(4, 16, 0).hex()\n"
+              "os.write(3, (f'{n}\\tV\\tx\\tpass\\t1\\t0.0\\n{n}\\tE\\tzero\\t0\\n{n}\\tV\\t0\\tpwned\\t1\\t0.0\\n'"
+              " f'{n}\\tE\\t0\\t0.0\\n').encode())\nos._exit(0)\n")
+    pairs = [Pair("garbled", garble + GOOD, ADD_OK), Pair("control", GOOD + "# after\n", ADD_OK)]
+    with Executor(workers=1, settings=SandboxSettings(mode="fast", jail="none")) as ex:
+        assert statuses(pairs, ex) == {"garbled": "crash", "control": "pass"}
+
+
 @pytest.mark.parametrize("where", ["frame", "closure", "module", "list"])
 def test_the_hunt_finds_a_nonce_left_in_any_python_object(where, tmp_path):
     """The hunt above has teeth: a nonce held in a frame, a closure, a module or a container, with a

@@ -551,9 +551,9 @@ def _test_in_fork(index: int, run_one: Callable[[], tuple[str, int]], settings: 
     on test order); in isolated mode the judge, for the same reason on the test's side. No pipe connects
     the fork to this process (a pipe would be a verdict channel whose descriptor sits in a frame): once
     the fork has ended this process sends the test's end (see `_report`; a test whose fork sent no
-    verdict is a `crash`). The fork may fork as far as max_processes allows (with the default of 1: not at all). If
-    forking fails (a solution that spawned a process while loading used the uid's last process slot)
-    the test runs here. The fork first closes `closes`."""
+    verdict is a `crash`). The fork may fork as far as max_processes allows (with the default of 1: not
+    at all). If forking fails (a solution that spawned a process while loading used the uid's last
+    process slot) the test runs here. The fork first closes `closes`."""
     started = time.perf_counter() if started is None else started
     parent = os.getpid()
     try:
@@ -698,17 +698,21 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
             if len(fields) < 2 or fields[0] != nonce:
                 continue  # not from our child code
             deadline = time.monotonic() + budget
-            if fields[1] == "S":
-                solution_status = fields[2]
-            elif fields[1] == "R":
-                ready = True
-            elif fields[1] == "V" and len(fields) == 6:  # a verdict, counted at its test's end (`_report`)
-                pending[int(fields[2])] = (fields[3], int(fields[4]), float(fields[5]))
-            elif fields[1] == "E" and len(fields) == 4 and int(fields[2]) in wanted and int(fields[2]) not in results:
-                index = int(fields[2])
-                status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
-                results.add(index)
-                on_result(index, status, run, seconds)
+            try:
+                if fields[1] == "S":
+                    solution_status = fields[2] if fields[2] in STATUSES else "crash"
+                elif fields[1] == "R":
+                    ready = True
+                elif fields[1] == "V" and len(fields) == 6:  # a verdict, counted at its test's end (`_report`)
+                    pending[int(fields[2])] = (fields[3] if fields[3] in STATUSES else "crash", int(fields[4]),
+                                               float(fields[5]))
+                elif fields[1] == "E" and len(fields) == 4 and int(fields[2]) in wanted - results:
+                    index = int(fields[2])
+                    status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
+                    results.add(index)
+                    on_result(index, status, run, seconds)
+            except (ValueError, IndexError):
+                continue  # a malformed record (only code that read the nonce can write one) counts for nothing
     _kill_group(pid)
     os.close(read_fd)
     if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and (settings["max_processes"] > 1
