@@ -493,3 +493,23 @@ def test_as_an_ordinary_user_max_processes_still_lets_a_solution_fork_that_many(
     got = run_as_nobody({f"made_{k}": (forks + f"JOB = {k}\n", unit_test_program(f"self.assertEqual(add(0, 0), {k})"))
                          for k in range(5)}, max_processes=3)
     assert got == {f"made_{k}": "pass" if k == 2 else "fail" for k in range(5)}  # 3 slots, itself included
+
+
+@pytest.mark.parametrize("splice", [True, False])
+def test_each_job_gets_a_fresh_nonce_with_or_without_splicing_from_urandom(splice, monkeypatch):
+    """The nonce is copied by the kernel (`sendfile`); a kernel that cannot splice from /dev/urandom
+    gets it written from `os.urandom` instead, never a short or repeated one."""
+    from utscale.sandbox import worker
+
+    if not splice:
+        def refuse(*args):
+            raise OSError(22, "Invalid argument")
+        monkeypatch.setattr(worker.os, "sendfile", refuse)
+    nonces = []
+    for _ in range(3):
+        fd = worker._new_nonce()
+        try:
+            nonces.append(os.pread(fd, 64, 0))
+        finally:
+            os.close(fd)
+    assert [len(n) for n in nonces] == [worker.NONCE_BYTES] * 3 and len(set(nonces)) == 3
