@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 from utscale import benchmarks
-from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs, worker
 from utscale.sandbox.isolated import Unencodable, apply_mutation, dumps, encode, loads, rebuild_exception
 from utscale.sandbox.oracle import oracle_passes
 
@@ -439,7 +439,7 @@ FORKS = textwrap.dedent("""
 AS_USER = textwrap.dedent("""
     import json, sys, warnings
     warnings.simplefilter("ignore")
-    from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs
+    from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs, worker
     cases, max_processes = json.loads(sys.argv[1]), int(sys.argv[2])
     with Executor(workers=1, settings=SandboxSettings(timeout=5, mode="isolated", jail="bwrap",
                                                       max_processes=max_processes)) as ex:
@@ -499,8 +499,6 @@ def test_as_an_ordinary_user_max_processes_still_lets_a_solution_fork_that_many(
 def test_each_job_gets_a_fresh_nonce_with_or_without_splicing_from_urandom(splice, monkeypatch):
     """The nonce is copied by the kernel (`sendfile`); a kernel that cannot splice from /dev/urandom
     gets it written from `os.urandom` instead, never a short or repeated one."""
-    from utscale.sandbox import worker
-
     if not splice:
         def refuse(*args):
             raise OSError(22, "Invalid argument")

@@ -326,11 +326,11 @@ def _report(index: int, status: str, tests_run: int, seconds: float, emit: Calla
     emit("E", index, seconds)
 
 
-def child_main(solution: str, tests: list[tuple[int, str]], settings: dict, uid: int) -> None:
+def child_main(solution: str, tests: list[tuple[int, str]], settings: dict) -> None:
     """Runs in the forked child, hardened by `run_child`: exec the solution once, run each test, report, exit.
 
     What runs after the solution has loaded is bound here first (`emit`, `in_fork`, each test's runner
-    with the runner, the snapshot and its check): a solution that rebinds the worker's names
+    with `run_test_program`, the snapshot and its check): a solution that rebinds the worker's names
     (`run_test_program`, `_one_test`, `_emit`...) changes none of them, and the rebinding itself is found
     by the snapshot (`tampered`)."""
     _use_clock(settings)
@@ -370,7 +370,7 @@ def child_main(solution: str, tests: list[tuple[int, str]], settings: dict, uid:
         os._exit(0)
     emit("R")
     for index, run_one in runs:
-        in_fork(index, run_one, settings, emit=emit)
+        in_fork(index, run_one, settings)
     os._exit(0)
 
 
@@ -452,7 +452,7 @@ def _isolated_test(index: int, code: str, description: list, ctrl: socket.socket
         socket.send_fds(ctrl, [b"T"], [theirs.fileno()])
     except OSError:
         mine.close()
-        _report(index, "crash", 0, 0.0)
+        _report(index, "crash", 0, round(time.perf_counter() - started, 6))
         return
     finally:
         theirs.close()
@@ -544,7 +544,7 @@ def _one_test(code: str, base: dict, settings: dict, run: Callable[..., tuple[st
 
 def _test_in_fork(index: int, run_one: Callable[[], tuple[str, int]], settings: dict,
                   closes: tuple[int, ...] = (), started: float | None = None,
-                  emit: Callable[..., None] = _emit) -> None:
+                  emit: Callable[..., None] = _emit, report: Callable[..., None] = _report) -> None:
     """Test `index`, `run_one()`, in a fork of this process, which sends its own verdict: in fast mode
     the process that loaded the solution, so every test starts from the state the solution had right
     after loading and a test that mutates it cannot change a later test's verdict (verdicts do not depend
@@ -553,14 +553,15 @@ def _test_in_fork(index: int, run_one: Callable[[], tuple[str, int]], settings: 
     the fork has ended this process sends the test's end (see `_report`; a test whose fork sent no
     verdict is a `crash`). The fork may fork as far as max_processes allows (with the default of 1: not
     at all). If forking fails (a solution that spawned a process while loading used the uid's last
-    process slot) the test runs here. The fork first closes `closes`."""
+    process slot) the test runs here; `emit` and `report` are bound when the module loads, so a solution
+    that provokes that path cannot also rebind what reports it. The fork first closes `closes`."""
     started = time.perf_counter() if started is None else started
     parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
         status, tests_run = run_one()
-        _report(index, status, tests_run, round(time.perf_counter() - started, 6), emit)
+        report(index, status, tests_run, round(time.perf_counter() - started, 6))
         return
     if pid == 0:
         try:
@@ -660,7 +661,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
         try:
             os.close(read_fd)
             harden(settings, write_fd, nonce_fd, uid, len(tests))
-            child_main(solution, tests, settings, uid)
+            child_main(solution, tests, settings)
         finally:
             os._exit(70)
     os.close(write_fd)
@@ -706,8 +707,10 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: dict, uid: 
                 elif fields[1] == "V" and len(fields) == 6:  # a verdict, counted at its test's end (`_report`)
                     pending[int(fields[2])] = (fields[3] if fields[3] in STATUSES else "crash", int(fields[4]),
                                                float(fields[5]))
-                elif fields[1] == "E" and len(fields) == 4 and int(fields[2]) in wanted - results:
+                elif fields[1] == "E" and len(fields) == 4:
                     index = int(fields[2])
+                    if index not in wanted or index in results:
+                        continue
                     status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
                     results.add(index)
                     on_result(index, status, run, seconds)
