@@ -50,7 +50,9 @@ def test_cleaning_an_executed_notebook_removes_what_changes_on_every_run(tmp_pat
     bar = nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "ab12"},
                                                      "text/plain": "Loading:   0%|"})
     kept = nbformat.v4.new_output("stream", name="stdout", text="run: ci\n")
-    work = nbformat.v4.new_code_cell("print('run: ci')", outputs=[bar, kept], metadata={"execution": {"iopub.status.busy": "2026-12-01T20:00:00Z"}})
+    chunk = nbformat.v4.new_output("stream", name="stdout", text="done\n")  # the kernel's writes, chunked by timing
+    warning = nbformat.v4.new_output("stream", name="stderr", text="w\n")
+    work = nbformat.v4.new_code_cell("print('run: ci')", outputs=[bar, kept, chunk, warning, chunk], metadata={"execution": {"iopub.status.busy": "2026-12-01T20:00:00Z"}})
     nb.cells = [injected, work]
     path = tmp_path / "executed.ipynb"
     nbformat.write(nb, path)
@@ -59,4 +61,6 @@ def test_cleaning_an_executed_notebook_removes_what_changes_on_every_run(tmp_pat
     assert "papermill" not in cleaned.metadata and "widgets" not in cleaned.metadata
     assert cleaned.metadata["kernelspec"]["name"] == "python3"
     assert cleaned.cells[0].id == "injected-parameters"  # papermill draws a new random id per execution
-    assert cleaned.cells[1].outputs == [kept] and "execution" not in cleaned.cells[1].metadata
+    assert [(o.name, o.text) for o in cleaned.cells[1].outputs] == [("stdout", "run: ci\ndone\n"), ("stderr", "w\n"),
+                                                                    ("stdout", "done\n")]
+    assert "execution" not in cleaned.cells[1].metadata

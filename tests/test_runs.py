@@ -92,3 +92,29 @@ def test_git_state_counts_code_changes_but_not_run_outputs(tmp_path, monkeypatch
     assert state["dirty"] is False and len(state["commit"]) == 40
     (repo / "lib" / "code.py").write_text("x = 2\n")
     assert runs.git_state()["dirty"] is True
+
+
+def test_numeric_drift_reaches_each_of_its_verdicts():
+    """Kept with the drift recorded (float columns within the tolerance), refused (beyond it, a NaN moved,
+    a non-float value, a dtype or a column changed)."""
+    from utscale.runs import DRIFT_TOLERANCE, numeric_drift
+
+    a = pd.DataFrame({"task_id": ["a", "b"], "x": [0.5, float("nan")], "n": [1, 2]})
+    assert numeric_drift(a, a.assign(x=[0.5 + DRIFT_TOLERANCE / 2, float("nan")])) == {"x": pytest.approx(5e-7)}
+    assert numeric_drift(a, a.assign(x=[0.5 + 10 * DRIFT_TOLERANCE, float("nan")])) is None
+    assert numeric_drift(a, a.assign(x=[0.5, 0.1])) is None
+    assert numeric_drift(a, a.assign(n=[1, 3])) is None
+    assert numeric_drift(a, a.assign(n=[1.0, 2.0])) is None
+    assert numeric_drift(a, a.rename(columns={"x": "y"})) is None
+    assert numeric_drift(a, a) is None  # nothing drifted: write_table keeps it as identical
+
+
+def test_write_table_records_drift_and_refuses_a_real_change(results_root):
+    run = runs.open_run("ci")
+    table = pd.DataFrame({"task_id": ["a", "b"], "x": [0.25, 0.75]})
+    run.write_table("t", table, key=["task_id"])
+    run.write_table("t", table.assign(x=[0.25, 0.75 + 1e-9]), key=["task_id"])
+    assert run.read_table("t").equals(table)
+    assert run.manifest()["drift"]["t"]["max_abs_difference"] == {"x": pytest.approx(1e-9)}
+    with pytest.raises(runs.RunConflict, match="different t table"):
+        run.write_table("t", table.assign(x=[0.25, 0.8]), key=["task_id"])

@@ -7,11 +7,13 @@ import errno
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from utscale import config as config_mod
+from utscale import rerender
 from utscale.codet import ReplayFileError
 from utscale.paths import results_dir
 from utscale.pipeline import refresh_notebooks, run_pipeline
@@ -40,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("profiles", help="list the parameter profiles")
     sweep_p = sub.add_parser("sweep", help="run the pipeline over a grid (params/sweep-*.yaml), then compare runs")
     sweep_p.add_argument("grid", help="a grid file, e.g. params/sweep-ci-tests.yaml")
+    check_p = sub.add_parser("check-rerender", help="re-render committed runs from their inputs in a fresh folder "
+                             "and compare with the committed files (what CI does)")
+    check_p.add_argument("runs", nargs="*", help="run ids under results/ (default: every committed run)")
     index_p = sub.add_parser("index", help="write results/index.html: the runs' ledgers side by side")
     index_p.add_argument("runs", nargs="+", help="run ids (directories under results/)")
     return parser
@@ -52,6 +57,20 @@ def open_existing(run_ref: str) -> Run:
         raise FileNotFoundError(f"no run at {path} (no manifest.json)")
     recorded = json.loads(manifest.read_text())
     return open_run(recorded["profile"], recorded["config"], run_dir=path)
+
+
+def check_rerender(run_ids: Sequence[str]) -> int:
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="utscale-rerender-") as scratch:
+        for run_id in run_ids:
+            comparisons = rerender.rerender(run_id, Path(scratch))
+            bad = [c for c in comparisons if not c.ok]
+            print(f"[utscale] {run_id}: {len(comparisons) - len(bad)} of {len(comparisons)} files match", flush=True)
+            for c in comparisons:
+                if c.outcome != "identical":
+                    print("  " + c.line(), flush=True)
+            failed += bool(bad)
+    return 1 if failed else 0
 
 
 # the results folder cannot take what the run writes: a clean message, the run resumes later
@@ -72,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(config_mod.available_profiles()))
         elif args.command == "index":
             print(render_index([open_existing(r) for r in args.runs], results_dir() / "index.html"))
+        elif args.command == "check-rerender":
+            return check_rerender(args.runs or rerender.committed_runs())
         elif args.command == "sweep":
             table = run_sweep(args.grid)
             shown = [c for c in ("run_id", "status", "random_pick", "voting", "gain", "test_f1") if c in table]

@@ -135,6 +135,8 @@ SCHEMA: dict[str, Param] = {
         Param("PROBE_FEATURES", str, "probe inputs: policy hidden states, or text-length features",
               "hidden states", choices=("hidden", "text")),
         Param("PROBE_MODEL", str, "model whose hidden states the probe reads (empty: the policy)", "the policy"),
+        Param("PROBE_FEATURES_PATH", str, "stored probe features to read instead of running the model (a run's "
+              "probe_features.parquet, e.g. the ci fixture; empty: computed once and stored in the run)"),
         Param("PROBE_LAYER", int, "hidden layer read by the probe (negative: from the end)", "not stated"),
         Param("PROBE_WIDTH", int, "hidden width of the two-layer probe", "not stated", minimum=1),
         Param("PROBE_FOLDS", int, "cross-validation folds across problems", minimum=2),

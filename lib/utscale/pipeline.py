@@ -155,7 +155,8 @@ def clean_notebook(path: Path) -> None:
 
     Also: the cell papermill injects gets a fixed id (papermill draws a random one per execution), and
     widget outputs go, with the widget state: the notebooks show no widgets of their own, so one is a
-    library's progress bar, whose snapshot and model ids change on every run."""
+    library's progress bar, whose snapshot and model ids change on every run. Consecutive stream outputs
+    are merged (`merged_streams`)."""
     nb = nbformat.read(path, as_version=4)
     for key in VOLATILE_NOTEBOOK_KEYS + ("widgets",):
         nb.metadata.pop(key, None)
@@ -166,8 +167,22 @@ def clean_notebook(path: Path) -> None:
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
+            cell.outputs = merged_streams([o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})])
     nbformat.write(nb, path)
+
+
+def merged_streams(outputs: list[Any]) -> list[Any]:
+    """Consecutive stream outputs of one name as one: how a kernel's writes are chunked depends on timing,
+    so without this an identical re-render moves the boundaries."""
+    merged: list[Any] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
 
 
 def refresh_notebooks(only: Sequence[str] = ()) -> None:

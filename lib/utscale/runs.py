@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from utscale import config as config_mod
@@ -193,6 +194,34 @@ class JsonlLog:
         return sort_rows(pd.DataFrame(list(latest.values())), self.key)
 
 
+DRIFT_TOLERANCE = 1e-6  # absolute, and relative to the value: far above float64 noise, far below any reading
+DRIFT_POLICY = "kept the stored table: it differs from the recomputation only numerically, within 1e-6"
+
+
+def numeric_drift(stored: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, float] | None:
+    """Float column → largest absolute difference, when two tables differ only numerically within
+    DRIFT_TOLERANCE (same columns, dtypes, rows and every other value); None otherwise."""
+    if stored.shape != recomputed.shape or list(stored.columns) != list(recomputed.columns):
+        return None
+    drift = {}
+    for column in stored.columns:
+        a, b = stored[column], recomputed[column]
+        if a.dtype != b.dtype:
+            return None
+        if pd.api.types.is_float_dtype(a):
+            x, y = a.to_numpy(), b.to_numpy()
+            if not np.array_equal(np.isnan(x), np.isnan(y)):
+                return None
+            both = ~np.isnan(x)
+            if not np.allclose(x[both], y[both], rtol=DRIFT_TOLERANCE, atol=DRIFT_TOLERANCE):
+                return None
+            if not np.array_equal(x[both], y[both]):
+                drift[column] = float(np.abs(x[both] - y[both]).max())
+        elif not a.equals(b):
+            return None
+    return drift or None
+
+
 @dataclass
 class Run:
     run_id: str
@@ -241,12 +270,23 @@ class Run:
         return (self.path / f"{name}.parquet").exists()
 
     def write_table(self, name: str, df: pd.DataFrame, key: Sequence[str], *, force: bool = False) -> Path:
-        """Write a sorted parquet table; an identical existing table is kept, a different one needs force."""
+        """Write a sorted parquet table; an identical existing table is kept, a different one needs force.
+
+        Recomputation is not a conflict: a table recomputed from the same inputs that differs from the
+        stored one only in float columns, within DRIFT_TOLERANCE (another CPU's arithmetic), keeps the
+        stored table, and the manifest's `drift` says which table, which columns and by how much. Read
+        the table back after writing it to use what the run holds."""
         path = self.file(f"{name}.parquet")
         df = sort_rows(df, key)
         if path.exists() and not force:
             existing = pd.read_parquet(path)
             if existing.shape == df.shape and list(existing.columns) == list(df.columns) and existing.equals(df):
+                return path
+            drift = numeric_drift(existing, df)
+            if drift is not None:
+                self.update_manifest(drift={name: {"max_abs_difference": drift, "policy": DRIFT_POLICY,
+                                                   "cpu": platform.processor() or platform.machine(),
+                                                   "date": datetime.now(UTC).date().isoformat()}})
                 return path
             raise RunConflict(
                 f"{path} already holds a different {name} table; refusing to overwrite it silently "
