@@ -52,7 +52,8 @@ def test_cleaning_an_executed_notebook_removes_what_changes_on_every_run(tmp_pat
     kept = nbformat.v4.new_output("stream", name="stdout", text="run: ci\n")
     chunk = nbformat.v4.new_output("stream", name="stdout", text="done\n")  # the kernel's writes, chunked by timing
     warning = nbformat.v4.new_output("stream", name="stderr", text="w\n")
-    work = nbformat.v4.new_code_cell("print('run: ci')", outputs=[bar, kept, chunk, warning, chunk], metadata={"execution": {"iopub.status.busy": "2026-12-01T20:00:00Z"}})
+    work = nbformat.v4.new_code_cell("print('run: ci')", outputs=[bar, kept, chunk, warning, chunk],
+                                     metadata={"execution": {"iopub.status.busy": "2026-12-01T20:00:00Z"}})
     nb.cells = [injected, work]
     path = tmp_path / "executed.ipynb"
     nbformat.write(nb, path)
