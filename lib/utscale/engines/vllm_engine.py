@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from utscale.engines import cpu_sampling, cpu_settings
 from utscale.engines.base import Completion, Request
+from utscale.engines.cpu_settings import CPUPlan
 from utscale.models import ModelRef
 
 
@@ -22,27 +26,8 @@ def on_cpu() -> bool:
         return True
 
 
-# On CPU, vLLM rewinds a seeded request's generator when it discards the token sampled after a partial
-# (chunked) prefill; CPU generators have no offset, so that raises and kills the engine ("CPU Generator
-# does not use offset"). A step budget of CPU_MAX_SEQS x max_model_len tokens holds the prompts of every
-# sequence that can run at once, so no prompt is ever chunked, while continuous batching still refills
-# finished slots from the rest of the requests.
-CPU_MAX_SEQS = 16
-
-
-def cpu_dtype() -> str:
-    """The dtype vLLM computes in on this CPU. bfloat16 weights run natively only with AVX-512 BF16 or
-    AMX; on other x86 CPUs (AVX2 only) torch emulates bf16 and a 0.5B model's matmuls are about 3x
-    slower than in float32 (measured on the 2-core AVX2 machine of the committed runs), so float32 is used there."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "auto"
-    return "auto" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-
-
 def route_logs(log_file: Path) -> None:
-    """Send vLLM's logs (this process's and its engine-core process's, which inherits the environment) to
+    """Send vLLM's logs (this process's, and an engine-core process's, which inherits the environment) to
     `log_file`, plain text: a notebook's cells then hold results, not colour-coded engine chatter with
     machine paths. Takes effect when vLLM is first imported in this process."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -74,22 +59,48 @@ class VLLMEngine:
         self.model = model.name
         self.weights_id = model.weights_id
         cpu = on_cpu()
-        # part of the cache key and the manifest: outputs depend on the numerics ("" = the model's own dtype)
-        self.dtype = "" if not cpu or cpu_dtype() == "auto" else cpu_dtype()
         max_model_len = max_model_len or (2048 if cpu else 4096)  # 4096: the paper's repo config
-        options: dict[str, Any] = {
-            "model": model.path,
-            "max_model_len": max_model_len,
-            "seed": seed,
-            # on CPU the fraction means host memory, and it must hold the weights too: float32 weights of the
-            # 0.5B model take 2 GB, which leaves no KV cache inside 0.2; the paper's GPU setting is 0.8 (docs/method.md §1.4)
-            "gpu_memory_utilization": (0.4 if self.dtype == "float32" else 0.2) if cpu else 0.8,
-            "enforce_eager": cpu,
-            "dtype": self.dtype or "auto",
-        }
+        options: dict[str, Any] = {"model": model.path, "max_model_len": max_model_len, "seed": seed,
+                                   "enforce_eager": cpu}
+        self.cpu_plan: CPUPlan | None = None
         if cpu:
-            options.update(max_num_batched_tokens=CPU_MAX_SEQS * max_model_len, max_num_seqs=CPU_MAX_SEQS)
+            self.cpu_plan = self._cpu_options(model, max_model_len, options)
+        else:
+            options.update(gpu_memory_utilization=0.8, dtype="auto")  # the paper's GPU setting (docs/method.md §1.4)
+        # part of the cache key and the manifest: outputs depend on the numerics ("" = the model's own dtype)
+        self.dtype = "" if self.cpu_plan is None or self.cpu_plan.dtype == "bfloat16" else self.cpu_plan.dtype
         self.llm = LLM(**options)
+
+    @staticmethod
+    def _cpu_options(model: ModelRef, max_model_len: int, options: dict[str, Any]) -> CPUPlan:
+        """Every usable core, the measured dtype, a batch and KV cache from memory, vLLM's in-process
+        executor and the sort-free top-p (`cpu_settings`, `cpu_sampling`); set before vLLM starts."""
+        import torch
+
+        plan = cpu_settings.plan(model.path, model.parameters, max_model_len)
+        for note in plan.notes:
+            print(f"[utscale] vLLM-CPU: {note}", file=sys.stderr, flush=True)
+        # in this process: no engine-core process spinning on a core the model needs, and the sampler
+        # patch reaches the worker
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = plan.threads_bind
+        torch.set_num_threads(len(plan.cores))
+        # On CPU, vLLM rewinds a seeded request's generator when it discards the token sampled after a
+        # partial (chunked) prefill; CPU generators have no offset, so that kills the engine ("CPU Generator
+        # does not use offset"). A step budget of max_num_seqs x max_model_len tokens holds the prompts of
+        # every sequence that can run at once, so no prompt is ever chunked.
+        options.update(dtype=plan.dtype, distributed_executor_backend="uni", max_num_seqs=plan.max_num_seqs,
+                       max_num_batched_tokens=plan.max_num_seqs * max_model_len,
+                       kv_cache_memory_bytes=plan.kv_cache_bytes)
+        return replace(plan, sampler=cpu_sampling.install())
+
+    @property
+    def numerics(self) -> str:
+        """What a sample depends on beyond its request (the cache key): the dtype, the sampler and the
+        batch (bf16 logits depend on which sequences share a step)."""
+        if self.cpu_plan is None:
+            return self.dtype
+        return f"{self.dtype}|{self.cpu_plan.sampler}|seqs={self.cpu_plan.max_num_seqs}"
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:
         from vllm import SamplingParams
