@@ -16,9 +16,12 @@ Run: .venv/bin/python benchmarks/bench_engine.py   (about 10 minutes on 2 cores)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 N_PROBLEMS, N_SAMPLES = 6, 4
 CFG = {"SEED": 1234, "TEMPERATURE": 0.8, "TOP_P": 0.95, "MAX_TOKENS_SOLUTION": 768, "MAX_TOKENS_TEST": 1024,
@@ -61,11 +64,14 @@ def child(which: str) -> dict:
 
 
 def run(which: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", which], capture_output=True, text=True,
-                          env={"TQDM_DISABLE": "1", **__import__("os").environ})
-    if done.returncode:
-        raise SystemExit(f"{which} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """One setting in a process of its own; its result comes back in a file (vLLM logs to stdout)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        done = subprocess.run([sys.executable, __file__, "--child", which, str(out)], capture_output=True,
+                              text=True, env={"TQDM_DISABLE": "1", **os.environ})
+        if done.returncode or not out.exists():
+            raise SystemExit(f"{which} failed:\n{done.stderr[-4000:]}")
+        return json.loads(out.read_text())
 
 
 def main() -> None:
@@ -90,6 +96,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        print(json.dumps(child(sys.argv[2])), flush=True)
+        Path(sys.argv[3]).write_text(json.dumps(child(sys.argv[2])))
     else:
         main()
