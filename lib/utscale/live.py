@@ -53,7 +53,8 @@ def revealed_cube(task_ids: Sequence[str], solutions: pd.DataFrame, unit_tests: 
     keep = set(zip(valid.task_id, valid.test_id))
     if not executions.empty:  # empty when nothing ran yet (e.g. every test so far was invalid)
         ex = executions[executions.task_id.isin(tasks) & executions.passed.astype(bool)]
-        ex = ex[[(t, int(i)) in keep for t, i in zip(ex.task_id, ex.test_id)]]
+        # a boolean array, not a list: an empty list would select no columns instead of no rows
+        ex = ex[np.array([(t, int(i)) in keep for t, i in zip(ex.task_id, ex.test_id)], dtype=bool)]
         rows = row_of.reindex(pd.MultiIndex.from_frame(ex[["task_id", "solution_id"]])).to_numpy()
         ok = ~np.isnan(rows) & (ex.test_id.to_numpy() < cap)
         passes[task_pos.get_indexer(ex.task_id[ok]), rows[ok].astype(np.int64), ex.test_id.to_numpy()[ok]] = True
