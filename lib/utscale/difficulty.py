@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from utscale import models
+from utscale.engines import cpu_settings
 from utscale.paths import project_root
 from utscale.runs import Run, RunConflict
 
@@ -153,17 +154,13 @@ def prompt_sha256(text: str) -> str:
 
 def cpu_description() -> str:
     """The CPU and the instruction-set flags that choose a forward pass's kernels (provenance only)."""
-    name, flags = platform.processor() or platform.machine(), set()
+    name = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
+        name = next(line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
         pass
+    flags = cpu_settings.cpu_flags()
     wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
     return f"{name} [{' '.join(f for f in wanted if f in flags)}]"
 
