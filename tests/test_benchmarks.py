@@ -75,7 +75,7 @@ def test_hub_benchmark_offline_names_the_local_file_option(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(benchmarks.BenchmarkUnavailable, match="BENCHMARK_PATH"):
-        benchmarks.load_benchmark("mbpp_plus")
+        benchmarks.load_benchmark("mbpp_plus", "hub")  # asked for explicitly: the offline default is the vendored file
 
 
 def test_missing_local_file_and_wrong_layout_are_clear_errors(tmp_path):
@@ -83,8 +83,10 @@ def test_missing_local_file_and_wrong_layout_are_clear_errors(tmp_path):
         benchmarks.load_benchmark("humaneval_plus", tmp_path / "nope.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"task_id": "x", "prompt": "def f(): pass"}\n')
-    with pytest.raises(benchmarks.BenchmarkUnavailable, match="lacks the column"):
+    with pytest.raises(benchmarks.BenchmarkUnavailable, match="neither EvalPlus layout"):
         benchmarks.load_benchmark("humaneval_plus", bad)
+    with pytest.raises(benchmarks.BenchmarkUnavailable, match="lacks the column"):
+        benchmarks.load_benchmark("humaneval", bad)
 
 
 def test_parquet_local_file(tmp_path):

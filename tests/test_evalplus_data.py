@@ -1,0 +1,155 @@
+"""HumanEval+ and MBPP+ from the vendored EvalPlus releases: identification by sha256, both layouts,
+EvalPlus's correctness rule, base and plus apart, and the HumanEval/32 fix."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import shutil
+
+import pytest
+from utscale import benchmarks, evalplus_data
+from utscale.evalplus_check import _evalplus_check
+from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
+from utscale.sandbox.oracle import oracle_passes
+
+DATA = evalplus_data.vendored_path
+
+
+@pytest.fixture(scope="module")
+def humaneval_plus() -> dict[str, benchmarks.Problem]:
+    return {p.task_id: p for p in benchmarks.load_benchmark("humaneval_plus").problems}
+
+
+@pytest.fixture(scope="module")
+def originfmt() -> dict[str, benchmarks.Problem]:
+    path = DATA("HumanEvalPlus-OriginFmt-v0.1.10.jsonl.gz")
+    return {p.task_id: p for p in benchmarks.load_benchmark("humaneval_plus", path).problems}
+
+
+def test_both_benchmarks_load_offline_by_default_and_record_their_release():
+    for benchmark, count, version in (("humaneval_plus", 164, "v0.1.10"), ("mbpp_plus", 378, "v0.2.0")):
+        loaded = benchmarks.load_benchmark(benchmark)
+        assert len(loaded.problems) == count
+        assert loaded.release == {"release": version, "layout": "native", "file": evalplus_data.DEFAULTS[benchmark],
+                                  "sha256": evalplus_data.sha256_of(evalplus_data.default_file(benchmark)),
+                                  "verified": True}
+        assert loaded.source == f"data/evalplus/{evalplus_data.DEFAULTS[benchmark]}"  # the same on every machine
+        table = loaded.table()
+        assert table.ground_truth_base.map(bool).all() and (table.ground_truth != table.ground_truth_base).all()
+
+
+def test_every_vendored_file_is_the_release_its_sha256_says():
+    listed = dict(line.split()[::-1] for line in DATA("SHA256SUMS").read_text().splitlines())
+    assert {r.file: r.sha256 for r in evalplus_data.RELEASES} == listed
+    for release in evalplus_data.RELEASES:
+        assert evalplus_data.identify(DATA(release.file), release.benchmark)["release"] == release.version
+        with gzip.open(DATA(release.file), "rt") as fh:
+            assert sum(1 for _ in fh) == release.problems
+
+
+def test_an_altered_vendored_file_is_refused_and_a_local_file_is_recorded_as_such(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("")
+    altered = tmp_path / "data" / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
+    altered.parent.mkdir(parents=True)
+    rows = evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz"))[:3]
+    with gzip.open(altered, "wt") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    monkeypatch.setenv("UTSCALE_ROOT", str(tmp_path))
+    with pytest.raises(benchmarks.BenchmarkUnavailable, match="was altered"):
+        benchmarks.load_benchmark("humaneval_plus")
+    mine = tmp_path / "my-humaneval-plus.jsonl.gz"
+    shutil.copy(altered, mine)
+    loaded = benchmarks.load_benchmark("humaneval_plus", mine)
+    assert [p.task_id for p in loaded.problems] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
+    assert loaded.release["release"] == "local" and not loaded.release["verified"]
+    assert loaded.release["sha256"] == evalplus_data.sha256_of(mine)
+
+
+def test_a_release_of_the_other_benchmark_and_a_row_of_neither_layout_are_refused(tmp_path):
+    with pytest.raises(benchmarks.BenchmarkUnavailable, match="is humaneval_plus v0.1.10, not mbpp_plus"):
+        benchmarks.load_benchmark("mbpp_plus", DATA("HumanEvalPlus-v0.1.10.jsonl.gz"))
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"task_id": "Mbpp/2", "prompt": "x", "code": "y"}) + "\n")
+    with pytest.raises(benchmarks.BenchmarkUnavailable, match="neither EvalPlus layout.*MbppPlus-v0.2.0"):
+        benchmarks.load_benchmark("mbpp_plus", odd)
+
+
+def test_the_two_layouts_of_a_release_give_the_same_problems_and_the_same_labels(humaneval_plus, originfmt):
+    assert sorted(humaneval_plus) == sorted(originfmt)
+    for task_id in ("HumanEval/0", "HumanEval/2", "HumanEval/32", "HumanEval/53", "HumanEval/130"):
+        native, hub = humaneval_plus[task_id], originfmt[task_id]
+        assert (native.prompt, native.question, native.entry_point, native.reference_solution) == (
+            hub.prompt, hub.question, hub.entry_point, hub.reference_solution)
+        wrong = native.reference_solution + f"\n\n_right = {native.entry_point}\n" \
+            f"def {native.entry_point}(*args):\n    out = _right(*args)\n    return out if args != args else None\n"
+        for solution, correct in ((native.reference_solution, True), (wrong, False)):
+            assert oracle_passes(solution, native.ground_truth, timeout=60) is correct, task_id
+            assert oracle_passes(solution, hub.ground_truth, timeout=60) is correct, task_id
+
+
+def test_humaneval_32_is_judged_by_its_oracle_not_failed_for_every_solution(humaneval_plus, originfmt):
+    """The hub/OriginFmt test of HumanEval/32 unpacks the root (evalplus#253): every solution fails it.
+    The fixed test and the native program accept a root within 1e-4 and reject a wrong one."""
+    problem = humaneval_plus["HumanEval/32"]
+    rows = {r["task_id"]: r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-OriginFmt-v0.1.10.jsonl.gz"))}
+    broken = benchmarks.ground_truth_program(rows["HumanEval/32"]["test"], "check(find_zero)")
+    assert not oracle_passes(problem.reference_solution, broken, timeout=60)  # the defect, as released
+    off_by_a_bit = problem.reference_solution + "\n\n_root = find_zero\ndef find_zero(xs):\n    return _root(xs) + 0.5\n"
+    for program in (problem.ground_truth, originfmt["HumanEval/32"].ground_truth):
+        assert oracle_passes(problem.reference_solution, program, timeout=60)
+        assert not oracle_passes(off_by_a_bit, program, timeout=60)
+
+
+def test_base_and_plus_are_labelled_apart_in_the_isolated_sandbox(humaneval_plus):
+    """A solution right on the base inputs only (it remembers them) passes the base ground truth and fails
+    the plus one; the canonical solution passes both; all judged where labels are, in `isolated` mode."""
+    problem = humaneval_plus["HumanEval/0"]
+    base = evalplus_data.native_splits(
+        next(r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz")) if r["task_id"] == "HumanEval/0"),
+        "humaneval_plus")["base"]
+    memorised = (problem.reference_solution + f"\n\n_BASE = {base!r}\n_right = has_close_elements\n"
+                 "def has_close_elements(numbers, threshold):\n"
+                 "    right = _right(numbers, threshold)\n"
+                 "    return right if [numbers, threshold] in _BASE else not right\n")
+    pairs = [Pair(json.dumps([name, split]), solution, program)
+             for name, solution in (("canonical", problem.reference_solution), ("memorised", memorised))
+             for split, program in (("base", problem.ground_truth_base), ("plus", problem.ground_truth))]
+    with Executor(workers=2, settings=SandboxSettings(mode="isolated", timeout=30.0)) as ex:
+        got = {tuple(json.loads(v.id)): v.status for v in run_plan(plan_jobs(pairs), ex)}
+    assert got == {("canonical", "base"): "pass", ("canonical", "plus"): "pass",
+                   ("memorised", "base"): "pass", ("memorised", "plus"): "fail"}
+
+
+def test_evalplus_comparison_rules():
+    def accepted(dataset, entry, out, exp, atol=0.0):
+        try:
+            _evalplus_check(dataset, entry, lambda *args: out, [[0]], [exp], atol)
+            return True
+        except AssertionError:
+            return False
+
+    assert accepted("humaneval", "f", 0.1 + 0.2, 0.3)  # a float expected: atol 1e-6 is enforced
+    assert not accepted("humaneval", "f", 0.3001, 0.3)
+    assert not accepted("humaneval", "f", 1, 1.0000001)  # within tolerance but not the same type
+    assert accepted("humaneval", "f", [1.0, 2.0000001], [1.0, 2.0])
+    assert not accepted("humaneval", "f", [1.0], [1.0, 2.0])
+    assert accepted("humaneval", "f", (1, 2), (1, 2)) and not accepted("humaneval", "f", [1, 2], (1, 2))
+    assert accepted("mbpp", "similar_elements", (5, 4), (4, 5))  # Mbpp/2 compares as sets
+    assert accepted("mbpp", "check_str", "a match object", True)  # not-None tasks: presence only
+    assert not accepted("mbpp", "check_str", None, True)
+    assert accepted("mbpp", "are_equivalent", False, True)  # Mbpp/164: EvalPlus accepts any output
+    assert accepted("mbpp", "sum_div", 0, 7) and not accepted("mbpp", "sum_div", 3, 7)
+
+
+@pytest.mark.parametrize("value", [
+    [1, -2.5, 1e-300, float("inf"), -float("inf"), "s\n'\"", b"\x00", None, True],
+    ((1,), (), {1, 2}, set(), {3: (4, 5)}, complex(1.5, -float("inf"))),
+    [[10**400, -(10**400)], {"k": [0.1, 0.2]}],
+])
+def test_inputs_are_embedded_exactly(value):
+    rebuilt = eval(evalplus_data.literal(value), {"_evalplus_inf": math.inf, "_evalplus_nan": math.nan})  # noqa: S307
+    assert rebuilt == value and repr(rebuilt) == repr(value)
+    nan = eval(evalplus_data.literal([math.nan]), {"_evalplus_nan": math.nan})  # noqa: S307
+    assert math.isnan(nan[0])
