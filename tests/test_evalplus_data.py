@@ -7,11 +7,14 @@ import gzip
 import json
 import math
 import shutil
+import time
 
+import pandas as pd
 import pytest
-from utscale import benchmarks, evalplus_data
+from utscale import benchmarks, evalplus_data, execution
 from utscale.evalplus_check import _evalplus_check
-from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
+from utscale.runs import JsonlLog
+from utscale.sandbox import Executor, SandboxSettings
 from utscale.sandbox.oracle import oracle_passes
 
 DATA = evalplus_data.vendored_path
@@ -102,30 +105,43 @@ def test_humaneval_32_is_judged_by_its_oracle_not_failed_for_every_solution(huma
         assert not oracle_passes(off_by_a_bit, program, timeout=60)
 
 
-def test_base_and_plus_are_labelled_apart_in_the_isolated_sandbox(humaneval_plus):
-    """A solution right on the base inputs only (it remembers them) passes the base ground truth and fails
-    the plus one; the canonical solution passes both; all judged where labels are, in `isolated` mode."""
+def memorised_solution(problem: benchmarks.Problem) -> str:
+    """HumanEval/0 answered right on its base inputs only (it remembers them) and wrong elsewhere."""
+    row = next(r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz")) if r["task_id"] == problem.task_id)
+    base = evalplus_data.native_splits(row, "humaneval_plus")["base"]
+    return (problem.reference_solution + f"\n\n_BASE = {base!r}\n_right = has_close_elements\n"
+            "def has_close_elements(numbers, threshold):\n"
+            "    right = _right(numbers, threshold)\n"
+            "    return right if [numbers, threshold] in _BASE else not right\n")
+
+
+def test_base_and_plus_are_labelled_apart_in_the_isolated_sandbox(humaneval_plus, tmp_path):
+    """The label stage's two logs: a solution right on the base inputs only passes the base ground truth
+    and fails base + plus; the canonical solution passes both; a solution without code gets neither
+    (it is `invalid` in both tables); judged where labels are, in `isolated` mode."""
     problem = humaneval_plus["HumanEval/0"]
-    base = evalplus_data.native_splits(
-        next(r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz")) if r["task_id"] == "HumanEval/0"),
-        "humaneval_plus")["base"]
-    memorised = (problem.reference_solution + f"\n\n_BASE = {base!r}\n_right = has_close_elements\n"
-                 "def has_close_elements(numbers, threshold):\n"
-                 "    right = _right(numbers, threshold)\n"
-                 "    return right if [numbers, threshold] in _BASE else not right\n")
-    pairs = [Pair(json.dumps([name, split]), solution, program)
-             for name, solution in (("canonical", problem.reference_solution), ("memorised", memorised))
-             for split, program in (("base", problem.ground_truth_base), ("plus", problem.ground_truth))]
+    problems = benchmarks.LoadedBenchmark([problem], "", "").table()
+    solutions = pd.DataFrame({"task_id": ["HumanEval/0"] * 3, "solution_id": [0, 1, 2],
+                              "code": [problem.reference_solution, memorised_solution(problem), None]})
+    legacy = {"mode": "isolated", "clock": "cpu"}
+    tables = {}
     with Executor(workers=2, settings=SandboxSettings(mode="isolated", timeout=30.0)) as ex:
-        got = {tuple(json.loads(v.id)): v.status for v in run_plan(plan_jobs(pairs), ex)}
-    assert got == {("canonical", "base"): "pass", ("canonical", "plus"): "pass",
-                   ("memorised", "base"): "pass", ("memorised", "plus"): "fail"}
+        for column in ("ground_truth", "ground_truth_base"):
+            log = JsonlLog(tmp_path / f"{column}.jsonl", execution.LABEL_KEY)
+            report = execution.label_solutions(problems, solutions, log, ex, legacy, column=column)
+            assert report.executed == 2
+            tables[column] = execution.labels_table(solutions, log, legacy)
+    plus, base = (tables[c].set_index("solution_id") for c in ("ground_truth", "ground_truth_base"))
+    assert plus.status.to_dict() == {0: "pass", 1: "fail", 2: "invalid"}
+    assert base.status.to_dict() == {0: "pass", 1: "pass", 2: "invalid"}
+    summary = execution.base_and_plus(tables["ground_truth"], tables["ground_truth_base"]).set_index("task_id")
+    assert summary.loc["all", "base"] == pytest.approx(2 / 3) and summary.loc["all", "plus"] == pytest.approx(1 / 3)
 
 
 def test_evalplus_comparison_rules():
     def accepted(dataset, entry, out, exp, atol=0.0):
         try:
-            _evalplus_check(dataset, entry, lambda *args: out, [[0]], [exp], atol)
+            _evalplus_check(dataset, entry, lambda *args: out, [[0]], [exp], atol, [1.0])
             return True
         except AssertionError:
             return False
@@ -141,6 +157,18 @@ def test_evalplus_comparison_rules():
     assert not accepted("mbpp", "check_str", None, True)
     assert accepted("mbpp", "are_equivalent", False, True)  # Mbpp/164: EvalPlus accepts any output
     assert accepted("mbpp", "sum_div", 0, 7) and not accepted("mbpp", "sum_div", 3, 7)
+
+
+def test_a_call_that_returns_after_its_inputs_limit_is_rejected():
+    """EvalPlus's per-input limit, max(1 s, 4x the reference's time on the input): a right answer that
+    comes too late is wrong, one in time is right."""
+    def slow(x):
+        time.sleep(x)
+        return x
+
+    _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], [0.0, 0.05], 0, [1.0, 1.0])
+    with pytest.raises(AssertionError, match="input 1: 0.0[5-9] s, over its limit of 0.02 s"):
+        _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], [0.0, 0.05], 0, [1.0, 0.02])
 
 
 @pytest.mark.parametrize("value", [

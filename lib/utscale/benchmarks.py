@@ -380,7 +380,7 @@ def write_problems(run: Run) -> pd.DataFrame:
     loaded = load_benchmark(run.config["BENCHMARK"], run.config["BENCHMARK_PATH"], run.config["LIMIT"])
     table = loaded.table()
     run.write_table("problems", table, key=["task_id"])
-    entry = {"source": loaded.source, "sha256": loaded.source_sha256}
+    entry: dict[str, Any] = {"source": loaded.source, "sha256": loaded.source_sha256}
     if loaded.release is not None:
         entry["release"] = dict(loaded.release)
     run.update_manifest(hashes={"problems": entry})

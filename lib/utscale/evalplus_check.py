@@ -19,9 +19,12 @@ solution's name.
 
 import copy as _evalplus_copy
 import math as _evalplus_math
+import time as _evalplus_time
 
 import numpy as _evalplus_np
 
+# EvalPlus's per-input time limit (evalplus.config): max(1 s, 4x the reference's time on that input)
+_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR = 1.0, 4.0
 # MBPP+ tasks whose outputs are not serialisable: only "is the output not None" is compared
 _evalplus_MBPP_OUTPUT_NOT_NONE_TASKS = ["check_str", "text_match_three", "text_starta_endb"]
 # MBPP+ tasks compared as sets of their outputs' items
@@ -58,22 +61,35 @@ def _evalplus_is_floats(x):
 
 
 def _evalplus_expected(reference, entry_point, inputs, output_not_none):
-    """The canonical solution's outputs on deep copies of the inputs (EvalPlus's `trusted_exec`)."""
+    """The canonical solution's outputs on deep copies of the inputs, and each input's time limit from the
+    reference's wall time on it, measured here, now (EvalPlus's `trusted_exec` and `untrusted_check`)."""
     namespace = {}
     exec(reference, namespace)
     fn = namespace[entry_point]
-    outputs = [fn(*_evalplus_copy.deepcopy(inp)) for inp in inputs]
-    return [out is not None for out in outputs] if output_not_none else outputs
+    outputs, limits = [], []
+    for inp in inputs:
+        inp = _evalplus_copy.deepcopy(inp)
+        started = _evalplus_time.perf_counter()
+        outputs.append(fn(*inp))
+        seconds = _evalplus_time.perf_counter() - started
+        limits.append(max(_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR * seconds))
+    return ([out is not None for out in outputs] if output_not_none else outputs), limits
 
 
-def _evalplus_check(dataset, entry_point, candidate, inputs, expected, atol):
+def _evalplus_check(dataset, entry_point, candidate, inputs, expected, atol, time_limits):
     """Raise at the first input whose output EvalPlus would reject (an exception of the candidate
     propagates as it is); return when every output is accepted. EvalPlus records every input, but a
     solution is correct only if all pass, so stopping at the first rejection (EvalPlus's own
     `fast_check`) gives the same verdict, and lets the sandbox's time limit and crash signals through
-    untouched. `atol` carries over from input to input exactly as in EvalPlus's loop."""
+    untouched. A call that returns after its input's time limit (wall clock, as EvalPlus's) is
+    rejected; one that never returns is ended by the sandbox's limit for the whole program. `atol`
+    carries over from input to input exactly as in EvalPlus's loop."""
     for i, inp in enumerate(inputs):
-        out = candidate(*_evalplus_copy.deepcopy(inp))
+        inp = _evalplus_copy.deepcopy(inp)
+        started = _evalplus_time.perf_counter()
+        out = candidate(*inp)
+        seconds = _evalplus_time.perf_counter() - started
+        assert seconds <= time_limits[i], f"input {i}: {seconds:.2f} s, over its limit of {time_limits[i]:.2f} s"
         exp = expected[i]
         exact_match = out == exp
         if dataset == "mbpp":

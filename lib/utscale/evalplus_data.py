@@ -191,10 +191,10 @@ def checker_source() -> str:
 def ground_truth(dataset: str, entry_point: str, reference: str, atol: float,
                  splits: Mapping[str, list]) -> str:
     """A unittest program with one test method per split (`test_base`, `test_plus`): each computes the
-    reference's outputs on its inputs, then calls the solution's entry point on every input (a deep copy)
-    and applies EvalPlus's comparison. It passes iff every split passes; with only `base`, it is the
-    base label. The reference runs where the test runs (the sandbox's judge in `isolated` mode), never
-    in the solution's process."""
+    reference's outputs on its inputs (and times them: each input's limit), then calls the solution's
+    entry point on every input (a deep copy) and applies EvalPlus's comparison and time limit. It passes
+    iff every split passes; with only `base`, it is the base label. The reference runs where the test
+    runs (the sandbox's judge in `isolated` mode), never in the solution's process."""
     output_not_none = dataset == "mbpp" and entry_point in ("check_str", "text_match_three", "text_starta_endb")
     lines = [checker_source(), "", "import unittest", "",
              "_evalplus_inf = float('inf')", "_evalplus_nan = float('nan')",
@@ -205,9 +205,10 @@ def ground_truth(dataset: str, entry_point: str, reference: str, atol: float,
         methods.append(
             f"    def test_{split}(self):\n"
             f"        inputs = _evalplus_{split}_inputs\n"
-            f"        expected = _evalplus_expected(_evalplus_reference, {entry_point!r}, inputs, {output_not_none!r})\n"
+            f"        expected, limits = _evalplus_expected(_evalplus_reference, {entry_point!r}, inputs, "
+            f"{output_not_none!r})\n"
             f"        _evalplus_check({dataset!r}, {entry_point!r}, globals()[{entry_point!r}], inputs, expected, "
-            f"{atol!r})\n")
+            f"{atol!r}, limits)\n")
     lines += ["", "", "class EvalPlusGroundTruth(unittest.TestCase):", *methods]
     return "\n".join(lines) + "\n"
 

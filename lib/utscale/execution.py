@@ -104,11 +104,13 @@ def with_signature(table: pd.DataFrame, legacy: Mapping[str, str]) -> pd.DataFra
     return table
 
 
-def label_pairs(problems: pd.DataFrame, solutions: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
-    """(task_id, solution_id) → (solution code, ground-truth program), for solutions that have code."""
-    truth = problems.set_index("task_id").ground_truth.to_dict()
+def label_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, column: str = "ground_truth"
+                ) -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id) → (solution code, ground-truth program), for solutions that have code (and,
+    for `ground_truth_base`, whose problem has a base program)."""
+    truth = problems.set_index("task_id")[column].to_dict()
     return {(r.task_id, r.solution_id): (r.code, truth[r.task_id])
-            for r in solutions.itertuples() if isinstance(r.code, str)}
+            for r in solutions.itertuples() if isinstance(r.code, str) and truth[r.task_id]}
 
 
 def _cross(problems: pd.DataFrame, solutions: pd.DataFrame, tests_by_task: Mapping[str, list[tuple[int, str]]]
@@ -169,10 +171,11 @@ def unit_test_verdicts(assertion_executions: pd.DataFrame, assertions: pd.DataFr
 
 
 def label_solutions(problems: pd.DataFrame, solutions: pd.DataFrame, log: JsonlLog, executor: Executor,
-                    legacy: Mapping[str, str], limits: Mapping[str, float] | None = None) -> StageReport:
+                    legacy: Mapping[str, str], limits: Mapping[str, float] | None = None,
+                    column: str = "ground_truth") -> StageReport:
     """Ground-truth labels under the executor's signature (recorded per label); a label logged under
-    another one (mode, clock) is computed again."""
-    return _run_logged(label_pairs(problems, solutions), log, executor,
+    another one (mode, clock) is computed again. `column` ground_truth_base: EvalPlus's base labels."""
+    return _run_logged(label_pairs(problems, solutions, column), log, executor,
                        lambda v: {"correct": v.passed, "status": v.status, "tests_run": v.tests_run,
                                   "duration_s": v.duration_s}, legacy, limits)
 
@@ -292,9 +295,16 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         legacy = legacy_signature(run.config, labels=True)
         reports["labels"] = label_solutions(problems, solutions, label_log, executor, legacy,
                                             limits_of(limits, "label_limit_s"))
+        if "ground_truth_base" in problems:  # HumanEval+/MBPP+: EvalPlus's base label beside the plus one
+            base_log = verdict_log(run, "labels_base_log", "labels_base", LABEL_KEY)
+            reports["labels_base"] = label_solutions(problems, solutions, base_log, executor, legacy,
+                                                     limits_of(limits, "label_limit_s"), "ground_truth_base")
         jailed = executor.jailed
     _write_verdicts(run, "labels", labels_table(solutions, label_log, legacy), LABEL_KEY, "correct",
                     reports["labels"], label_settings)
+    if "labels_base" in reports:
+        _write_verdicts(run, "labels_base", labels_table(solutions, base_log, legacy), LABEL_KEY, "correct",
+                        reports["labels_base"], label_settings)
     settings = sandbox_settings(run.config)
     legacy = legacy_signature(run.config, labels=False)
     with make_executor(run.config, settings) as executor:
@@ -367,6 +377,19 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
                        "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
     run.write_table(name, table, key=list(key), force=bool(report.recomputed))
+
+
+def base_and_plus(labels: pd.DataFrame, labels_base: pd.DataFrame) -> pd.DataFrame:
+    """EvalPlus's two accuracies side by side: the share of solutions correct on the base inputs, and on
+    base and plus inputs (the paper's number); per problem and overall (the `all` row)."""
+    keys = list(LABEL_KEY)
+    both = labels[keys + ["correct"]].merge(
+        labels_base[keys + ["correct"]].rename(columns={"correct": "correct_base"}), on=keys)
+    per_problem = both.groupby("task_id").agg(solutions=("correct", "size"), base=("correct_base", "mean"),
+                                              plus=("correct", "mean")).reset_index()
+    overall = pd.DataFrame([{"task_id": "all", "solutions": len(both), "base": both.correct_base.mean(),
+                             "plus": both.correct.mean()}])
+    return pd.concat([per_problem, overall], ignore_index=True)
 
 
 def status_counts(table: pd.DataFrame) -> pd.DataFrame:

@@ -89,9 +89,9 @@ def encode(value: Any, depth: int = 0) -> Any:
     if value is None or kind is bool:
         return value
     if issubclass(kind, int):
-        number = int.__pos__(value)
+        integer = int.__pos__(value)
         # a large int crosses in hex: decimal conversion is quadratic and refused past 4,300 digits
-        return number if number.bit_length() <= BIG_INT_BITS else {"i": int.__format__(number, "x")}
+        return integer if integer.bit_length() <= BIG_INT_BITS else {"i": int.__format__(integer, "x")}
     if issubclass(kind, float):
         return float.__pos__(value)
     if issubclass(kind, str):
