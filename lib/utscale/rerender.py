@@ -51,8 +51,11 @@ def committed_root() -> Path:
 
 
 def committed_runs() -> list[str]:
-    """The committed runs: folders under the checkout's results/ with a manifest."""
-    return sorted(p.name for p in committed_root().iterdir() if (p / "manifest.json").is_file())
+    """The committed runs that are complete: folders under the checkout's results/ whose manifest says
+    every notebook ran. A run still generating (committed for its raw logs, resumed in a later round)
+    is not re-rendered: that would mean generating the rest."""
+    return sorted(p.name for p in committed_root().iterdir()
+                  if (p / "manifest.json").is_file() and json.loads((p / "manifest.json").read_text()).get("completed"))
 
 
 def copy_inputs(committed: Path, fresh: Path) -> list[str]:
