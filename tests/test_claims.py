@@ -33,9 +33,10 @@ def cube_where_tests_mislead(p=60, n=8, m=12, seed=2) -> matrix.PassCube:
     return matrix.PassCube(cube.task_ids, ~cube.passes, cube.correct, cube.n_solutions, cube.n_tests)
 
 
-def test_claim_5_trend_reaches_each_verdict():
+def test_claim_5_reaches_each_verdict_at_every_n():
     helpful = claims.claim_5_more_tests_better_reward(grid_of(cube_where_tests_help()))
-    assert helpful.verdict == claims.SUPPORTED and "rank correlation" in helpful.evidence
+    assert helpful.verdict == claims.SUPPORTED and "headline N=8" in helpful.evidence
+    assert "Page trend Holm p" in helpful.evidence and helpful.reason == "at every N from 8 to 8"
     misleading = claims.claim_5_more_tests_better_reward(grid_of(cube_where_tests_mislead()))
     assert misleading.verdict == claims.NOT_SUPPORTED
     noise = claims.claim_5_more_tests_better_reward(grid_of(cube_where_tests_are_noise(p=20)))
@@ -47,9 +48,31 @@ def test_claim_5_trend_reaches_each_verdict():
         grid_of(cube_where_tests_help()), vote_f1=f1).evidence
 
 
-def test_spearman_matches_a_plain_computation():
-    y = np.array([[1.0, 3.0, 2.0, 4.0], [4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 2.0, 2.0]])
-    np.testing.assert_allclose(claims.spearman(np.arange(4), y), [0.8, -1.0, np.sqrt(0.8)])
+def test_a_per_n_rule_headlines_the_largest_n_and_names_the_others():
+    grid = scaling.scaling_grid(cube_where_tests_help(p=40, noise=0.3), [2, 8], [0, 1, 4, 12], 40, seed=3)
+    verdict = claims.claim_5_more_tests_better_reward(grid)
+    assert "N=2:" in verdict.evidence and "N=8:" in verdict.evidence and "Holm over 2 values of N" in verdict.evidence
+    per_n = [claims.AtN(5, -3.0, -5.0, -1.0, 0.01, claims.NOT_SUPPORTED),
+             claims.AtN(100, 1.0, -2.0, 4.0, 0.4, claims.INCONCLUSIVE)]
+    row = claims.headline(per_n, "5", "a difference", 164)
+    assert row.verdict == claims.INCONCLUSIVE and row.reason == "at N=100; other N: not supported"
+    assert "at the headline N=100: +1.00 points" in row.evidence and "N=5: -3.00 [-5.00, -1.00]" in row.evidence
+
+
+def test_holm_and_the_bootstrap_p_value():
+    np.testing.assert_allclose(claims.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(claims.holm([0.5]), [0.5])
+    assert claims.bootstrap_p(np.array([1.0, 2.0, 3.0, -1.0])) == 0.5
+    assert claims.bootstrap_p(np.full(1000, 2.0)) == 0.001  # never below one draw's share
+    _, p_up = claims.page_trend_p(np.array([[1.0, 2.0, 1.0, 0.0], [2.0, 3.0, 2.0, 1.0], [3.0, 4.0, 3.0, 2.0]]))
+    _, p_down = claims.page_trend_p(np.array([[3.0, 4.0, 3.0, 2.0], [2.0, 3.0, 2.0, 1.0], [1.0, 2.0, 1.0, 0.0]]))
+    assert p_up < 0.01 < 0.99 < p_down
+
+
+def test_concentration_counts_the_problems_that_carry_a_gain():
+    assert claims.concentration(np.array([90.0, 5.0, 3.0, 2.0])) == "1 of 4 problems carry half of the summed gain (+100.0 points)"
+    assert claims.concentration(np.array([10.0, 10.0, 10.0, 10.0])).startswith("2 of 4")
+    assert claims.concentration(np.array([-1.0, 0.0])) == "no positive total gain"
 
 
 def test_claims_8_and_9_are_statements_of_the_method_checked_as_an_implementation():
@@ -74,6 +97,7 @@ def test_claim_6_reaches_each_verdict_and_states_groups_and_headroom():
     quintiles = scaling.difficulty_quintiles(cube.pass_rates())
     supported = claims.claim_6_harder_problems_gain_more(grid_of(cube), quintiles)
     assert supported.verdict == claims.SUPPORTED and "headroom" in supported.evidence and "(Q4-5, 24 problems)" in supported.evidence
+    assert "problems carry half of the summed gain" in supported.evidence and "N=8:" in supported.evidence
     # tests that only help the easy problems: hard problems' tests are noise
     rng = np.random.default_rng(4)
     passes = cube.passes.copy()

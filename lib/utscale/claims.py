@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
@@ -84,65 +85,153 @@ def voting_gain(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> tuple[float
     return float(np.nanmean(gains)), problem_bootstrap(gains, seed)
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rank correlation of x [K] with each row of y [D, K] (average ranks for ties; nan for
-    a constant row)."""
-    def ranks(a: np.ndarray) -> np.ndarray:
-        return np.apply_along_axis(lambda row: pd.Series(row).rank().to_numpy(), -1, a)
+ALPHA = 0.05  # family-wise, over the N values a claim is judged at (Holm)
 
-    rx, ry = ranks(np.asarray(x, dtype=float)[None, :])[0], ranks(np.atleast_2d(y))
-    rx, ry = rx - rx.mean(), ry - ry.mean(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (ry @ rx) / np.sqrt((ry ** 2).sum(axis=-1) * (rx ** 2).sum())
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment: adjusted p-values, monotone in the order of the raw ones."""
+    raw = np.asarray(p_values, dtype=float)
+    order = np.argsort(raw, kind="stable")
+    adjusted = np.empty_like(raw)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def bootstrap_p(draws: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a mean difference being zero: twice the smaller tail of the draws
+    on either side of zero, never below one draw's share."""
+    draws = draws[~np.isnan(draws)]
+    if draws.size == 0:
+        return 1.0
+    tail = min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))
+    return float(min(1.0, max(2 * tail, 1 / draws.size)))
+
+
+def page_trend_p(per_m: np.ndarray) -> tuple[float, float]:
+    """Page's L test of an increasing trend across the m grid, problems as blocks ([K, P] per-problem
+    accuracies; problems with a missing cell dropped): (L, one-sided p, asymptotic; ties within a
+    problem, common when every cell is 0 or 100, make it conservative)."""
+    from scipy.stats import page_trend_test
+
+    blocks = per_m.T[~np.isnan(per_m.T).any(axis=1)]
+    if len(blocks) < 2:
+        return float("nan"), 1.0
+    result = page_trend_test(blocks, method="asymptotic")
+    return float(result.statistic), float(result.pvalue)
+
+
+@dataclass(frozen=True)
+class AtN:
+    """One N of a per-N verdict: the paired estimate, its 95% interval, the Holm-adjusted p-value(s)."""
+
+    n: int
+    estimate: float
+    low: float
+    high: float
+    p_adjusted: float
+    verdict: Label
+    note: str = ""
+
+    def text(self) -> str:
+        return (f"N={self.n}: {self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}], Holm p {self.p_adjusted:.3g}"
+                f"{self.note} → {self.verdict}")
+
+
+def headline(per_n: list[AtN], claim: str, what: str, problems: int, extra: str = "") -> ClaimVerdict:
+    """The ledger row of a per-N rule: the verdict at the headline N (the largest of the grid, the paper's
+    best-of-N setting, declared in docs/claims.md before any run), every N's verdict in the evidence."""
+    top = per_n[-1]
+    evidence = (f"{what} at the headline N={top.n}: {top.estimate:+.2f} points (95% interval {top.low:+.2f} to "
+                f"{top.high:+.2f}, {problems} problems); per N (Holm over {len(per_n)} values of N): "
+                + "; ".join(a.text() for a in per_n) + extra)
+    differ = sorted({a.verdict for a in per_n} - {top.verdict})
+    reason = f"at N={top.n}; other N: {', '.join(differ)}" if differ else f"at every N from {per_n[0].n} to {top.n}"
+    return ClaimVerdict(claim, top.verdict, evidence, reason)
 
 
 def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: pd.DataFrame | None = None) -> ClaimVerdict:
-    """More unit tests → a better reward signal, as a trend over the whole m grid (m ≥ 1): Spearman's
-    rank correlation between m and best-of-N accuracy, with a problem-bootstrap interval (each draw's
-    curve is ranked), plus the vote's F1 against m when given. Supported when the interval lies above
-    zero, not supported when below, inconclusive otherwise."""
-    n = max(grid.n_values)
+    """More unit tests → a better reward signal, judged at every N ≥ 2 of the grid. At each N: the paired
+    difference acc(N, most tests) − acc(N, fewest tests ≥ 1) per problem with a problem-bootstrap
+    interval, and Page's trend test across the whole m grid (problems as blocks). Holm over the N values:
+    supported at N when the trend is significant (adjusted p < 0.05) and the difference is above zero;
+    not supported when the difference is significantly below zero; inconclusive otherwise. The ledger
+    states the headline N's verdict (docs/claims.md) and lists every N's."""
     ms = [m for m in grid.m_values if m > 0]
-    if len(ms) < 2:
-        return ClaimVerdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values", "a trend needs at least two")
-    per_m = np.stack([cell_points(grid, n, m) for m in ms])  # [K, P]
-    draws = problem_bootstrap(per_m, seed).T  # [D, K]: each draw's mean accuracy at every m
-    rho = spearman(np.array(ms), draws)
-    observed = float(spearman(np.array(ms), np.nanmean(per_m, axis=1)[None, :])[0])
-    curve = ", ".join(f"{m}: {v:.1f}" for m, v in zip(ms, np.nanmean(per_m, axis=1)))
+    ns = [n for n in grid.n_values if n >= 2]
+    if len(ms) < 2 or not ns:
+        return ClaimVerdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values and N values {list(grid.n_values)}",
+                            "a trend needs at least two m values and an N of at least two solutions")
+    rows = []
+    for n in ns:
+        per_m = np.stack([cell_points(grid, n, m) for m in ms])  # [K, P]
+        difference = per_m[-1] - per_m[0]
+        draws = problem_bootstrap(difference, seed)
+        rows.append((n, float(np.nanmean(difference)), draws, bootstrap_p(draws), page_trend_p(per_m)[1], per_m))
+    p_difference, p_trend = holm([r[3] for r in rows]), holm([r[4] for r in rows])
+    per_n = []
+    for (n, estimate, draws, _, _, _), p_d, p_t in zip(rows, p_difference, p_trend):
+        lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+        verdict = (SUPPORTED if p_t < ALPHA and estimate > 0 else NOT_SUPPORTED if p_d < ALPHA and estimate < 0
+                   else INCONCLUSIVE)
+        per_n.append(AtN(n, estimate, float(lo), float(hi), float(p_d), verdict, f", Page trend Holm p {p_t:.3g}"))
+    curve = ", ".join(f"{m}: {v:.1f}" for m, v in zip(ms, np.nanmean(rows[-1][5], axis=1)))
     f1 = "" if vote_f1 is None else "; vote F1 against m: " + ", ".join(
         f"{int(r.n_tests)}: {r.f1:.1f}" for r in vote_f1.itertuples())
-    verdict = interval_verdict(rho[~np.isnan(rho)], "5", f"rank correlation of m with best-of-{n} accuracy over m in "
-                               f"{ms}", grid.accuracy.shape[-1], observed, unit="")
-    evidence = verdict.evidence + f"; accuracy (%) by m: {curve}{f1}"
-    return ClaimVerdict("5", verdict.verdict, evidence, verdict.reason)
+    return headline(per_n, "5", f"accuracy with {ms[-1]} tests minus with {ms[0]}", grid.accuracy.shape[-1],
+                    f"; accuracy (%) by m at N={ns[-1]}: {curve}{f1}")
+
+
+def concentration(gains: np.ndarray) -> str:
+    """How many problems carry a group's summed gain: the fewest whose gains add up to half of it."""
+    total = float(np.nansum(gains))
+    if total <= 0:
+        return "no positive total gain"
+    ordered = np.sort(gains[~np.isnan(gains)])[::-1]
+    carriers = int(np.searchsorted(np.cumsum(ordered), total / 2) + 1)
+    return f"{carriers} of {ordered.size} problems carry half of the summed gain ({total:+.1f} points)"
 
 
 def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, seed: int = 0) -> ClaimVerdict:
     """Gain of scaling (most tests vs random pick) on the harder problems (quintiles 4-5) minus on the
-    easier ones (quintiles 1-2)."""
-    n, m_high = max(grid.n_values), max(grid.m_values)
-    if 0 not in grid.m_values:
-        return ClaimVerdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column", "no baseline")
+    easier ones (quintiles 1-2), at every N ≥ 2 of the grid; problems without a correct solution are in
+    no quintile (the paper's Fig. 3). Each group is bootstrapped on its own; Holm over the N values:
+    supported / not supported when the adjusted p < 0.05 with the difference above / below zero,
+    inconclusive otherwise, and always inconclusive with fewer than 10 problems in a group. The ledger
+    states the headline N's verdict with how many problems carry each group's gain."""
+    m_high = max(grid.m_values)
+    ns = [n for n in grid.n_values if n >= 2]
+    if 0 not in grid.m_values or not ns:
+        return ClaimVerdict("6", NOT_TESTABLE, "the grid has no m = 0 (random pick) column or no N of two or more",
+                            "no baseline")
     hard, easy = np.flatnonzero(np.isin(quintiles, HARD)), np.flatnonzero(np.isin(quintiles, EASY))
     if min(len(hard), len(easy)) == 0:
         return ClaimVerdict("6", INCONCLUSIVE, "no problems in one of the groups", "too few solvable problems")
-    gains = gain_points(grid, n, m_high)
+    rows = []
+    for n in ns:
+        gains = gain_points(grid, n, m_high)
+        draws = hard_minus_easy(gains, quintiles, seed)
+        rows.append((n, float(np.nanmean(gains[hard]) - np.nanmean(gains[easy])), draws, bootstrap_p(draws), gains))
+    small = min(len(hard), len(easy)) < MIN_PROBLEMS
+    per_n = []
+    for (n, estimate, draws, _, _), p in zip(rows, holm([r[3] for r in rows])):
+        lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+        verdict = (INCONCLUSIVE if small or p >= ALPHA else SUPPORTED if estimate > 0 else NOT_SUPPORTED)
+        per_n.append(AtN(n, estimate, float(lo), float(hi), float(p), verdict))
+    gains, n = rows[-1][4], ns[-1]
     baseline = cell_points(grid, n, 0)
-    difference = hard_minus_easy(gains, quintiles, seed)
-    verdict = interval_verdict(difference, "6",
-                               f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)} problems) minus easy "
-                               f"(Q1-2, {len(easy)} problems)", len(hard) + len(easy),
-                               float(np.nanmean(gains[hard]) - np.nanmean(gains[easy])))
-    headroom = (f"; gains: hard {np.nanmean(gains[hard]):+.2f}, easy {np.nanmean(gains[easy]):+.2f} points; random pick: "
-                f"hard {np.nanmean(baseline[hard]):.1f}%, easy {np.nanmean(baseline[easy]):.1f}% (the easy problems "
-                f"have only {100 - np.nanmean(baseline[easy]):.1f} points of headroom)")
-    evidence = verdict.evidence + headroom
-    if verdict.verdict != INCONCLUSIVE and min(len(hard), len(easy)) < MIN_PROBLEMS:
-        side = "above" if verdict.verdict == SUPPORTED else "below"
-        return ClaimVerdict("6", INCONCLUSIVE, evidence, f"the interval lies {side} zero, but with fewer than {MIN_PROBLEMS} "
-                       "problems in a group the groups are too small to call")
-    return ClaimVerdict("6", verdict.verdict, evidence, verdict.reason)
+    extra = (f"; at N={n}: gains hard {np.nanmean(gains[hard]):+.2f}, easy {np.nanmean(gains[easy]):+.2f} points "
+             f"(hard: {concentration(gains[hard])}; easy: {concentration(gains[easy])}); random pick: hard "
+             f"{np.nanmean(baseline[hard]):.1f}%, easy {np.nanmean(baseline[easy]):.1f}% (the easy problems have only "
+             f"{100 - np.nanmean(baseline[easy]):.1f} points of headroom)")
+    verdict = headline(per_n, "6", f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)} problems) minus "
+                       f"easy (Q1-2, {len(easy)} problems)", len(hard) + len(easy), extra)
+    if small:
+        return ClaimVerdict("6", INCONCLUSIVE, verdict.evidence, f"with fewer than {MIN_PROBLEMS} problems in a group "
+                            "the groups are too small to call")
+    return verdict
 
 
 def rule_matches_statement(cube: PassCube, rule: Rule = "coderm") -> tuple[int, list[str]]:
