@@ -226,12 +226,12 @@ def claim_6_harder_problems_gain_more(grid: ScalingGrid, quintiles: np.ndarray, 
              f"(hard: {concentration(gains[hard])}; easy: {concentration(gains[easy])}); random pick: hard "
              f"{np.nanmean(baseline[hard]):.1f}%, easy {np.nanmean(baseline[easy]):.1f}% (the easy problems have only "
              f"{100 - np.nanmean(baseline[easy]):.1f} points of headroom)")
-    verdict = headline(per_n, "6", f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)} problems) minus "
-                       f"easy (Q1-2, {len(easy)} problems)", len(hard) + len(easy), extra)
+    row = headline(per_n, "6", f"gain of {m_high} tests over random pick, hard (Q4-5, {len(hard)} problems) minus "
+                   f"easy (Q1-2, {len(easy)} problems)", len(hard) + len(easy), extra)
     if small:
-        return ClaimVerdict("6", INCONCLUSIVE, verdict.evidence, f"with fewer than {MIN_PROBLEMS} problems in a group "
+        return ClaimVerdict("6", INCONCLUSIVE, row.evidence, f"with fewer than {MIN_PROBLEMS} problems in a group "
                             "the groups are too small to call")
-    return verdict
+    return row
 
 
 def rule_matches_statement(cube: PassCube, rule: Rule = "coderm") -> tuple[int, list[str]]:
