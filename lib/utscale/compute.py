@@ -2,8 +2,11 @@
 
 Costs are per problem and come from this run's own artifacts: mean prompt and completion tokens per
 solution and per unit test, the engines' measured seconds per completion token, and the sandbox's
-measured seconds per executed pair. FLOPs use the standard dense-transformer estimate of
-2 × parameters per token, prompt and completion counted separately (prefill and decode).
+measured seconds per executed pair, charged only for the share of sampled tests that ran (an invalid
+or repeated test is never executed). FLOPs use the standard dense-transformer estimate of
+2 × parameters per token, prompt and completion counted separately (prefill and decode); prompt FLOPs
+come twice, labelled: once per sample (no prefix sharing), and once per problem and role (an engine
+with prefix caching, as vLLM's, prefills a problem's shared prompt once).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class CostModel:
     solution_seconds_per_token: float  # engine wall seconds per completion token
     test_seconds_per_token: float
     seconds_per_pair: float  # sandbox seconds per executed (solution, test) pair
+    executed_test_share: float = 1.0  # of the sampled unit tests, the share executed (valid and not repeated)
 
     @classmethod
     def from_tables(cls, solutions: pd.DataFrame, unit_tests: pd.DataFrame, executions: pd.DataFrame) -> CostModel:
@@ -53,6 +57,7 @@ class CostModel:
             solution_seconds_per_token=per_token(solutions),
             test_seconds_per_token=per_token(unit_tests),
             seconds_per_pair=float(executions.duration_s.mean()) if len(executions) else 0.0,
+            executed_test_share=executed_share(unit_tests, executions),
         )
 
     def cost(self, n: np.ndarray | float, m: np.ndarray | float) -> dict[str, np.ndarray]:
@@ -63,19 +68,30 @@ class CostModel:
                             + m * self.test_prompt_tokens * self.test_parameters)
         completion_flops = 2 * (n * self.solution_completion_tokens * self.policy_parameters
                                 + m * self.test_completion_tokens * self.test_parameters)
+        shared_prompt_flops = 2 * ((n > 0) * self.solution_prompt_tokens * self.policy_parameters
+                                   + (m > 0) * self.test_prompt_tokens * self.test_parameters)
         return {
             "generated_tokens": gen_tokens,
             "test_tokens": m * self.test_completion_tokens,
             "prompt_flops": prompt_flops,
             "completion_flops": completion_flops,
             "flops": prompt_flops + completion_flops,
+            "prompt_flops_prefix_shared": shared_prompt_flops,
+            "flops_prefix_shared": shared_prompt_flops + completion_flops,
             "generation_seconds": n * self.solution_completion_tokens * self.solution_seconds_per_token
             + m * self.test_completion_tokens * self.test_seconds_per_token,
-            "sandbox_seconds": n * m * self.seconds_per_pair,
+            "sandbox_seconds": n * m * self.executed_test_share * self.seconds_per_pair,
         }
 
     def record(self) -> dict[str, float]:
         return asdict(self)
+
+
+def executed_share(unit_tests: pd.DataFrame, executions: pd.DataFrame) -> float:
+    """Of the sampled unit tests, the share the sandbox executed: those with a verdict in the matrix."""
+    if not len(unit_tests) or "test_id" not in executions:
+        return 1.0
+    return float(executions.groupby("task_id").test_id.nunique().sum() / len(unit_tests))
 
 
 def cost_table(points: pd.DataFrame, model: CostModel) -> pd.DataFrame:
