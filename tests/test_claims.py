@@ -243,6 +243,7 @@ def costed_points(flops_scale: float = 1e9) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["rule", "n_solutions", "n_tests", "accuracy"])
     table["generated_tokens"] = 100.0 * table.n_solutions + 300.0 * table.n_tests
     table["flops"] = table.generated_tokens * flops_scale
+    table["generation_seconds"] = table.generated_tokens * 0.01
     from utscale import compute
 
     table["pareto"] = compute.pareto_front(table.flops.to_numpy(), table.accuracy.to_numpy())
@@ -254,6 +255,12 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert q1.verdict == claims.ANSWERED and "+10.00 points" in q1.evidence and "per point" in q1.evidence
     assert "dynamic allocation: 1 of its 1 points on the frontier" in q1.evidence
     assert claims.question_1(costed_points(0.0)).verdict == claims.NOT_TESTABLE
+    replay = claims.question_1(costed_points().assign(generation_seconds=0.0))
+    assert replay.verdict == claims.PARTLY_ANSWERED and "no generation time" in replay.reason
+    priced = claims.question_1(costed_points(), gain=(10.0, np.linspace(4.0, 16.0, 100))).evidence
+    assert "+10.00 points (95% interval +4.30 to +15.70)" in priced and "per point" in priced
+    unpriced = claims.question_1(costed_points(), gain=(10.0, np.linspace(-2.0, 22.0, 100))).evidence
+    assert "no price per point: the gain's interval includes zero" in unpriced and "FLOPs and" not in unpriced
     gains = pd.DataFrame({"rule": ["online_a", "online_b"], "tests_generated": [3.0, 6.0], "share_of_cap": [0.25, 0.5],
                           "gain_vs_equal_same_tests": [0.8, -0.4], "ci_low": [0.2, -0.9], "ci_high": [1.4, -0.1],
                           "minus_equal_full_budget": [-0.3, 0.1], "full_ci_low": [-1.0, -0.2], "full_ci_high": [0.4, 0.3]})

@@ -28,7 +28,7 @@ from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, sel
 
 # Every verdict a ledger row can carry.
 Label = Literal["supported", "not supported", "inconclusive", "not testable with this run", "reproduced",
-                "not reproduced", "by definition", "answered"]
+                "not reproduced", "by definition", "answered", "partly answered"]
 VERDICTS: tuple[Label, ...] = get_args(Label)
 # findings (claims 4-7): an interval above zero, below zero, or neither; or no data in this run to test it
 SUPPORTED: Label = "supported"
@@ -40,8 +40,9 @@ REPRODUCED: Label = "reproduced"
 NOT_REPRODUCED: Label = "not reproduced"
 # statements of the method (claims 8, 9): true of the rule itself, checked as an implementation fact
 BY_DEFINITION: Label = "by definition"
-# the research questions: answered with this run's numbers
+# the research questions: answered with this run's numbers, or partly (a cost this run did not measure)
 ANSWERED: Label = "answered"
+PARTLY_ANSWERED: Label = "partly answered"
 MIN_PROBLEMS = 10  # below this, a difference between groups of problems is called inconclusive
 
 
@@ -320,11 +321,16 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
     return ClaimVerdict("4", verdict, evidence, reason)
 
 
-def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -> ClaimVerdict:
+def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None,
+               gain: tuple[float, np.ndarray] | None = None) -> ClaimVerdict:
     """Q1, the accuracy-cost trade-off: the Pareto frontier over N, M and allocation rule in FLOPs, what
     a point of accuracy costs between random pick and voting over every test, where dynamic allocation
     sits, and what online stopping buys. `costed`: notebook 06's cost table (rule, n_solutions, n_tests,
-    accuracy, costs, pareto); `online_gains`: `online.gains_table`."""
+    accuracy, costs, pareto); `online_gains`: `online.gains_table`; `gain`: voting over every test minus
+    random pick at the largest N with its bootstrap draws (`voting_gain`). A price per point is given
+    only for a gain whose 95% interval lies above zero. Answered when the run measured what it prices
+    (tokens and generation seconds); partly answered when it has tokens but no generation time (a
+    replay); not testable without token counts."""
     if not (costed.flops > 0).any():
         return ClaimVerdict("Q1", NOT_TESTABLE, "no token counts behind this run's generations",
                        "a replay without token counts: set REPLAY_TOKENIZER")
@@ -340,16 +346,26 @@ def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None) -
     full = same[(same.n_solutions == n_max) & (same.n_tests == m_max)]
     if len(random) and len(full):
         r, f = random.iloc[0], full.iloc[0]
-        gain = f.accuracy - r.accuracy
-        per_point = (f"{(f.flops - r.flops) / gain:.3g} FLOPs and {(f.generated_tokens - r.generated_tokens) / gain:.3g} tokens "
-                     "per point" if gain > 0 else "no point gained")
-        parts.append(f"voting over {m_max} tests vs random pick among {n_max}: {gain:+.2f} points for "
+        points = f.accuracy - r.accuracy
+        lo, hi = np.nanpercentile(gain[1], [2.5, 97.5]) if gain is not None else (np.nan, np.nan)
+        interval = f" (95% interval {lo:+.2f} to {hi:+.2f})" if gain is not None else ""
+        if gain is not None and lo <= 0:
+            per_point = "no price per point: the gain's interval includes zero"
+        elif points > 0:
+            per_point = (f"{(f.flops - r.flops) / points:.3g} FLOPs and {(f.generated_tokens - r.generated_tokens) / points:.3g} "
+                         "tokens per point")
+        else:
+            per_point = "no point gained"
+        parts.append(f"voting over {m_max} tests vs random pick among {n_max}: {points:+.2f} points{interval} for "
                      f"{f.flops - r.flops:.3g} more FLOPs per problem ({per_point})")
     dynamic = costed[costed.rule.isin(["paper_predicted", "paper_gold", "verifier_aware"])]
     if len(dynamic):
         parts.append(f"dynamic allocation: {int(dynamic.pareto.sum())} of its {len(dynamic)} points on the frontier")
     if online_gains is not None and len(online_gains):
         parts.append(_online_summary(online_gains, m_max))
+    if "generation_seconds" in costed and not (costed.generation_seconds > 0).any():
+        return ClaimVerdict("Q1", PARTLY_ANSWERED, "; ".join(parts), "tokens and FLOPs only: this run measured no "
+                            "generation time (a replay), so what a point costs in seconds is not answered")
     return ClaimVerdict("Q1", ANSWERED, "; ".join(parts), "costs from this run's own token counts and timings")
 
 
@@ -541,7 +557,8 @@ def ledger(run, gain: tuple[float, np.ndarray]) -> pd.DataFrame:
 
 
 VERDICT_COLOURS = {SUPPORTED: "#1a7f37", NOT_SUPPORTED: "#cf222e", INCONCLUSIVE: "#9a6700", NOT_TESTABLE: "#6e7781",
-                   REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", BY_DEFINITION: "#0969da", ANSWERED: "#0969da"}
+                   REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", BY_DEFINITION: "#0969da", ANSWERED: "#0969da",
+                   PARTLY_ANSWERED: "#9a6700"}
 
 
 def deviations(run) -> pd.DataFrame:
