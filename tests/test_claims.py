@@ -121,25 +121,27 @@ def test_interval_rule_reaches_each_verdict():
     assert v.verdict == claims.INCONCLUSIVE and "includes zero" in v.line()
 
 
-def test_equivalence_rule_reaches_each_verdict_and_a_wider_interval_never_helps():
-    inside = claims.equivalence_verdict("1", np.linspace(17.0, 20.0, 100), 18.5, 18.43, 3.0, "gain")
-    assert inside.verdict == claims.REPRODUCED
-    outside = claims.equivalence_verdict("1", np.linspace(2.0, 6.0, 100), 4.0, 18.43, 3.0, "gain")
+def test_consistency_rule_reaches_each_verdict_at_benchmark_size():
+    """At 164 problems an interval is 7-8 points wide: the rule must still reach every verdict."""
+    inside = claims.consistency_verdict("1", np.linspace(14.0, 22.0, 100), 18.0, 18.43, "gain")
+    assert inside.verdict == claims.REPRODUCED and "7.6 wide" in inside.evidence and "size: 100%" in inside.evidence
+    outside = claims.consistency_verdict("1", np.linspace(2.0, 10.0, 100), 6.0, 18.43, "gain")
     assert outside.verdict == claims.NOT_REPRODUCED
-    wide = claims.equivalence_verdict("1", np.linspace(5.0, 30.0, 100), 18.43, 18.43, 3.0, "gain")
-    assert wide.verdict == claims.INCONCLUSIVE and "wider than the band" in wide.reason
-    edge = claims.equivalence_verdict("1", np.linspace(14.0, 17.0, 100), 15.5, 18.43, 3.0, "gain")
-    assert edge.verdict == claims.INCONCLUSIVE and "straddles" in edge.reason
+    straddle = claims.consistency_verdict("3", np.linspace(-1.0, 7.0, 100), 3.0, 3.42, "gain")
+    assert straddle.verdict == claims.INCONCLUSIVE and "so does zero" in straddle.reason
+    assert "power to see a gain of the paper's size: 31%" in straddle.evidence  # Φ(3.42 / 2.31 − 1.96): rarely seen
 
 
 def test_table1_claims_need_the_papers_models(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    draws = np.linspace(17.0, 20.0, 50)
+    draws = np.linspace(14.0, 22.0, 50)
     v = claims.table1_claim("1", run.config, (18.6, draws))
-    assert v.verdict == claims.NOT_TESTABLE and "llama3-8b-instruct" in v.reason
-    paper = {**run.config, "BENCHMARK": "humaneval_plus", "POLICY_MODEL": "llama3-8b-instruct", "TEST_MODEL": "coderm-8b"}
+    assert v.verdict == claims.NOT_TESTABLE and "llama3-8b-instruct" in v.reason and "a positive gain" in v.reason
+    assert "at N=8, M=8 (the paper: N = M = 100)" in v.evidence
+    paper = {**run.config, "BENCHMARK": "humaneval_plus", "POLICY_MODEL": "llama3-8b-instruct", "TEST_MODEL": "coderm-8b",
+             "N_SOLUTIONS": 100, "N_UNIT_TESTS": 100}
     assert claims.table1_claim("1", paper, (18.6, draws)).verdict == claims.REPRODUCED
     assert claims.table1_claim("1", paper, (3.6, draws - 15)).verdict == claims.NOT_REPRODUCED
 

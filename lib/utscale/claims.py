@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
@@ -492,7 +493,6 @@ CLAIM_FIGURE = {
 }
 # claim → (policy, paper gain in points) for the HumanEval+ rows of Table 1 with CodeRM-8B tests
 TABLE1_GAINS = {"1": ("llama3-8b-instruct", 18.43), "2": ("llama3-70b-instruct", 4.95), "3": ("gpt-4o-mini", 3.42)}
-GAIN_TOLERANCE = 3.0  # points: how close a replication must land to count as reproducing the number
 
 
 def save_verdicts(run, notebook: str, verdicts: list[ClaimVerdict]) -> None:
@@ -508,35 +508,50 @@ def load_verdicts(run) -> dict[str, ClaimVerdict]:
     return out
 
 
-def equivalence_verdict(claim: str, draws: np.ndarray, estimate: float, paper: float, tolerance: float,
-                        what: str) -> ClaimVerdict:
-    """An equivalence rule for a number the paper reports: reproduced when the 95% interval lies inside
-    paper ± tolerance, not reproduced when it lies wholly outside that band, inconclusive when it is
-    wider than the band or straddles an edge (a wider interval can never make a number "reproduced")."""
-    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
-    band_lo, band_hi = paper - tolerance, paper + tolerance
-    evidence = (f"{what}: {estimate:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}); paper {paper:+.2f}, "
-                f"band {band_lo:+.2f} to {band_hi:+.2f}")
-    if band_lo <= lo and hi <= band_hi:
-        return ClaimVerdict(claim, REPRODUCED, evidence, f"the interval lies inside paper ± {tolerance}")
-    if hi < band_lo or lo > band_hi:
-        return ClaimVerdict(claim, NOT_REPRODUCED, evidence, f"the interval lies outside paper ± {tolerance}")
-    if hi - lo > band_hi - band_lo:
-        return ClaimVerdict(claim, INCONCLUSIVE, evidence, f"the interval ({hi - lo:.2f} wide) is wider than the band")
-    return ClaimVerdict(claim, INCONCLUSIVE, evidence, "the interval straddles an edge of the band")
+def consistency_verdict(claim: str, draws: np.ndarray, estimate: float, paper: float, what: str) -> ClaimVerdict:
+    """A number the paper reports, against this run's estimate of the same quantity: reproduced when the
+    paper's number lies inside our 95% interval and the interval lies above zero (the effect is there,
+    and of a size our data cannot tell from the paper's); not reproduced when the paper's number lies
+    outside the interval; inconclusive when it lies inside but the interval includes zero (no effect
+    cannot be told from the paper's). The evidence states the interval's width and the power: the chance
+    that an interval this wide excludes zero if the true gain is the paper's (normal approximation), so a
+    reader sees what 164 problems can decide. (An equivalence band of paper ± 3 points, the previous
+    rule, cannot be met at 164 problems: the per-problem gain's spread makes the interval 7-8 points
+    wide.)"""
+    draws = draws[~np.isnan(draws)]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    se = float(draws.std())
+    power = float(_normal_cdf(abs(paper) / se - 1.96)) if se > 0 else 1.0
+    evidence = (f"{what}: {estimate:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}, {hi - lo:.1f} wide); paper "
+                f"{paper:+.2f}; power to see a gain of the paper's size: {power:.0%}")
+    if not lo <= paper <= hi:
+        return ClaimVerdict(claim, NOT_REPRODUCED, evidence, "the paper's number lies outside our interval")
+    if lo > 0:
+        return ClaimVerdict(claim, REPRODUCED, evidence, "the paper's number lies inside our interval, which lies above zero")
+    return ClaimVerdict(claim, INCONCLUSIVE, evidence, "the paper's number lies inside our interval, but so does zero")
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> ClaimVerdict:
-    """Claims 1–3: the gain of voting over random pick with CodeRM-8B tests for one policy on HE+.
+    """Claims 1–3: the gain of voting over random pick with CodeRM-8B tests for one policy on HE+, at the
+    paper's N = M = 100 when the run has them (else the run's largest N and M, said so). Another policy
+    or test generator: not testable as a number; the shape (a positive gain) is stated in the reason.
     `gain`: the estimate and its bootstrap draws (`voting_gain`)."""
     policy, paper_gain = TABLE1_GAINS[claim]
     same = (config["BENCHMARK"] == "humaneval_plus" and config["POLICY_MODEL"] == policy
             and config["TEST_MODEL"] == "coderm-8b")
-    verdict = equivalence_verdict(claim, gain[1], gain[0], paper_gain, GAIN_TOLERANCE, "voting gain over random pick")
+    n, m = config["N_SOLUTIONS"], config["N_UNIT_TESTS"]
+    what = f"voting gain over random pick at N={n}, M={m}" + ("" if (n, m) == (100, 100) else " (the paper: N = M = 100)")
+    verdict = consistency_verdict(claim, gain[1], gain[0], paper_gain, what)
     if not same:
+        lo = float(np.nanpercentile(gain[1], 2.5))
+        shape = "a positive gain (interval above zero)" if lo > 0 else "no gain told from zero"
         return ClaimVerdict(claim, NOT_TESTABLE, verdict.evidence,
-                       f"needs policy {policy} with CodeRM-8B tests on HumanEval+; this run: {config['POLICY_MODEL']} "
-                       f"with {config['TEST_MODEL']} tests on {config['BENCHMARK']} (the shape: gain of voting)")
+                            f"needs policy {policy} with CodeRM-8B tests on HumanEval+; this run: {config['POLICY_MODEL']} "
+                            f"with {config['TEST_MODEL']} tests on {config['BENCHMARK']}; its shape: {shape}")
     return verdict
 
 
