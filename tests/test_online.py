@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from utscale import allocation, online, scaling, voting
 from utscale.matrix import PassCube
@@ -167,13 +166,6 @@ def test_settings_names_and_config():
     assert names == ["online_stability_k2", "online_margin_h8", "online_posterior_a0.1"]
 
 
-def test_best_setting_is_the_cheapest_within_the_target():
-    gains = pd.DataFrame({"rule": ["a", "b", "c"], "tests_generated": [5.0, 2.0, 9.0],
-                          "minus_equal_full_budget": [-0.2, -0.9, 0.1]})
-    assert online.best_setting(gains).rule == "a"
-    assert online.best_setting(gains.iloc[[1]]) is None
-
-
 def test_the_decomposition_adds_up_and_names_each_cause():
     """Against equal allocation at the same average tests: an informed stop gains in `timing`, an
     uninformed uneven stop on a concave curve loses in `within_problem`, and the parts add up."""
@@ -196,3 +188,36 @@ def test_the_decomposition_adds_up_and_names_each_cause():
     # problem 1 (concave) stopped at 0 and 4 instead of 2 and 2: -30 points there, -15 overall (Jensen)
     assert informed["within_problem"] == pytest.approx((25 - 30) / 2)
     assert informed["across_problems"] == pytest.approx(0.0)  # both problems average 2 tests
+
+
+def trajectories(curve_by_problem: np.ndarray, stops: dict[str, np.ndarray]) -> online.Trajectories:
+    """Trajectories with a given accuracy curve per problem [T, P] (0-1), the same in every resample."""
+    t, p = curve_by_problem.shape
+    accuracy = np.repeat(curve_by_problem[:, None, :], 3, axis=1)
+    return online.Trajectories(np.arange(t) * 2, accuracy, {k: np.broadcast_to(v, (3, p)).copy() for k, v in stops.items()})
+
+
+def test_crossfit_reaches_each_verdict_and_chooses_on_other_problems():
+    p = 40
+    saturating = np.tile(np.array([0.2, 0.6, 1.0, 1.0, 1.0])[:, None], (1, p))  # right from 4 tests on
+    settings = [online.Setting("stability", 1), online.Setting("stability", 2)]
+    early, enough = np.full(p, 1), np.full(p, 2)  # stop at 2 tests (60%) or at 4 (100%)
+    traj = trajectories(saturating, {settings[0].name: early, settings[1].name: enough})
+    rows = online.crossfit(traj, settings, margin=0.5, folds=5, seed=0)
+    by = {(r.arm, r.versus): r for r in rows.itertuples()}
+    assert by[("fixed budget (held-out choice)", "every test")].chosen == "4, 4, 4, 4, 4"  # one choice per fold
+    assert by[("fixed budget (held-out choice)", "every test")].verdict == "equivalent"
+    assert by[("online (held-out choice)", "every test")].verdict == "equivalent"
+    assert by[("online (held-out choice)", "every test")].chosen == ", ".join([settings[1].name] * 5)
+    assert by[("online (held-out choice)", "fixed budget (held-out choice)")].verdict == "no difference shown"
+    # only the early setting exists: chosen for want of better, and worse than every test by 40 points
+    only_early = online.crossfit(trajectories(saturating, {settings[0].name: early}), settings[:1], seed=0)
+    worse = only_early[(only_early.arm == "online (held-out choice)") & (only_early.versus == "every test")].iloc[0]
+    assert worse.verdict == "worse" and worse.difference == pytest.approx(-40.0)
+    # stopping at 2 tests loses 2 points on half the problems and gains 0.5 on the others: -0.75 on average,
+    # with a 90% interval across -0.5: neither equivalent nor shown worse
+    close = np.tile(np.array([0.2, 0.0, 0.9, 0.9, 0.9])[:, None], (1, p))
+    close[1, : p // 2], close[1, p // 2:] = 0.88, 0.905
+    shaky = online.crossfit(trajectories(close, {settings[0].name: early}), settings[:1], margin=0.5, seed=0)
+    arm = shaky[(shaky.arm == "online (held-out choice)") & (shaky.versus == "every test")].iloc[0]
+    assert arm.difference == pytest.approx(-0.75) and arm.ci_low < -0.5 < arm.ci_high and arm.verdict == "not shown"

@@ -22,7 +22,6 @@ import pandas as pd
 
 from utscale.allocation import minus_equal
 from utscale.matrix import PassCube
-from utscale.online import best_setting
 from utscale.plots import figure_id
 from utscale.scaling import EASY, HARD, ScalingGrid, cell_points, gain_points, hard_minus_easy, problem_bootstrap
 from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, select
@@ -323,11 +322,11 @@ def claim_4_dynamic_beats_equal(curves: np.ndarray, allocations: dict, budgets: 
 
 
 def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None,
-               gain: tuple[float, np.ndarray] | None = None) -> ClaimVerdict:
+               gain: tuple[float, np.ndarray] | None = None, crossfitted: pd.DataFrame | None = None) -> ClaimVerdict:
     """Q1, the accuracy-cost trade-off: the Pareto frontier over N, M and allocation rule in FLOPs, what
     a point of accuracy costs between random pick and voting over every test, where dynamic allocation
     sits, and what online stopping buys. `costed`: notebook 06's cost table (rule, n_solutions, n_tests,
-    accuracy, costs, pareto); `online_gains`: `online.gains_table`; `gain`: voting over every test minus
+    accuracy, costs, pareto); `online_gains`: `online.gains_table`; `crossfitted`: `online.crossfit`; `gain`: voting over every test minus
     random pick at the largest N with its bootstrap draws (`voting_gain`). A price per point is given
     only for a gain whose 95% interval lies above zero. Answered when the run measured what it prices
     (tokens and generation seconds); partly answered when it has tokens but no generation time (a
@@ -363,48 +362,35 @@ def question_1(costed: pd.DataFrame, online_gains: pd.DataFrame | None = None,
     if len(dynamic):
         parts.append(f"dynamic allocation: {int(dynamic.pareto.sum())} of its {len(dynamic)} points on the frontier")
     if online_gains is not None and len(online_gains):
-        parts.append(_online_summary(online_gains, m_max))
+        parts.append(_online_summary(online_gains, m_max, crossfitted))
     if "generation_seconds" in costed and not (costed.generation_seconds > 0).any():
         return ClaimVerdict("Q1", PARTLY_ANSWERED, "; ".join(parts), "tokens and FLOPs only: this run measured no "
                             "generation time (a replay), so what a point costs in seconds is not answered")
     return ClaimVerdict("Q1", ANSWERED, "; ".join(parts), "costs from this run's own token counts and timings")
 
 
-ONLINE_TARGET = 0.5  # points below equal allocation's full-budget accuracy an online rule may lose
-
-
-def _online_summary(gains: pd.DataFrame, cap: int) -> str:
-    """What the cheapest online setting within ONLINE_TARGET of the full budget costs, and how every setting
-    compares with equal allocation given the same number of tests (paired intervals over problems)."""
-    b = best_setting(gains, ONLINE_TARGET)
-    if b is None:
-        head = (f"online stopping: no setting comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
-                f"(closest {gains.minus_equal_full_budget.max():+.2f})")
-    else:
-        head = (f"online stopping: {b.rule} comes within {ONLINE_TARGET} points of equal allocation with {cap} tests "
-                f"({b.minus_equal_full_budget:+.2f}, 95% {b.full_ci_low:+.2f} to {b.full_ci_high:+.2f}) generating "
-                f"{b.tests_generated:.1f} tests per problem ({100 * b.share_of_cap:.0f}% of the cap)")
-    if b is None or b.share_of_cap > 0.5:
-        head += "; " + _why_not_half(gains, cap)
-    versus = gains[gains.ci_low > 0].rule.tolist(), gains[gains.ci_high < 0].rule.tolist()
-    tail = (f"against equal allocation given the same tests: better in {len(versus[0])}, worse in {len(versus[1])} "
-            f"(intervals excluding zero) of {len(gains)} settings"
-            + (f"; worse: {', '.join(versus[1])}" if versus[1] else ""))
-    return f"{head}; {tail}"
-
-
-def _why_not_half(gains: pd.DataFrame, cap: int) -> str:
-    """Why no setting reaches the full budget's accuracy with half the tests, with this run's numbers: what
-    the settings that do stop by half lose, and the margin rule's arithmetic."""
-    cheap = gains[gains.share_of_cap <= 0.5]
+def _online_summary(gains: pd.DataFrame, cap: int, crossfitted: pd.DataFrame | None) -> str:
+    """What online stopping buys, judged on held-out problems (`online.crossfit`: the setting and the fixed
+    budget are chosen on other problems, each compared with every test by an equivalence test at the
+    stated margin), and how every setting compares with equal allocation given the same number of tests
+    (paired intervals over problems)."""
     parts = []
-    if len(cheap):
-        best = cheap.loc[cheap.minus_equal_full_budget.idxmax()]
-        parts.append(f"with at most half the tests the best is {best.rule} at {best.minus_equal_full_budget:+.2f} points "
-                     f"(95% {best.full_ci_low:+.2f} to {best.full_ci_high:+.2f}, {best.tests_generated:.1f} tests)")
-    parts.append(f"the margin rule stops only once a leader is more than the tests left ahead, so with a horizon of "
-                 f"{cap} it needs more than {cap // 2} tests even when one solution passes every test")
-    return "why not half the tests: " + "; ".join(parts)
+    if crossfitted is not None and len(crossfitted):
+        vs_all = crossfitted[crossfitted.versus == "every test"].set_index("arm")
+        margin = float(crossfitted.margin.iloc[0])
+        for arm in ("fixed budget (held-out choice)", "online (held-out choice)"):
+            r = vs_all.loc[arm]
+            parts.append(f"{arm} ({r.chosen}): {r.tests_generated:.1f} tests per problem ({100 * r.tests_generated / cap:.0f}% "
+                         f"of the cap), {r.difference:+.2f} points against every test (90% {r.ci_low:+.2f} to "
+                         f"{r.ci_high:+.2f}; margin ±{margin:g}: {r.verdict})")
+        head = crossfitted[crossfitted.versus != "every test"].iloc[0]
+        parts.append(f"online minus the fixed budget: {head.difference:+.2f} points (95% {head.ci_low:+.2f} to "
+                     f"{head.ci_high:+.2f}, {head.verdict}) for {head.tests_generated:+.1f} tests per problem")
+    versus = gains[gains.ci_low > 0].rule.tolist(), gains[gains.ci_high < 0].rule.tolist()
+    parts.append(f"against equal allocation given the same tests: better in {len(versus[0])}, worse in {len(versus[1])} "
+                 f"(intervals excluding zero) of {len(gains)} settings"
+                 + (f"; worse: {', '.join(versus[1])}" if versus[1] else ""))
+    return "online stopping, choices made on held-out problems: " + "; ".join(parts)
 
 
 def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> ClaimVerdict:

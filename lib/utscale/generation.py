@@ -293,8 +293,9 @@ def _cache_for(engine: Engine) -> JsonlLog | None:
     return None if engine.name == "replay" else shared_cache()
 
 
-def _chunks_log(run: Run) -> JsonlLog:
-    return run.log("generation_chunks", ["chunk"])
+def _chunks_log(run: Run, engine: Engine) -> JsonlLog | None:
+    """Where a model engine's chunks are recorded; a replay generates nothing, so it has none."""
+    return None if engine.name == "replay" else run.log("generation_chunks", ["chunk"])
 
 
 def _codet(engine: Engine) -> bool:
@@ -346,7 +347,7 @@ def sample_solutions(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     log = run.log("solutions_raw", RAW_KEY)
     requests = solution_requests(problems, run.config)
     engine = engine or _engine_for(run, "policy", problems, requests, log)
-    generate(requests, engine, log, cache=_cache_for(engine), progress="solutions", chunks=_chunks_log(run))
+    generate(requests, engine, log, cache=_cache_for(engine), progress="solutions", chunks=_chunks_log(run, engine))
     _record_engine(run, "policy", engine)
     prompts = getattr(engine, "prompts", None) if _codet(engine) else None
     run.write_table("solutions", solutions_table(log.frame(), prompts), key=["task_id", "solution_id"])
@@ -376,7 +377,7 @@ class UnitTestStage:
 
     def generate(self, requests: Sequence[Request], progress: str = "unit tests") -> int:
         return generate(requests, self.engine, self.log, cache=_cache_for(self.engine), progress=progress,
-                        chunks=_chunks_log(self.run))
+                        chunks=_chunks_log(self.run, self.engine))
 
     def table(self) -> pd.DataFrame:
         """The unit tests logged so far, extracted (our extraction; CodeT's release has its own)."""

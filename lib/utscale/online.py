@@ -407,14 +407,69 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], seed: int = 0) 
     return pd.DataFrame([paired_gain(traj, s.name, seed) for s in settings])
 
 
-def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame) -> None:
-    """Both tables under metrics/ at fixed precision, so that re-rendering a run leaves the files unchanged."""
+EQUIVALENCE_MARGIN = 0.5  # points: what "as accurate as every test" may lose (docs/method.md §8)
+CROSSFIT_FOLDS = 5
+
+
+def _smallest_within(accuracy: np.ndarray, tests: np.ndarray, full: float, margin: float) -> int:
+    """Index of the cheapest option (fewest tests) whose accuracy is within `margin` of `full`."""
+    ok = np.flatnonzero(accuracy >= full - margin)
+    return int(ok[np.argmin(tests[ok])]) if ok.size else int(np.argmax(accuracy))
+
+
+def crossfit(traj: Trajectories, settings: Sequence[Setting], margin: float = EQUIVALENCE_MARGIN,
+             folds: int = CROSSFIT_FOLDS, seed: int = 0) -> pd.DataFrame:
+    """Online stopping against the best fixed budget, both chosen on held-out problems (cross-fitting).
+
+    For each of `folds` folds of problems, on the other folds: the fixed budget (tests per problem, the
+    same for all) and the online setting that come within `margin` points of every test with the fewest
+    tests; both are then scored on the fold's own problems, so no choice is scored on the data that made
+    it. Three arms, each per problem: `fixed budget (held-out choice)`, `online (held-out choice)`, and
+    every test. Each arm's difference from every test is bootstrapped over problems (90% interval: two
+    one-sided tests at 5%) and called `equivalent` when that interval lies inside ±margin (TOST),
+    `worse` when it lies below −margin, else `not shown`; a last row compares the online arm with the
+    fixed one (95% interval; `tests_generated` there is the online arm's extra tests per problem)."""
+    p = traj.accuracy.shape[2]
+    by_checkpoint = np.nanmean(traj.accuracy, axis=1) * 100  # [T, P]
+    full = by_checkpoint[-1]
+    names = [s.name for s in settings]
+    online_acc = np.stack([np.nanmean(traj.accuracy_at(traj.stops[n]), axis=0) * 100 for n in names])  # [S, P]
+    online_tests = np.stack([traj.tests_at(traj.stops[n]).mean(axis=0) for n in names])  # [S, P]
+    fold_of = np.random.default_rng(seed).permutation(p) % folds
+    fixed_acc, fixed_tests, chosen_acc, chosen_tests = (np.empty(p) for _ in range(4))
+    picks: dict[str, list[str]] = {"fixed budget (held-out choice)": [], "online (held-out choice)": []}
+    for k in range(folds):
+        train, test = fold_of != k, fold_of == k
+        if not test.any():
+            continue
+        target = float(full[train].mean())
+        b = _smallest_within(by_checkpoint[:, train].mean(axis=1), traj.checkpoints.astype(float), target, margin)
+        fixed_acc[test], fixed_tests[test] = by_checkpoint[b, test], traj.checkpoints[b]
+        s = _smallest_within(online_acc[:, train].mean(axis=1), online_tests[:, train].mean(axis=1), target, margin)
+        chosen_acc[test], chosen_tests[test] = online_acc[s, test], online_tests[s, test]
+        picks["fixed budget (held-out choice)"].append(str(int(traj.checkpoints[b])))
+        picks["online (held-out choice)"].append(names[s])
+    rows = []
+    arms = {"fixed budget (held-out choice)": (fixed_acc, fixed_tests), "online (held-out choice)": (chosen_acc, chosen_tests),
+            "every test": (full, np.full(p, float(traj.cap)))}
+    for arm, (acc, tests) in arms.items():
+        lo, hi = np.percentile(problem_bootstrap(acc - full, seed), [5, 95])
+        verdict = ("equivalent" if -margin < lo and hi < margin else "worse" if hi < -margin else "not shown")
+        rows.append({"arm": arm, "chosen": ", ".join(picks.get(arm, ["all"])), "tests_generated": float(tests.mean()),
+                     "accuracy": float(acc.mean()), "difference": float((acc - full).mean()), "versus": "every test",
+                     "ci_low": float(lo), "ci_high": float(hi), "level": "90% (TOST)", "margin": margin, "verdict": verdict})
+    lo, hi = np.percentile(problem_bootstrap(chosen_acc - fixed_acc, seed), [2.5, 97.5])
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference shown"
+    rows.append({"arm": "online (held-out choice)", "chosen": "", "tests_generated": float((chosen_tests - fixed_tests).mean()),
+                 "accuracy": float(chosen_acc.mean()), "difference": float((chosen_acc - fixed_acc).mean()),
+                 "versus": "fixed budget (held-out choice)", "ci_low": float(lo), "ci_high": float(hi), "level": "95%",
+                 "margin": margin, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame, crossfitted: pd.DataFrame | None = None) -> None:
+    """The tables under metrics/ at fixed precision, so that re-rendering a run leaves the files unchanged."""
     write_csv(allocation, run.file("metrics/allocation.csv"))
     write_csv(gains, run.file("metrics/online_vs_equal.csv"))
-
-
-def best_setting(gains: pd.DataFrame, target: float = 0.5) -> pd.Series | None:
-    """The cheapest setting whose accuracy is within `target` points of equal allocation's full budget
-    (None when no setting is)."""
-    close = gains[gains.minus_equal_full_budget >= -target]
-    return None if close.empty else close.sort_values("tests_generated").iloc[0]
+    if crossfitted is not None:
+        write_csv(crossfitted, run.file("metrics/online_crossfit.csv"))
