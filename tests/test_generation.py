@@ -237,9 +237,10 @@ def test_a_resume_with_other_weights_is_refused_unless_allowed_and_then_recorded
     assert by_chunk == {recorded[0]["chunk"]: 2, recorded[1]["chunk"]: 4}
 
 
-def test_the_manifest_sums_up_each_chunk(results_root):
+def test_the_manifest_sums_up_each_chunk(results_root, tmp_path, monkeypatch):
     from utscale import runs
 
+    monkeypatch.setenv("UTSCALE_CACHE", str(tmp_path / "cache"))  # samples a shared cache holds are not generated
     run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 3, "N_GRID": [1, 2]})
     benchmarks.write_problems(run)
     replay = run.path / "replay.jsonl"
