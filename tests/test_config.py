@@ -172,3 +172,16 @@ def test_a_failed_notebook_is_named_without_papermill_s_traceback(monkeypatch, c
     assert cli.main(["run", "--profile", "ci"]) == 1
     err = capsys.readouterr().err
     assert "a notebook failed: ValueError: no solutions" in err and "rerun to resume" in err
+
+
+def test_the_utscale_command_is_installed_and_is_the_module_cli():
+    """`make install` puts a `utscale` command beside the venv's python: the same parser as `python -m utscale`."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "utscale"
+    listed = subprocess.run([str(command), "profiles"], capture_output=True, text=True, check=True).stdout.split()
+    assert listed == config.available_profiles()
+    refused = subprocess.run([str(command), "run", "--profile", "no-such-profile"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "no-such-profile" in refused.stderr

@@ -58,3 +58,23 @@ def test_killing_a_runs_process_group_stops_its_kernel_at_once(tmp_path):
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_kernels_talk_over_private_local_sockets_and_say_nothing_about_tcp(tmp_path):
+    """The kernel is reached over Unix-domain sockets in a private folder (no TCP port another user could
+    connect to, and no "running over TCP without encryption" warning in the terminal), removed after."""
+    probe = "import json, os, sys\nfrom ipykernel.kernelapp import IPKernelApp\napp = IPKernelApp.instance()\n" \
+            "print(json.dumps([app.transport, app.ip]))"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(probe)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "probe.ipynb")
+    done = subprocess.run([sys.executable, "-c", "import sys, pathlib; from utscale.pipeline import execute; "
+                           "execute(pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), None)",
+                           str(tmp_path / "probe.ipynb"), str(tmp_path / "out.ipynb")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "TCP" not in done.stderr
+    transport, ip = __import__("json").loads(nbformat.read(tmp_path / "out.ipynb", 4).cells[0].outputs[0]["text"])
+    assert transport == "ipc" and Path(ip).parent.name.startswith("utscale-kernel-")
+    assert not Path(ip).parent.exists()  # the private folder is gone with the kernel

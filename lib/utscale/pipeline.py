@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -62,12 +63,25 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the kernel's proce
 
 
 class TiedKernelManager(AsyncKernelManager):
-    """A kernel that dies the moment the process that started it dies.
+    """A kernel that dies the moment the process that started it dies, reached over local sockets.
 
     jupyter_client starts kernels in a session of their own, so killing a run's process group (Ctrl-\\,
     `kill -9 -- -PGID`) does not reach them, and ipykernel only notices its parent is gone on its next
     poll: about 2 s in which a stopped run's kernel still writes. The parent-death signal (set between
-    fork and exec, kept across exec) ends it at once."""
+    fork and exec, kept across exec) ends it at once. The kernel talks over IPC (Unix-domain) sockets in
+    a private temporary folder, not TCP on localhost: no other user of the machine can connect to it, and
+    ipykernel has no reason to warn that the kernel is "running over TCP without encryption"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        kwargs.setdefault("ip", os.path.join(tempfile.mkdtemp(prefix="utscale-kernel-"), "kernel"))
+        super().__init__(**kwargs)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart)
+        folder = os.path.dirname(self.ip)
+        if not restart and os.path.basename(folder).startswith("utscale-kernel-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         await super()._async_launch_kernel(kernel_cmd, **{**kw, "preexec_fn": _die_with_parent})
