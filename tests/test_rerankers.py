@@ -116,3 +116,49 @@ def test_reference_rule_reaches_each_of_its_verdicts():
         assert claims.reference_codet(reranked(36.75, 22.12), {**R1_CONFIG, key: value}).verdict == claims.NOT_TESTABLE
     # a table without the assertion granularity (a non-CodeT run) cannot be judged
     assert claims.reference_codet(reranked(36.75, 22.12).iloc[:1], R1_CONFIG).verdict == claims.NOT_TESTABLE
+
+
+def b4_restated(rows: list[tuple[int, ...]], beta_0: float, alpha_xy: float = 1e3) -> set[int]:
+    """B4's choice restated in plain Python (its strategy.py: one hypothesis per distinct row, log posterior
+    = log B(|y| + a, m - |y| + 1) + log B(|x| + a, n - |x| + 1) + log B(ones in E1 + 1, zeros in E1 + 1)
+    + log B(ones in E0 + 1, zeros in E0 + beta_0), E1/E0: the other rows on the tests y passes / fails);
+    ties between hypotheses merged."""
+    def log_beta(a: float, b: float) -> float:
+        return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
+
+    n, m = len(rows), len(rows[0])
+    scores = {}
+    for pattern in set(rows):
+        x = [i for i, r in enumerate(rows) if r == pattern]
+        e1 = [rows[i][j] for i in range(n) if i not in x for j in range(m) if pattern[j]]
+        e0 = [rows[i][j] for i in range(n) if i not in x for j in range(m) if not pattern[j]]
+        scores[pattern] = (log_beta(sum(pattern) + alpha_xy, m - sum(pattern) + 1) + log_beta(len(x) + alpha_xy, n - len(x) + 1)
+                           + log_beta(sum(e1) + 1, len(e1) - sum(e1) + 1) + log_beta(sum(e0) + 1, len(e0) - sum(e0) + beta_0))
+    top = max(scores.values())
+    return {i for i, r in enumerate(rows) if abs(scores[r] - top) <= 1e-9}
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_b4_keeps_what_its_posterior_restated_keeps(seed):
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 10)), int(rng.integers(1, 8))
+    passes = rng.random((n, m)) < rng.random()
+    for beta_0 in rerankers.B4_BETA_0:
+        kept = set(np.flatnonzero(rerankers.b4_kept(passes, beta_0)).tolist())
+        assert kept == b4_restated([tuple(int(v) for v in row) for row in passes], beta_0)
+
+
+def test_b4_and_codet_part_where_b4s_prior_decides():
+    """Two solutions pass all four tests, four fail test 1 (an edge case they miss), five pass test 1 only.
+    CodeT's |S|·|T| keeps the four (4·3 > 2·4 > 5·1); B4 keeps the two: its prior lets wrong solutions pass
+    correct tests but makes them unlikely to pass wrong ones (beta_0), and every other hypothesis needs
+    wrong tests that wrong solutions pass."""
+    passes = np.array([[1, 1, 1, 1]] * 2 + [[1, 0, 1, 1]] * 4 + [[0, 1, 0, 0]] * 5, dtype=bool)
+    correct = np.array([True] * 2 + [False] * 9)
+    cube = matrix.PassCube(("T",), passes[None], correct[None], np.array([11]), np.array([4]))
+    assert rerankers.full_pick_accuracy(cube, "codet", False)[0] == 0.0
+    for beta_0 in rerankers.B4_BETA_0:
+        assert np.flatnonzero(rerankers.b4_kept(passes, beta_0)).tolist() == [0, 1]
+        assert rerankers.b4_accuracy(cube, beta_0)[0] == 1.0
+    table = rerankers.reranker_table({"unit_test": cube})
+    assert {f"b4_beta0_{b:.0e}" for b in rerankers.B4_BETA_0} <= set(table.rule)
