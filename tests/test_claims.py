@@ -295,5 +295,7 @@ def test_deviations_name_what_this_run_changed(results_root):
     assert {"benchmark", "code in the unit-test prompt", "difficulty probe's training data"} - set(table.aspect) == {
         "code in the unit-test prompt"}  # no unit tests generated yet in this empty run
     assert "cross-fitted over 4 folds" in table.set_index("aspect").loc["difficulty probe's training data", "this run"]
+    assert "64 ReLU units) is drawn from the seed and frozen" in table.set_index("aspect").loc[
+        "difficulty probe's training", "this run"]
     bundle = claims.table_bundle(table, "deviations")
     assert bundle["text/html"].count("<tr>") == len(table) + 1 and "benchmark" in bundle["text/plain"]  # + the header

@@ -588,6 +588,10 @@ def deviations(run) -> pd.DataFrame:
     rows.append(("difficulty probe's training data", "separate training problems (CodeFeedback, TACO) labelled by the policy",
                  f"the evaluation problems themselves, cross-fitted over {cfg['PROBE_FOLDS']} folds (no problem is "
                  f"predicted by a probe that saw it); {features}"))
+    rows.append(("difficulty probe's training", "a two-layer feed-forward network trained end to end (soft-label BCE)",
+                 f"the same shape and loss, but the hidden layer ({cfg['PROBE_WIDTH']} ReLU units) is drawn from the seed "
+                 "and frozen, and only the output layer is fitted (L2, to a unique optimum in float64): a fit that "
+                 "training end to end made chaotic in the inputs' last bits (docs/method.md §5.1)"))
     rows.append(("executor", "the authors' harness, 1 s per test", f"{cfg['SANDBOX_MODE']} mode, {cfg['TIMEOUT_S']} s per test, "
                  f"ground truth in {cfg['LABEL_MODE']} mode, {cfg['LABEL_TIMEOUT_S']} s"))
     return pd.DataFrame(rows, columns=["aspect", "paper", "this run"])
