@@ -12,7 +12,7 @@ import time
 import pandas as pd
 import pytest
 from utscale import benchmarks, evalplus_data, execution
-from utscale.evalplus_check import _evalplus_check
+from utscale.evalplus_check import _evalplus_check, _evalplus_oracle
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
 from utscale.sandbox.oracle import oracle_passes
@@ -141,7 +141,7 @@ def test_base_and_plus_are_labelled_apart_in_the_isolated_sandbox(humaneval_plus
 def test_evalplus_comparison_rules():
     def accepted(dataset, entry, out, exp, atol=0.0):
         try:
-            _evalplus_check(dataset, entry, lambda *args: out, [[0]], [exp], atol, [1.0])
+            _evalplus_check(dataset, entry, lambda *args: out, [[0]], lambda inp: (exp, 1.0), atol)
             return True
         except AssertionError:
             return False
@@ -166,9 +166,28 @@ def test_a_call_that_returns_after_its_inputs_limit_is_rejected():
         time.sleep(x)
         return x
 
-    _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], [0.0, 0.05], 0, [1.0, 1.0])
+    _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], lambda inp: (inp[0], 1.0), 0)
     with pytest.raises(AssertionError, match="input 1: 0.0[5-9] s, over its limit of 0.02 s"):
-        _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], [0.0, 0.05], 0, [1.0, 0.02])
+        _evalplus_check("humaneval", "f", slow, [[0.0], [0.05]], lambda inp: (inp[0], 1.0 if inp[0] == 0 else 0.02), 0)
+
+
+def test_the_oracle_times_the_reference_per_input_and_is_asked_lazily():
+    """The reference's output is the expected one; its time on the input, x4 with a 1 s floor, the limit;
+    a solution rejected at the first input never makes the reference run on the others."""
+    calls = []
+    oracle = _evalplus_oracle("import time\ndef f(x):\n    time.sleep(x)\n    return [x]\n", "f", False)
+    assert oracle([0.0]) == ([0.0], 1.0)
+    out, limit = oracle([0.3])
+    assert out == [0.3] and 1.2 <= limit < 1.6
+    assert _evalplus_oracle("def f(x):\n    return None\n", "f", True)([1]) == (False, 1.0)  # not-None tasks
+
+    def counting(inp):
+        calls.append(inp)
+        return inp[0], 1.0
+
+    with pytest.raises(AssertionError, match="input 0: wrong output"):
+        _evalplus_check("humaneval", "f", lambda x: x + 1, [[1], [2], [3]], counting, 0)
+    assert calls == [[1]]
 
 
 @pytest.mark.parametrize("value", [

@@ -60,37 +60,42 @@ def _evalplus_is_floats(x):
     return False
 
 
-def _evalplus_expected(reference, entry_point, inputs, output_not_none):
-    """The canonical solution's outputs on deep copies of the inputs, and each input's time limit from the
-    reference's wall time on it, measured here, now (EvalPlus's `trusted_exec` and `untrusted_check`)."""
+def _evalplus_oracle(reference, entry_point, output_not_none):
+    """The canonical solution as an oracle: for an input, its output on a deep copy of it (EvalPlus's
+    `trusted_exec`) and the input's time limit from the reference's wall time on it, measured here, now
+    (EvalPlus's `untrusted_check`). Asked input by input, so a solution rejected early never pays for
+    the reference's outputs on the inputs after it."""
     namespace = {}
     exec(reference, namespace)
     fn = namespace[entry_point]
-    outputs, limits = [], []
-    for inp in inputs:
+
+    def expected(inp):
         inp = _evalplus_copy.deepcopy(inp)
         started = _evalplus_time.perf_counter()
-        outputs.append(fn(*inp))
+        out = fn(*inp)
         seconds = _evalplus_time.perf_counter() - started
-        limits.append(max(_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR * seconds))
-    return ([out is not None for out in outputs] if output_not_none else outputs), limits
+        limit = max(_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR * seconds)
+        return (out is not None if output_not_none else out), limit
+
+    return expected
 
 
-def _evalplus_check(dataset, entry_point, candidate, inputs, expected, atol, time_limits):
+def _evalplus_check(dataset, entry_point, candidate, inputs, oracle, atol):
     """Raise at the first input whose output EvalPlus would reject (an exception of the candidate
     propagates as it is); return when every output is accepted. EvalPlus records every input, but a
     solution is correct only if all pass, so stopping at the first rejection (EvalPlus's own
     `fast_check`) gives the same verdict, and lets the sandbox's time limit and crash signals through
     untouched. A call that returns after its input's time limit (wall clock, as EvalPlus's) is
-    rejected; one that never returns is ended by the sandbox's limit for the whole program. `atol`
-    carries over from input to input exactly as in EvalPlus's loop."""
+    rejected; one that never returns is ended by the sandbox's limit for the whole program. `oracle`:
+    input → (expected output, time limit), `_evalplus_oracle`. `atol` carries over from input to input
+    exactly as in EvalPlus's loop."""
     for i, inp in enumerate(inputs):
+        exp, limit = oracle(inp)
         inp = _evalplus_copy.deepcopy(inp)
         started = _evalplus_time.perf_counter()
         out = candidate(*inp)
         seconds = _evalplus_time.perf_counter() - started
-        assert seconds <= time_limits[i], f"input {i}: {seconds:.2f} s, over its limit of {time_limits[i]:.2f} s"
-        exp = expected[i]
+        assert seconds <= limit, f"input {i}: {seconds:.2f} s, over its limit of {limit:.2f} s"
         exact_match = out == exp
         if dataset == "mbpp":
             if entry_point == "are_equivalent":  # Mbpp/164

@@ -190,9 +190,9 @@ def checker_source() -> str:
 
 def ground_truth(dataset: str, entry_point: str, reference: str, atol: float,
                  splits: Mapping[str, list]) -> str:
-    """A unittest program with one test method per split (`test_base`, `test_plus`): each computes the
-    reference's outputs on its inputs (and times them: each input's limit), then calls the solution's
-    entry point on every input (a deep copy) and applies EvalPlus's comparison and time limit. It passes
+    """A unittest program with one test method per split (`test_base`, `test_plus`): input by input, each
+    runs the reference (its output is the expected one, its time sets the input's limit), then calls the
+    solution's entry point on a deep copy and applies EvalPlus's comparison and time limit. It passes
     iff every split passes; with only `base`, it is the base label. The reference runs where the test
     runs (the sandbox's judge in `isolated` mode), never in the solution's process."""
     output_not_none = dataset == "mbpp" and entry_point in ("check_str", "text_match_three", "text_starta_endb")
@@ -204,11 +204,9 @@ def ground_truth(dataset: str, entry_point: str, reference: str, atol: float,
         lines.append(f"_evalplus_{split}_inputs = {literal(inputs)}")
         methods.append(
             f"    def test_{split}(self):\n"
-            f"        inputs = _evalplus_{split}_inputs\n"
-            f"        expected, limits = _evalplus_expected(_evalplus_reference, {entry_point!r}, inputs, "
-            f"{output_not_none!r})\n"
-            f"        _evalplus_check({dataset!r}, {entry_point!r}, globals()[{entry_point!r}], inputs, expected, "
-            f"{atol!r}, limits)\n")
+            f"        oracle = _evalplus_oracle(_evalplus_reference, {entry_point!r}, {output_not_none!r})\n"
+            f"        _evalplus_check({dataset!r}, {entry_point!r}, globals()[{entry_point!r}], _evalplus_{split}_inputs, "
+            f"oracle, {atol!r})\n")
     lines += ["", "", "class EvalPlusGroundTruth(unittest.TestCase):", *methods]
     return "\n".join(lines) + "\n"
 
