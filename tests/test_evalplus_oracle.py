@@ -11,7 +11,18 @@ from evalplus.eval import _special_oracle as evalplus_oracles
 from utscale import evalplus_check, evalplus_data, evalplus_oracle
 from utscale.sandbox import SandboxSettings
 
-LABELS = SandboxSettings(mode="isolated", timeout=20.0, memory_mb=1024)
+LABELS = SandboxSettings(mode="isolated", timeout=10.0, memory_mb=1024)
+GENEROUS = 5.0  # seconds: both judges' per-input floor here, so that load decides nothing
+
+
+@pytest.fixture
+def generous_limits(monkeypatch):
+    """Our ground truths with EvalPlus's per-input floor raised to GENEROUS, as EvalPlus's is in these tests."""
+    source = evalplus_data.checker_source()
+    default = "_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR = 1.0, 4.0"
+    assert default in source
+    monkeypatch.setattr(evalplus_data, "checker_source",
+                        lambda: source.replace(default, f"_evalplus_MIN_TIME_LIMIT, _evalplus_TIME_LIMIT_FACTOR = {GENEROUS}, 4.0"))
 
 
 def test_mbpp_inputs_are_typed_exactly_as_evalplus_types_them():
@@ -38,7 +49,7 @@ def test_the_special_oracles_are_evalplus_own():
 
 
 @pytest.mark.slow
-def test_labels_agree_with_evalplus_on_canonical_and_mutated_humaneval_plus(tmp_path):
+def test_labels_agree_with_evalplus_on_canonical_and_mutated_humaneval_plus(tmp_path, generous_limits):
     """Every HumanEval+ canonical solution and two mutants of each, judged by both with time limits too
     generous to decide anything: they agree on every solution but HumanEval/32's correct ones, which
     EvalPlus 0.3.1 fails (its find_zero oracle skips the bookkeeping that records a pass, so every
@@ -47,7 +58,7 @@ def test_labels_agree_with_evalplus_on_canonical_and_mutated_humaneval_plus(tmp_
     problems = evalplus_oracle.problems_table("humaneval_plus", release)
     solutions = evalplus_oracle.mutated_solutions(problems, 2)
     assert len(solutions) > 2.5 * len(problems)
-    result = evalplus_oracle.compare("humaneval_plus", solutions, release, tmp_path, LABELS, problems, min_time_limit=5.0)
+    result = evalplus_oracle.compare("humaneval_plus", solutions, release, tmp_path, LABELS, problems, min_time_limit=GENEROUS)
     differ = result["disagreements"]
     assert {d["task_id"] for d in differ} == {"HumanEval/32"}
     assert all(d["utscale_status"] == "pass/pass" and d["evalplus_status"] == "fail/fail" for d in differ)
@@ -55,13 +66,13 @@ def test_labels_agree_with_evalplus_on_canonical_and_mutated_humaneval_plus(tmp_
 
 
 @pytest.mark.slow
-def test_labels_agree_with_evalplus_on_canonical_and_mutated_mbpp_plus(tmp_path):
+def test_labels_agree_with_evalplus_on_canonical_and_mutated_mbpp_plus(tmp_path, generous_limits):
     """MBPP+'s 378 canonical solutions and a mutant of each: the same verdicts from both judges, except
     Mbpp/255, whose plus input (['A', ...], 77) makes every solution return 1.6 M tuples of 77 items:
     EvalPlus holds them in memory, our judge refuses a reply that large (docs/benchmarks.md)."""
     release = evalplus_data.default_file("mbpp_plus")
     problems = evalplus_oracle.problems_table("mbpp_plus", release)
     solutions = evalplus_oracle.mutated_solutions(problems, 1)
-    result = evalplus_oracle.compare("mbpp_plus", solutions, release, tmp_path, LABELS, problems, min_time_limit=5.0)
+    result = evalplus_oracle.compare("mbpp_plus", solutions, release, tmp_path, LABELS, problems, min_time_limit=GENEROUS)
     assert {d["task_id"] for d in result["disagreements"]} <= {"Mbpp/255"}
     assert result["plus_agreement"] >= 0.995
