@@ -56,7 +56,7 @@ def test_an_altered_vendored_file_is_refused_and_a_local_file_is_recorded_as_suc
     (tmp_path / "pyproject.toml").write_text("")
     altered = tmp_path / "data" / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
     altered.parent.mkdir(parents=True)
-    rows = evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz"))[:3]
+    rows = benchmarks.read_local_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz"))[:3]
     with gzip.open(altered, "wt") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     monkeypatch.setenv("UTSCALE_ROOT", str(tmp_path))
@@ -96,7 +96,7 @@ def test_humaneval_32_is_judged_by_its_oracle_not_failed_for_every_solution(huma
     """The hub/OriginFmt test of HumanEval/32 unpacks the root (evalplus#253): every solution fails it.
     The fixed test and the native program accept a root within 1e-4 and reject a wrong one."""
     problem = humaneval_plus["HumanEval/32"]
-    rows = {r["task_id"]: r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-OriginFmt-v0.1.10.jsonl.gz"))}
+    rows = {r["task_id"]: r for r in benchmarks.read_local_rows(DATA("HumanEvalPlus-OriginFmt-v0.1.10.jsonl.gz"))}
     broken = benchmarks.ground_truth_program(rows["HumanEval/32"]["test"], "check(find_zero)")
     assert not oracle_passes(problem.reference_solution, broken, timeout=60)  # the defect, as released
     off_by_a_bit = problem.reference_solution + "\n\n_root = find_zero\ndef find_zero(xs):\n    return _root(xs) + 0.5\n"
@@ -107,7 +107,7 @@ def test_humaneval_32_is_judged_by_its_oracle_not_failed_for_every_solution(huma
 
 def memorised_solution(problem: benchmarks.Problem) -> str:
     """HumanEval/0 answered right on its base inputs only (it remembers them) and wrong elsewhere."""
-    row = next(r for r in evalplus_data.read_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz")) if r["task_id"] == problem.task_id)
+    row = next(r for r in benchmarks.read_local_rows(DATA("HumanEvalPlus-v0.1.10.jsonl.gz")) if r["task_id"] == problem.task_id)
     base = evalplus_data.native_splits(row, "humaneval_plus")["base"]
     return (problem.reference_solution + f"\n\n_BASE = {base!r}\n_right = has_close_elements\n"
             "def has_close_elements(numbers, threshold):\n"

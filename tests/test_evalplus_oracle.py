@@ -8,7 +8,7 @@ import copy
 import pytest
 from evalplus.data.mbpp import mbpp_deserialize_inputs as evalplus_deserialize
 from evalplus.eval import _special_oracle as evalplus_oracles
-from utscale import evalplus_check, evalplus_data, evalplus_oracle
+from utscale import benchmarks, evalplus_check, evalplus_data, evalplus_oracle
 from utscale.sandbox import SandboxSettings
 
 LABELS = SandboxSettings(mode="isolated", timeout=10.0, memory_mb=1024)
@@ -26,7 +26,7 @@ def generous_limits(monkeypatch):
 
 
 def test_mbpp_inputs_are_typed_exactly_as_evalplus_types_them():
-    rows = evalplus_data.read_rows(evalplus_data.default_file("mbpp_plus"))
+    rows = benchmarks.read_local_rows(evalplus_data.default_file("mbpp_plus"))
     converted = 0
     for row in rows:
         for split in ("base_input", "plus_input"):

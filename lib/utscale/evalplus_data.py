@@ -17,9 +17,7 @@ altered). Two layouts exist per release:
 from __future__ import annotations
 
 import copy
-import gzip
 import hashlib
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -95,12 +93,6 @@ def identify(path: Path, benchmark: str) -> dict[str, Any]:
         raise ReleaseMismatch(f"{path} does not match its release's sha256 (found {digest[:16]}…): the vendored "
                               "file was altered; restore it with `git checkout -- data/evalplus`")
     return {"release": "local", "layout": "", "file": str(path), "sha256": digest, "verified": False}
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def layout_of(row: Mapping[str, Any]) -> str:
