@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from utscale.allocation import minus_equal
 from utscale.matrix import PassCube
@@ -507,7 +507,7 @@ def consistency_verdict(claim: str, draws: np.ndarray, estimate: float, paper: f
     draws = draws[~np.isnan(draws)]
     lo, hi = np.percentile(draws, [2.5, 97.5])
     se = float(draws.std())
-    power = float(_normal_cdf(abs(paper) / se - 1.96)) if se > 0 else 1.0
+    power = float(ndtr(abs(paper) / se - 1.96)) if se > 0 else 1.0
     evidence = (f"{what}: {estimate:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}, {hi - lo:.1f} wide); paper "
                 f"{paper:+.2f}; power to see a gain of the paper's size: {power:.0%}")
     if not lo <= paper <= hi:
@@ -515,10 +515,6 @@ def consistency_verdict(claim: str, draws: np.ndarray, estimate: float, paper: f
     if lo > 0:
         return ClaimVerdict(claim, REPRODUCED, evidence, "the paper's number lies inside our interval, which lies above zero")
     return ClaimVerdict(claim, INCONCLUSIVE, evidence, "the paper's number lies inside our interval, but so does zero")
-
-
-def _normal_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> ClaimVerdict:
