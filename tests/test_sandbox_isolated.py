@@ -8,14 +8,31 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pytest
 from utscale import benchmarks
+from utscale.evalplus_check import _evalplus_check
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs, worker
-from utscale.sandbox.isolated import Unencodable, apply_mutation, dumps, encode, loads, rebuild_exception
+from utscale.sandbox.isolated import (
+    CALL_SECONDS,
+    Channel,
+    Unencodable,
+    answer,
+    apply_mutation,
+    dumps,
+    encode,
+    loads,
+    rebuild_exception,
+    receive,
+    send,
+    stand_ins,
+)
 from utscale.sandbox.oracle import oracle_passes
 
 from tests.test_sandbox import ADD_OK, GOOD, JAILS, WRONG, Listener, sandbox_processes, unit_test_program
@@ -101,6 +118,41 @@ def test_exceptions_come_back_catchable_as_their_builtin_base():
     assert type(rebuild_exception("KeyError", "KeyError", "k")) is KeyError
     assert isinstance(rebuild_exception("Odd", "not_a_builtin", "m"), Exception)
     assert isinstance(rebuild_exception("MyDecodeError", "UnicodeDecodeError", "m"), UnicodeError)
+
+
+def test_a_stand_in_reports_the_calls_own_time_not_the_transfer_of_its_result():
+    """EvalPlus's per-input limit is on the solution's time: a stand-in carries its call's wall time as
+    the solution's process measured it. A 30 MB answer that takes milliseconds to build but far longer
+    to encode and move is judged on the milliseconds; a call that sleeps is judged on its sleep."""
+    namespace: dict = {}
+    exec("import time\ndef big(n):\n    return 'x' * n\ndef slow(s):\n    time.sleep(s)\n    return s\n", namespace)
+    judge, server = socket.socketpair()
+
+    def serve() -> None:
+        while True:
+            try:
+                request = receive(server)
+            except EOFError:
+                return
+            send(server, answer(request, namespace))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    channel = Channel(judge)
+    names = stand_ins([["big", "c"], ["slow", "c"]], channel)
+    big, slow = names["big"], names["slow"]
+    started = time.perf_counter()
+    assert len(big(30_000_000)) == 30_000_000
+    round_trip = time.perf_counter() - started
+    assert 0 <= getattr(big, CALL_SECONDS) < round_trip / 2
+    assert slow(0.1) == 0.1 and getattr(slow, CALL_SECONDS) >= 0.1
+    # the rule itself: the late call is rejected, the big answer is in time for a limit under its transfer
+    within = lambda inp: ("x" * inp[0] if inp[0] > 1 else inp[0], round_trip / 2)  # noqa: E731
+    _evalplus_check("humaneval", "big", big, [[30_000_000]], within, 0)
+    with pytest.raises(AssertionError, match="over its limit of 0.05 s"):
+        _evalplus_check("humaneval", "slow", slow, [[0.1]], lambda inp: (inp[0], 0.05), 0)
+    judge.close()
+    thread.join(timeout=10)
 
 
 # --- isolated mode end to end ------------------------------------------------------------------------
@@ -243,7 +295,7 @@ FORGERIES = {
     "patch_was_successful": "import unittest\nunittest.TestResult.wasSuccessful = lambda self: True\n",
     "patch_assert_equal": "import unittest\nunittest.TestCase.assertEqual = lambda self, a, b, msg=None: None\n",
     "patch_testcase_run": "import unittest\nunittest.TestCase.run = lambda self, result=None: result\n",
-    "spray_every_descriptor": "import os, struct, json\nframe = json.dumps(['r', 5, []]).encode()\n"
+    "spray_every_descriptor": "import os, struct, json\nframe = json.dumps(['r', 5, [], 0.0]).encode()\n"
                               "for fd in range(0, 256):\n    try:\n        os.write(fd, struct.pack('>I', len(frame)) + frame)\n"
                               "        os.write(fd, b'R\\n0\\tpass\\t1\\t0.0\\n')\n    except OSError:\n        pass\n",
     "proc_of_other_processes": "import os\nfor pid in os.listdir('/proc'):\n    if not pid.isdigit():\n        continue\n"

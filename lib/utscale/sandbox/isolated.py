@@ -28,6 +28,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -227,10 +228,14 @@ def _builtin_base(exc: BaseException) -> str:
 
 
 def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
-    """The server's reply to one call: ["r", value, mutated arguments], ["x", type, base, message] for an
-    exception, ["p", type, mutated arguments] when the value returned cannot cross (the test gets an
-    `Opaque` stand-in: it can check `is None` and nothing else), ["o", type] when a mutated argument
-    cannot cross, ["t"] once the test's CPU time is used up (even if the solution caught the signal)."""
+    """The server's reply to one call: ["r", value, mutated arguments, seconds], ["x", type, base,
+    message] for an exception, ["p", type, mutated arguments, seconds] when the value returned cannot
+    cross (the test gets an `Opaque` stand-in: it can check `is None` and nothing else), ["o", type] when
+    a mutated argument cannot cross, ["t"] once the test's CPU time is used up (even if the solution
+    caught the signal). `seconds`: the call's own wall time, measured here around the solution's code
+    only, so that a per-call time limit in the test (EvalPlus's) is not charged for encoding and moving
+    a large result between processes. It is the solution's process's word: a hostile solution can
+    understate it, and then only the test's own limit on CPU time binds (docs/sandbox.md)."""
     if _over_limit:
         return ["t"]
     _, name, args, kwargs = request
@@ -241,7 +246,9 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
         function = namespace[name]
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGPROF})  # the limit's signal: in solution code only
         try:
+            started = time.perf_counter()
             result = function(*args, **kwargs)
+            seconds = time.perf_counter() - started
         finally:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPROF})
     except BaseException as exc:  # noqa: BLE001 - the solution's exception goes to the test
@@ -260,9 +267,9 @@ def answer(request: Any, namespace: dict[str, Any]) -> list[Any]:
     except Unencodable:
         return ["o", type(result).__name__[:200]]
     try:
-        return ["r", encode(result), mutated]
+        return ["r", encode(result), mutated, seconds]
     except Unencodable:
-        return ["p", type(result).__name__[:200], mutated]
+        return ["p", type(result).__name__[:200], mutated, seconds]
 
 
 def serve(fd: int, namespace: dict[str, Any], limit: float | None) -> None:
@@ -386,6 +393,7 @@ class Channel:
         self.unencodable = False
         self.died = False
         self.timed_out = False
+        self.call_seconds = 0.0  # the last call's wall time, as its server measured it (`answer`)
 
     def call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
@@ -400,7 +408,8 @@ class Channel:
         except (OSError, EOFError, ValueError, TypeError, RecursionError, IndexError, KeyError) as exc:
             self.died = True
             raise SolutionDied(f"the solution's process ended or answered garbage during {name}()") from exc
-        if kind in ("r", "p") and len(reply) == 3 and isinstance(reply[2], list):
+        if kind in ("r", "p") and len(reply) == 4 and isinstance(reply[2], list) and _seconds(reply[3]):
+            self.call_seconds = float(reply[3])
             for where, value in reply[2]:
                 target = args[where] if isinstance(where, int) and 0 <= where < len(args) else kwargs.get(where)
                 apply_mutation(target, value)
@@ -452,9 +461,21 @@ class Opaque:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _seconds(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value < float("inf")
+
+
+CALL_SECONDS = "utscale_call_seconds"  # the stand-in's attribute read by EvalPlus's rule (evalplus_check)
+
+
 def _proxy(name: str, channel: Channel) -> Callable[..., Any]:
+    """A stand-in for one of the solution's functions. After each call that returned, its attribute
+    `utscale_call_seconds` holds the call's wall time in the solution's process, without the encoding
+    and transfer of its arguments and result."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        return channel.call(name, args, kwargs)
+        result = channel.call(name, args, kwargs)
+        setattr(call, CALL_SECONDS, channel.call_seconds)
+        return result
 
     call.__name__ = call.__qualname__ = name
     return call
