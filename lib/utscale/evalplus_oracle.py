@@ -79,10 +79,17 @@ def evalplus_verdicts(benchmark: str, solutions: pd.DataFrame, release_file: Pat
             raise RuntimeError(f"EvalPlus returned {len(judged)} verdicts for {task_id}, not {len(group)}")
         for solution_id, verdict in zip(group.solution_id, judged):
             rows.append({"task_id": task_id, "solution_id": int(solution_id),
-                         "base": verdict["base_status"] == "pass",
-                         "plus": verdict["base_status"] == verdict["plus_status"] == "pass",
-                         "evalplus_status": f"{verdict['base_status']}/{verdict['plus_status']}"})
-    return Judged(pd.DataFrame(rows), seconds)
+                         "base_status": verdict["base_status"], "plus_status": verdict["plus_status"]})
+    return Judged(evalplus_table(pd.DataFrame(rows)), seconds)
+
+
+def evalplus_table(statuses: pd.DataFrame) -> pd.DataFrame:
+    """EvalPlus's statuses (task_id, solution_id, base_status, plus_status: as its results file, or as
+    a stored copy of them) as verdicts: base, and plus = base and plus inputs both pass."""
+    return pd.DataFrame({"task_id": statuses.task_id, "solution_id": statuses.solution_id.astype(int),
+                         "base": statuses.base_status == "pass",
+                         "plus": (statuses.base_status == "pass") & (statuses.plus_status == "pass"),
+                         "evalplus_status": statuses.base_status + "/" + statuses.plus_status})
 
 
 def utscale_verdicts(problems: pd.DataFrame, solutions: pd.DataFrame, workdir: Path,
@@ -131,10 +138,13 @@ def canonical_solutions(problems: pd.DataFrame) -> pd.DataFrame:
 
 def compare(benchmark: str, solutions: pd.DataFrame, release_file: Path, workdir: Path,
             settings: SandboxSettings, problems: pd.DataFrame | None = None,
-            min_time_limit: float = MIN_TIME_LIMIT) -> Mapping[str, object]:
-    """Both judges on the same solutions: rates, seconds and the disagreements (a list of records)."""
+            min_time_limit: float = MIN_TIME_LIMIT, theirs: Judged | None = None) -> Mapping[str, object]:
+    """Both judges on the same solutions: rates, seconds and the disagreements (a list of records).
+    `theirs`: EvalPlus's verdicts from an earlier run on exactly these solutions (an hour's work for
+    CodeT's 16,400), or None to run EvalPlus now."""
     problems = problems if problems is not None else problems_table(benchmark, release_file)
-    theirs = evalplus_verdicts(benchmark, solutions, release_file, workdir / "evalplus", min_time_limit=min_time_limit)
+    if theirs is None:
+        theirs = evalplus_verdicts(benchmark, solutions, release_file, workdir / "evalplus", min_time_limit=min_time_limit)
     ours = utscale_verdicts(problems, solutions, workdir / "utscale", settings)
     rates, differ = agreement(ours.verdicts, theirs.verdicts)
     return {**rates, "seconds_utscale": round(ours.seconds, 1), "seconds_evalplus": round(theirs.seconds, 1),
