@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 from nbval.plugin import get_sanitize_patterns
-from utscale import config, pipeline
+from utscale import config, pipeline, runs
 
 NOTEBOOKS = pipeline.notebook_paths()
 
@@ -30,6 +30,44 @@ def test_exactly_one_parameters_cell_with_ci_defaults(path):
             continue
         assert name in config.SCHEMA, f"{path.name} declares {name}, unknown to the schema"
         assert eval(info["default"]) == ci[name], f"{path.name}: default of {name} differs from params/ci.yaml"
+
+
+def parameters_cell(path) -> dict:
+    """What a notebook's parameters cell defines, as the kernel that runs it holds it."""
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    return namespace
+
+
+def notebook_run_id(namespace: dict) -> str:
+    return config.resolve(*runs.notebook_choice(namespace)).run_id
+
+
+@pytest.mark.parametrize("profile", config.available_profiles())
+def test_every_notebook_of_the_chain_opens_the_run_the_pipeline_writes(profile, monkeypatch):
+    """The README's interactive recipe, for every shipped profile: PROFILE set in each notebook's cell,
+    or UTSCALE_PROFILE set once for the session, and notebooks 01-07 all open the run that
+    `utscale run --profile` writes, though each cell declares the ci values of different keys."""
+    monkeypatch.delenv(runs.PROFILE_VARIABLE, raising=False)
+    expected = config.resolve(profile).run_id
+    assert {p.name: notebook_run_id({**parameters_cell(p), "PROFILE": profile}) for p in NOTEBOOKS} == \
+        dict.fromkeys([p.name for p in NOTEBOOKS], expected)
+    monkeypatch.setenv(runs.PROFILE_VARIABLE, profile)
+    assert {notebook_run_id(parameters_cell(p)) for p in NOTEBOOKS} == {expected}
+    # a PROFILE the user typed into a cell wins over the session's
+    assert notebook_run_id({**parameters_cell(NOTEBOOKS[0]), "PROFILE": "ci"}) == expected
+    assert notebook_run_id({**parameters_cell(NOTEBOOKS[0]), "PROFILE": "embedded"}) == "embedded"
+
+
+def test_a_value_changed_in_a_cell_is_an_override_of_the_chosen_profile(monkeypatch):
+    monkeypatch.setenv(runs.PROFILE_VARIABLE, "embedded")
+    changed = {**parameters_cell(NOTEBOOKS[1]), "TEMPERATURE": 0.6}
+    profile, overrides = runs.notebook_choice(changed)
+    assert (profile, overrides) == ("embedded", {"TEMPERATURE": 0.6})
+    chosen = config.resolve(profile, overrides)
+    assert chosen.run_id.startswith("embedded-") and chosen["TEMPERATURE"] == 0.6
+    assert chosen["POLICY_ENGINE"] == "vllm"  # the cell's ci default (replay) is not an override
 
 
 def test_every_schema_key_is_received_by_some_notebook():

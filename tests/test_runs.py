@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
-from utscale import runs
+from utscale import config, runs
 
 
 def test_open_run_writes_a_manifest_and_reopens_the_same_directory(results_root):
@@ -37,10 +37,17 @@ def test_tables_are_sorted_and_never_overwritten_silently(results_root):
     assert run.read_table("t").x.tolist() == [0, 0, 0]
 
 
-def test_missing_table_names_the_stage_to_run(results_root):
+def test_missing_table_names_the_notebook_to_run_first(results_root):
     run = runs.open_run("ci")
-    with pytest.raises(FileNotFoundError, match="python -m utscale run --profile ci"):
+    with pytest.raises(FileNotFoundError, match="no 'executions' table yet: run 04_execute.ipynb on this run first"):
         run.read_table("executions")
+    with pytest.raises(FileNotFoundError, match="run 01_load_benchmark.ipynb .*utscale run --profile ci"):
+        run.read_table("problems")
+
+
+def test_a_profile_that_does_not_exist_lists_the_available_ones(results_root):
+    with pytest.raises(config.ParameterError, match=r"no profile 'embeded'.*available: \[.*'embedded'"):
+        runs.open_notebook_run({"PROFILE": "embeded", "RUN_DIR": ""})
 
 
 def test_jsonl_log_resumes_after_a_torn_write(tmp_path):

@@ -37,6 +37,18 @@ TRACKED_PACKAGES = (
 )
 
 
+# the notebook whose stage writes each table a later notebook reads (what to run first when it is missing)
+WRITTEN_BY = {"problems": "01_load_benchmark.ipynb", "solutions": "02_sample_solutions.ipynb",
+              "unit_tests": "03_generate_unit_tests.ipynb", "assertions": "03_generate_unit_tests.ipynb",
+              **dict.fromkeys(["labels", "labels_base", "executions", "assertion_executions", "time_limits"],
+                              "04_execute.ipynb"),
+              **dict.fromkeys(["difficulty", "probe_features"], "06_dynamic_scaling.ipynb")}
+# a notebook on its own: the profile its parameters cell names by default (their values are its values,
+# tests/test_notebooks.py), and the environment variable that chooses the run for every notebook at once
+NOTEBOOK_PROFILE = "ci"
+PROFILE_VARIABLE = "UTSCALE_PROFILE"
+
+
 class RunConflict(RuntimeError):
     """Writing would silently replace different data, or mix two configurations in one run."""
 
@@ -301,9 +313,10 @@ class Run:
     def read_table(self, name: str) -> pd.DataFrame:
         path = self.path / f"{name}.parquet"
         if not path.exists():
+            notebook = WRITTEN_BY.get(name, "the notebook that writes it")
             raise FileNotFoundError(
-                f"{path} does not exist: run the stage that writes '{name}' first "
-                f"(e.g. `python -m utscale run --profile {self.profile}`)"
+                f"run {self.run_id} has no '{name}' table yet: run {notebook} on this run first "
+                f"(or the whole chain: `utscale run --profile {self.profile}`)"
             )
         return pd.read_parquet(path)
 
@@ -362,13 +375,31 @@ def _add_new_parameters(manifest_path: Path, manifest: dict, added: dict[str, An
     return manifest["config"]
 
 
+def notebook_choice(namespace: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The profile and the overrides a notebook's parameters cell describes when it runs on its own.
+
+    One door for the run: the profile is the cell's PROFILE when the user changed it, else
+    `$UTSCALE_PROFILE` (set once for a whole JupyterLab session), else ci. Every cell declares the ci
+    values of the keys its notebook reads (papermill's door for batch runs); only a value the user
+    changed from that default is an override, so the notebooks of a chain agree on the run whatever
+    keys each declares. An override changes the run's configuration, hence its id, and is recorded in
+    its manifest like any other value. (A key set back to its ci value under another profile is the
+    profile's value: use `-p KEY VALUE` with `utscale run` for that.)"""
+    profile = str(namespace.get("PROFILE", NOTEBOOK_PROFILE))
+    if profile == NOTEBOOK_PROFILE:
+        profile = os.environ.get(PROFILE_VARIABLE) or profile
+    declared = config_mod.validate({k: v for k, v in namespace.items() if k in config_mod.SCHEMA})
+    defaults = config_mod.load_profile(NOTEBOOK_PROFILE)
+    return profile, {k: v for k, v in declared.items() if v != defaults[k]}
+
+
 def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
     """The run a notebook's parameters cell describes: PROFILE, RUN_DIR and any schema keys it declares.
 
-    Standalone (JupyterLab, nbval) RUN_DIR is empty and the run is derived from the parameters, so the
-    ci defaults land in `results/ci`; under the pipeline, RUN_DIR pins the run and its config is checked.
-    A relative RUN_DIR is a folder under the results root (`UTSCALE_RESULTS`): the pipeline passes the
-    run id, so no executed notebook records a machine's paths.
+    Standalone (JupyterLab, nbval) RUN_DIR is empty and the run is the one `notebook_choice` names, so
+    the ci defaults land in `results/ci`; under the pipeline, RUN_DIR pins the run and its config is
+    checked. A relative RUN_DIR is a folder under the results root (`UTSCALE_RESULTS`): the pipeline
+    passes the run id, so no executed notebook records a machine's paths.
     """
     params = {k: v for k, v in namespace.items() if k in config_mod.SCHEMA}
     run_dir = namespace.get("RUN_DIR", "")
@@ -385,6 +416,9 @@ def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
         if differ:
             raise RunConflict(f"{run_dir} was created with other values for {differ}")
         return open_run(recorded["profile"], recorded["config"], run_dir)
-    run = open_run(namespace.get("PROFILE", "ci"), params, run_dir)
+    if run_dir:
+        run = open_run(namespace.get("PROFILE", NOTEBOOK_PROFILE), params, run_dir)
+    else:
+        run = open_run(*notebook_choice(namespace))
     check_unlocked(run.path)
     return run
