@@ -8,8 +8,9 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-from utscale import benchmarks, config
+from utscale import benchmarks, config, resampling
 from utscale.engines import factory
+from utscale.sandbox.executor import MODES
 
 LIB = Path(__file__).resolve().parents[1] / "lib" / "utscale"
 
@@ -20,14 +21,10 @@ def module_name(path: Path) -> str:
 
 
 def imported_modules(path: Path, known: set[str]) -> set[str]:
-    """utscale modules `path` imports anywhere (functions included), except under `if TYPE_CHECKING:`."""
-    tree = ast.parse(path.read_text())
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-               and ast.unparse(node.test).endswith("TYPE_CHECKING") for n in ast.walk(node)}
+    """utscale modules `path` imports anywhere: in functions, and under `if TYPE_CHECKING:` too (a
+    type-level import is a dependency a reader has to follow as much as any other)."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -64,6 +61,30 @@ def test_a_cycle_would_be_found():
     graph = import_graph()
     graph.add_edge("utscale.benchmarks", "utscale.generation")  # what a back-import would add
     assert any({"utscale.benchmarks", "utscale.generation"} <= set(c) for c in nx.simple_cycles(graph))
+
+
+def test_an_import_under_type_checking_is_a_dependency_and_closes_a_circle(tmp_path):
+    """The circle benchmarks -> runs -> config -> benchmarks was invisible while type-level imports were
+    skipped: one written only for a type annotation is found, and the cycle with it."""
+    typed = tmp_path / "benchmarks.py"
+    typed.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from utscale.runs import Run\n")
+    assert imported_modules(typed, {"utscale.runs", "utscale.config"}) == {"utscale.runs"}
+    graph = import_graph()
+    assert graph.has_edge("utscale.runs", "utscale.config") and graph.has_edge("utscale.config", "utscale.benchmarks")
+    graph.add_edge("utscale.benchmarks", "utscale.runs")
+    assert any({"utscale.benchmarks", "utscale.runs", "utscale.config"} <= set(c) for c in nx.simple_cycles(graph))
+
+
+def test_config_spells_no_vocabulary_of_its_own():
+    assert config.SCHEMA["SANDBOX_MODE"].choices == MODES
+    assert config.SCHEMA["PROTOCOL"].choices == resampling.PROTOCOLS
+
+
+def test_each_protocol_keeps_its_seed_stream_whatever_the_order_of_the_names():
+    """The streams the committed curves were drawn from: a reordered or longer list of protocols moves
+    no curve (the seeds were once the names' positions in a tuple)."""
+    assert resampling.SEED_STREAM == {"subsample": 0, "bootstrap": 1, "coderm_code": 2}
+    assert set(resampling.SEED_STREAM) == set(resampling.PROTOCOLS)
 
 
 def test_config_allows_exactly_the_registered_benchmarks_and_engines():

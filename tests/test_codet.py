@@ -12,6 +12,7 @@ import pytest
 from utscale import codet, generation
 from utscale.engines.base import Request, SamplingConfig
 from utscale.engines.replay_engine import ReplayEngine
+from utscale.loading import write_problems
 from utscale.paths import project_root
 
 RELEASE = project_root() / "data" / "codet-humaneval"
@@ -187,12 +188,12 @@ def test_codet_solution_program_is_prompt_plus_cut_completion_with_statuses():
 def test_codet_slice_end_to_end_in_the_library(results_root):
     """Stages 01-05's library calls on a 4-problem slice of the vendored release, in CodeT's executor mode:
     every sample labelled, each distinct assertion executed once per solution, unit tests derived."""
-    from utscale import benchmarks, execution, matrix, rerankers, runs
+    from utscale import execution, matrix, rerankers, runs
 
     run = runs.open_run("codet-humaneval", {"LIMIT": 4, "N_SOLUTIONS": 12, "N_UNIT_TESTS": 30, "REPLAY_TOKENIZER": "",
                                             "N_GRID": [1, 2, 5, 10], "M_GRID": [0, 1, 2, 5, 10, 20],
                                             "BUDGETS": [1, 2, 4, 8, 16], "ONLINE_HORIZONS": [25]})
-    benchmarks.write_problems(run)
+    write_problems(run)
     solutions = generation.sample_solutions(run)
     unit_tests = generation.generate_unit_tests(run)
     assert len(solutions) == 48 and len(unit_tests) == 120

@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 from utscale import benchmarks, extract, generation
+from utscale.loading import write_problems
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 vllm = pytest.importorskip("vllm")
@@ -99,7 +100,7 @@ def test_live_rounds_on_the_real_engine_generate_only_for_open_problems(vllm_eng
     run = runs.open_run("ci", {"LIMIT": 2, "N_UNIT_TESTS": 3, "MAX_TOKENS_TEST": 256, "ONLINE_LIVE": "online_stability_k2",
                                "ONLINE_STABILITY": [1, 2], "ONLINE_HORIZONS": [3], "M_GRID": [0, 1, 2, 3],
                                "BUDGETS": [1, 2, 3]})
-    benchmarks.write_problems(run)
+    write_problems(run)
     generation.sample_solutions(run)
     asked: list[list[tuple[str, int]]] = []
     original = vllm_engine.generate

@@ -9,6 +9,7 @@ import pytest
 from utscale import benchmarks, generation
 from utscale.engines import derive_seed
 from utscale.engines.replay_engine import ReplayEngine
+from utscale.loading import write_problems
 from utscale.runs import JsonlLog
 
 CFG = {"SEED": 7, "TEMPERATURE": 0.8, "TOP_P": 0.95, "MAX_TOKENS_SOLUTION": 64, "MAX_TOKENS_TEST": 64,
@@ -130,13 +131,13 @@ def test_prompt_code_is_one_fixed_policy_sample_and_never_the_reference_unless_a
 
 def test_a_finished_log_never_loads_the_model(results_root, monkeypatch):
     """Re-rendering a run whose samples are all logged uses the log, not the (vLLM) engine."""
-    from utscale import benchmarks, runs
+    from utscale import runs
 
     run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2, "N_GRID": [1, 2]})
-    benchmarks.write_problems(run)
+    write_problems(run)
     first = generation.sample_solutions(run)  # replayed into the run's log
     vllm_run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 2, "N_GRID": [1, 2], "POLICY_ENGINE": "vllm"})
-    benchmarks.write_problems(vllm_run)
+    write_problems(vllm_run)
     (vllm_run.path / "solutions_raw.jsonl").write_bytes((run.path / "solutions_raw.jsonl").read_bytes())
     monkeypatch.setattr(generation, "make_engine", lambda *a, **k: pytest.fail("an engine was built"))
     again = generation.sample_solutions(vllm_run)
@@ -242,7 +243,7 @@ def test_the_manifest_sums_up_each_chunk(results_root, tmp_path, monkeypatch):
 
     monkeypatch.setenv("UTSCALE_CACHE", str(tmp_path / "cache"))  # samples a shared cache holds are not generated
     run = runs.open_run("ci", {"LIMIT": 2, "N_SOLUTIONS": 3, "N_GRID": [1, 2]})
-    benchmarks.write_problems(run)
+    write_problems(run)
     replay = run.path / "replay.jsonl"
     write_replay(replay, run.read_table("problems"), lambda t, k: f"r{k}")
     engine = WeightedEngine(ReplayEngine(str(replay), "m"), "w1")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from utscale import benchmarks, execution, generation, live, online, runs
+from utscale import execution, generation, live, online, runs
 from utscale.engines import make_engine
+from utscale.loading import write_problems
 from utscale.matrix import PassCube
 
 
@@ -74,7 +75,7 @@ class CountingEngine:
 
 def prepared_run(**overrides):
     run = runs.open_run("ci", {"LIMIT": 4, **overrides})
-    benchmarks.write_problems(run)
+    write_problems(run)
     generation.sample_solutions(run)
     return run
 

@@ -21,16 +21,13 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from utscale import evalplus_data, prompts
 from utscale.paths import project_root
-
-if TYPE_CHECKING:
-    from utscale.runs import Run
 
 
 class BenchmarkUnavailable(RuntimeError):
@@ -373,18 +370,6 @@ def load_benchmark(benchmark: str, path: str | Path = "", limit: int = 0) -> Loa
     problems = [problems[i] for i in spread_subset(len(problems), limit)]
     digest = hashlib.sha256(json.dumps([p.to_row() for p in problems], sort_keys=True).encode()).hexdigest()
     return LoadedBenchmark(problems=problems, source=source, source_sha256=digest, release=release)
-
-
-def write_problems(run: Run) -> pd.DataFrame:
-    """Load the run's benchmark slice and store it as the run's `problems` table (hash in the manifest)."""
-    loaded = load_benchmark(run.config["BENCHMARK"], run.config["BENCHMARK_PATH"], run.config["LIMIT"])
-    table = loaded.table()
-    run.write_table("problems", table, key=["task_id"])
-    entry: dict[str, Any] = {"source": loaded.source, "sha256": loaded.source_sha256}
-    if loaded.release is not None:
-        entry["release"] = dict(loaded.release)
-    run.update_manifest(hashes={"problems": entry})
-    return run.read_table("problems")
 
 
 def prompt_lengths(problems: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,8 @@ import yaml
 from utscale import benchmarks
 from utscale.engines import factory
 from utscale.paths import params_dir
+from utscale.resampling import PROTOCOLS
+from utscale.sandbox.executor import MODES
 
 
 class ParameterError(ValueError):
@@ -114,7 +116,7 @@ SCHEMA: dict[str, Param] = {
         Param("SANDBOX_MODE", str, "executor semantics of the pass matrix (fast; isolated: the verdict decided by a "
               "process that never runs solution code; strict: a process per test; coderm: the CodeRM authors'; "
               "codet: CodeT's, for its assertions)",
-              choices=("fast", "isolated", "strict", "coderm", "codet")),
+              choices=MODES),
         Param("SANDBOX_CLOCK", str, "what time limits count: cpu (the code's CPU time, so load does not turn a slow "
               "pass into a timeout; a wall-clock backstop of 4x the limit remains) or wall; coderm and codet keep "
               "their authors' wall clock", choices=("cpu", "wall")),
@@ -129,7 +131,7 @@ SCHEMA: dict[str, Param] = {
         # analysis (notebook 05)
         Param("RESAMPLES", int, "resamples per (n, m) cell", "100 bootstrap samples", minimum=1, maximum=100_000),
         Param("PROTOCOL", str, "resampling protocol", "bootstrap (text) / first-n + m without replacement (code)",
-              choices=("subsample", "coderm_code", "bootstrap")),
+              choices=PROTOCOLS),
         Param("N_GRID", list, "numbers of solutions on the curves", "10, 20, 50, 100, 200", item_kind=int, minimum=1),
         Param("M_GRID", list, "numbers of unit tests on the x axis", "1 … 100 (log)", item_kind=int, minimum=0),
         # dynamic scaling (notebook 06)

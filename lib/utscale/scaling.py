@@ -12,31 +12,23 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from utscale.matrix import PassCube
+from utscale.resampling import PROTOCOLS, SEED_STREAM, Protocol
 from utscale.voting import Rule, expected_accuracy, key_weights, select_from
-
-Protocol = Literal["subsample", "bootstrap", "coderm_code"]
-PROTOCOLS: tuple[Protocol, ...] = ("subsample", "bootstrap", "coderm_code")
-# subsample (the default): per resample, n solutions and m tests drawn without replacement; a solution
-#   draw is shared by every m (curves over m are paired) and a test draw by every n; m = 0 is exact.
-# bootstrap (the paper's text): both drawn with replacement, paired the same way.
-# coderm_code (the authors' code, for parity only): the first n solutions, m tests without replacement;
-#   its random pick depends on n although its expectation does not.
 
 
 def _test_rng(seed: int, m: int, protocol: Protocol) -> np.random.Generator:
     # tests are drawn per (m, resample) and shared by every n: curves for different N are paired
-    return np.random.default_rng(np.random.SeedSequence([seed, m, PROTOCOLS.index(protocol), 0]))
+    return np.random.default_rng(np.random.SeedSequence([seed, m, SEED_STREAM[protocol], 0]))
 
 
 def _solution_rng(seed: int, n: int, protocol: Protocol) -> np.random.Generator:
     # no m in the seed: the same solutions are drawn for every number of tests (paired curves)
-    return np.random.default_rng(np.random.SeedSequence([seed, n, PROTOCOLS.index(protocol), 1]))
+    return np.random.default_rng(np.random.SeedSequence([seed, n, SEED_STREAM[protocol], 1]))
 
 
 def _test_multiplicity(cube: PassCube, m: int, resamples: int, protocol: Protocol,
