@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from utscale import claims, matrix, scaling
+from utscale import claims, ledger, matrix, report, scaling, significance
 
 
 def cube_where_tests_help(p=60, n=8, m=12, seed=0, noise=0.1) -> matrix.PassCube:
@@ -60,12 +60,12 @@ def test_a_per_n_rule_headlines_the_largest_n_and_names_the_others():
 
 
 def test_holm_and_the_bootstrap_p_value():
-    np.testing.assert_allclose(claims.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    np.testing.assert_allclose(claims.holm([0.5]), [0.5])
-    assert claims.bootstrap_p(np.array([1.0, 2.0, 3.0, -1.0])) == 0.5
-    assert claims.bootstrap_p(np.full(1000, 2.0)) == 0.001  # never below one draw's share
-    _, p_up = claims.page_trend_p(np.array([[1.0, 2.0, 1.0, 0.0], [2.0, 3.0, 2.0, 1.0], [3.0, 4.0, 3.0, 2.0]]))
-    _, p_down = claims.page_trend_p(np.array([[3.0, 4.0, 3.0, 2.0], [2.0, 3.0, 2.0, 1.0], [1.0, 2.0, 1.0, 0.0]]))
+    np.testing.assert_allclose(significance.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(significance.holm([0.5]), [0.5])
+    assert significance.bootstrap_p(np.array([1.0, 2.0, 3.0, -1.0])) == 0.5
+    assert significance.bootstrap_p(np.full(1000, 2.0)) == 0.001  # never below one draw's share
+    _, p_up = significance.page_trend_p(np.array([[1.0, 2.0, 1.0, 0.0], [2.0, 3.0, 2.0, 1.0], [3.0, 4.0, 3.0, 2.0]]))
+    _, p_down = significance.page_trend_p(np.array([[3.0, 4.0, 3.0, 2.0], [2.0, 3.0, 2.0, 1.0], [1.0, 2.0, 1.0, 0.0]]))
     assert p_up < 0.01 < 0.99 < p_down
 
 
@@ -175,8 +175,8 @@ def test_ledger_lists_every_claim_and_reads_saved_verdicts(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    claims.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "e5")])
-    table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
+    ledger.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "e5")])
+    table = ledger.ledger(run, (1.5, np.array([1.0, 2.0])))
     assert table.claim.tolist() == [str(i) for i in range(1, 10)] + ["R1", "Q1", "Q2"]
     by = table.set_index("claim")
     assert by.loc["5", "verdict"] == claims.SUPPORTED and by.loc["5", "evidence"] == "e5"
@@ -194,25 +194,24 @@ def test_every_claim_figure_is_saved_by_a_notebook():
         source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
         # save_figure(<a figure, or the call drawing it>, run, "name", ...)
         saved |= set(re.findall(r'save_figure\([^\n]*?\brun, "([a-z_]+)"', source))
-    named = {f for f in claims.CLAIM_FIGURE.values() if f}
+    named = {c.figure for c in ledger.CLAIMS.values() if c.figure}
     assert named and named <= saved, named - saved
-    assert set(claims.CLAIM_FIGURE) == set(claims.CLAIM_TEXT) == set(claims.CLAIM_PAPER)
 
 
 def test_ledger_html_and_text_carry_every_verdict_and_escape_model_text(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    claims.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
+    ledger.save_verdicts(run, "05", [claims.ClaimVerdict("5", claims.SUPPORTED, "gain 3.1 [1.2, 5.0] <b>x</b>"),
                                      claims.ClaimVerdict("6", claims.NOT_SUPPORTED, "e6", "too few problems")])
-    table = claims.ledger(run, (1.5, np.array([1.0, 2.0])))
-    page = claims.ledger_html(table)
-    assert page.count("<tr data-claim=") == len(claims.CLAIM_TEXT)
+    table = ledger.ledger(run, (1.5, np.array([1.0, 2.0])))
+    page = report.ledger_html(table)
+    assert page.count("<tr data-claim=") == len(ledger.CLAIMS)
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
-    assert claims.VERDICT_COLOURS[claims.NOT_SUPPORTED] in page and "too few problems" in page
-    text = claims.ledger_text(table)
+    assert report.VERDICT_COLOURS[claims.NOT_SUPPORTED] in page and "too few problems" in page
+    text = report.ledger_text(table)
     assert "[5] SUPPORTED" in text and "gain 3.1 [1.2, 5.0]" in text and "reason: too few problems" in text
-    bundle = claims.ledger_bundle(table)
+    bundle = report.ledger_bundle(table)
     assert bundle == {"text/html": page, "text/plain": text}
 
 
@@ -291,11 +290,11 @@ def test_deviations_name_what_this_run_changed(results_root):
     from utscale import runs
 
     run = runs.open_run("ci")
-    table = claims.deviations(run)
+    table = ledger.deviations(run)
     assert {"benchmark", "code in the unit-test prompt", "difficulty probe's training data"} - set(table.aspect) == {
         "code in the unit-test prompt"}  # no unit tests generated yet in this empty run
     assert "cross-fitted over 4 folds" in table.set_index("aspect").loc["difficulty probe's training data", "this run"]
     assert "64 ReLU units) is drawn from the seed and frozen" in table.set_index("aspect").loc[
         "difficulty probe's training", "this run"]
-    bundle = claims.table_bundle(table, "deviations")
+    bundle = report.table_bundle(table, "deviations")
     assert bundle["text/html"].count("<tr>") == len(table) + 1 and "benchmark" in bundle["text/plain"]  # + the header

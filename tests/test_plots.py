@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from utscale import allocation, claims, plots, runs, scaling  # noqa: E402
+from utscale import allocation, claims, plots, report, runs, scaling  # noqa: E402
 
 from tests.test_claims import allocation_case, cube_where_tests_help  # noqa: E402
 
@@ -104,7 +104,7 @@ def test_saved_figures_are_300_dpi_png_and_svg_with_their_csv_and_do_not_change_
 
 
 def test_ledger_links_each_figure_to_its_heading():
-    table = claims.ledger_html(pd.DataFrame([
+    table = report.ledger_html(pd.DataFrame([
         {"claim": "6", "statement": "s", "paper": "p", "verdict": claims.SUPPORTED, "evidence": "e", "reason": "",
          "figure": "voting_gain_by_quintile"},
         {"claim": "7", "statement": "s", "paper": "p", "verdict": claims.NOT_TESTABLE, "evidence": "e", "reason": "",

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from utscale import claims, pipeline, plots
+from utscale import ledger, pipeline, tables
 from utscale.paths import project_root
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -83,8 +83,8 @@ def check_report(browser, report: Path, figures: Path, screenshot: Path) -> dict
     page.close()
     assert errors == []
     assert facts["verdicts"] is not None, "no claims ledger on the page"
-    assert [c for c, _ in facts["verdicts"]] == list(claims.CLAIM_TEXT)
-    assert {v for _, v in facts["verdicts"]} <= set(claims.VERDICT_COLOURS)
+    assert [c for c, _ in facts["verdicts"]] == list(ledger.CLAIMS)
+    assert {v for _, v in facts["verdicts"]} <= set(report.VERDICT_COLOURS)
     assert facts["ledgerBeforeFigures"], "the report must open with the claims ledger"
     assert "LIMIT" in facts["text"] and "POLICY_MODEL" in facts["text"]  # the configuration table
     assert facts["inputAreas"] == 0 and "open_notebook_run" not in facts["text"]
@@ -95,7 +95,7 @@ def check_report(browser, report: Path, figures: Path, screenshot: Path) -> dict
     assert all(i["loaded"] and i["shown"] for i in facts["images"]), facts["images"]
     # every in-page link lands on an element (the contents, the ledger's figure links)
     assert facts["links"] and sorted(set(facts["links"]) - set(facts["ids"])) == []
-    assert sorted(set(facts["ledgerLinks"])) == sorted({plots.figure_id(n) for n in claims.CLAIM_FIGURE.values() if n})
+    assert sorted(set(facts["ledgerLinks"])) == sorted({tables.figure_id(c.figure) for c in ledger.CLAIMS.values() if c.figure})
     assert facts["title"].startswith("utscale report: ")
     for field in ("profile", "generated", "rendered", "models", "machine", "packages"):
         assert field in facts["header"], field
@@ -109,7 +109,7 @@ def test_fresh_report_renders_in_chromium(browser, rendered_ci_run, tmp_path):
     run = rendered_ci_run
     facts = check_report(browser, run.path / "report.html", run.path / "figures",
                          artifact_dir(tmp_path) / f"report-{run.run_id}.png")
-    saved = {c: v.verdict for c, v in claims.load_verdicts(run).items()}
+    saved = {c: v.verdict for c, v in ledger.load_verdicts(run).items()}
     shown = dict(facts["verdicts"])
     assert all(shown[c] == v for c, v in saved.items())  # the page shows the verdicts the notebooks computed
 

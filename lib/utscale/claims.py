@@ -10,10 +10,7 @@ at the full N and M, however few problems there are.
 
 from __future__ import annotations
 
-import html
-import json
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
@@ -22,8 +19,8 @@ from scipy.special import ndtr
 
 from utscale.allocation import minus_equal
 from utscale.matrix import PassCube
-from utscale.plots import figure_id
 from utscale.scaling import EASY, HARD, ScalingGrid, cell_points, gain_points, hard_minus_easy, problem_bootstrap
+from utscale.significance import bootstrap_p, holm, page_trend_p
 from utscale.voting import Rule, expected_accuracy, reference_vote_accuracy, select
 
 # Every verdict a ledger row can carry.
@@ -87,41 +84,6 @@ def voting_gain(grid: ScalingGrid, n: int, m: int, seed: int = 0) -> tuple[float
 
 
 ALPHA = 0.05  # family-wise, over the N values a claim is judged at (Holm)
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment: adjusted p-values, monotone in the order of the raw ones."""
-    raw = np.asarray(p_values, dtype=float)
-    order = np.argsort(raw, kind="stable")
-    adjusted = np.empty_like(raw)
-    running = 0.0
-    for rank, index in enumerate(order):
-        running = max(running, min(1.0, (len(raw) - rank) * raw[index]))
-        adjusted[index] = running
-    return adjusted
-
-
-def bootstrap_p(draws: np.ndarray) -> float:
-    """Two-sided bootstrap p-value of a mean difference being zero: twice the smaller tail of the draws
-    on either side of zero, never below one draw's share."""
-    draws = draws[~np.isnan(draws)]
-    if draws.size == 0:
-        return 1.0
-    tail = min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0)))
-    return float(min(1.0, max(2 * tail, 1 / draws.size)))
-
-
-def page_trend_p(per_m: np.ndarray) -> tuple[float, float]:
-    """Page's L test of an increasing trend across the m grid, problems as blocks ([K, P] per-problem
-    accuracies; problems with a missing cell dropped): (L, one-sided p, asymptotic; ties within a
-    problem, common when every cell is 0 or 100, make it conservative)."""
-    from scipy.stats import page_trend_test
-
-    blocks = per_m.T[~np.isnan(per_m.T).any(axis=1)]
-    if len(blocks) < 2:
-        return float("nan"), 1.0
-    result = page_trend_test(blocks, method="asymptotic")
-    return float(result.statistic), float(result.pvalue)
 
 
 @dataclass(frozen=True)
@@ -445,53 +407,8 @@ def reference_codet(reranked: pd.DataFrame, config: dict) -> ClaimVerdict:
     return ClaimVerdict("R1", REPRODUCED, evidence, f"both within {REFERENCE_TOLERANCE} points, same inputs")
 
 
-# --- the ledger: every claim of docs/claims.md, from the verdicts the analysis notebooks saved ------------
-
-CLAIM_TEXT = {
-    "1": "CodeRM-8B improves Llama3-8B by 18.43 points on HumanEval Plus (53.58 → 72.01)",
-    "2": "CodeRM-8B improves Llama3-70B by 4.95 points on HumanEval Plus",
-    "3": "CodeRM-8B improves GPT-4o-mini by 3.42 points on HumanEval Plus",
-    "4": "Dynamic unit-test scaling brings up to about 0.5 points on MBPP Plus at a fixed computational cost",
-    "5": "The number of unit tests correlates positively with the quality of the reward signal",
-    "6": "Scaling unit tests is more effective for harder problems",
-    "7": "Gemma-2-27B-it matches Llama3.1-70B as a test generator when scaled to 100 unit tests per question",
-    "8": "Unit-test majority voting is a standard best-of-N scheme",
-    "9": "The selected solution is the one that passes the most unit tests (majority voting)",
-    "R1": "CodeT: dual execution agreement lifts CodeGen-Mono-16B to 36.7 pass@1 on HumanEval (sampled baseline 22.1)",
-    "Q1": "How does scaling unit tests trade best-of-N accuracy against inference cost (tokens, FLOPs, seconds)?",
-    "Q2": "How does the number of generated unit tests relate to the correctness of the pick, and what does it cost?",
-}
-# the paper's number beside each claim (docs/method.md; "—" where the claim is qualitative)
-CLAIM_PAPER = {
-    "1": "+18.43 (Table 1)", "2": "+4.95 (Table 1)", "3": "+3.42 (Table 1)", "4": "≈ +0.5 (Fig. 6, MBPP+)",
-    "5": "monotone curves (Fig. 2)", "6": "larger gains in harder quintiles (Fig. 3)",
-    "7": "Gemma-2-27B ≈ Llama3.1-70B at 100 tests (Fig. 2)", "8": "—", "9": "argmax of passes (Eq. 1)",
-    "R1": "36.7 (CodeT paper); 22.1 random pick of the samples",
-    "Q1": "not studied (the paper fixes the budget)", "Q2": "monotone curves (Fig. 1-2), costs not reported",
-}
-# the report's figure (saved by `plots.save_figure`) that shows the evidence for each claim
-CLAIM_FIGURE = {
-    "1": "bon_accuracy_vs_unit_tests", "2": "bon_accuracy_vs_unit_tests", "3": "bon_accuracy_vs_unit_tests",
-    "4": "accuracy_vs_budget_by_allocation_rule", "5": "bon_accuracy_vs_unit_tests",
-    "6": "voting_gain_by_quintile", "7": "", "8": "bon_accuracy_vs_unit_tests",
-    "9": "pass_matrix_example", "R1": "rerankers_full_matrix", "Q1": "accuracy_vs_compute",
-    "Q2": "bon_accuracy_vs_unit_tests",
-}
 # claim → (policy, paper gain in points) for the HumanEval+ rows of Table 1 with CodeRM-8B tests
 TABLE1_GAINS = {"1": ("llama3-8b-instruct", 18.43), "2": ("llama3-70b-instruct", 4.95), "3": ("gpt-4o-mini", 3.42)}
-
-
-def save_verdicts(run, notebook: str, verdicts: list[ClaimVerdict]) -> None:
-    run.file(f"metrics/verdicts_{notebook}.json").write_text(
-        json.dumps([asdict(v) for v in verdicts], indent=2, sort_keys=True) + "\n")
-
-
-def load_verdicts(run) -> dict[str, ClaimVerdict]:
-    out = {}
-    for path in sorted((run.path / "metrics").glob("verdicts_*.json")):
-        for record in json.loads(path.read_text()):
-            out[record["claim"]] = ClaimVerdict(**record)
-    return out
 
 
 def consistency_verdict(claim: str, draws: np.ndarray, estimate: float, paper: float, what: str) -> ClaimVerdict:
@@ -535,116 +452,3 @@ def table1_claim(claim: str, config: dict, gain: tuple[float, np.ndarray]) -> Cl
                             f"needs policy {policy} with CodeRM-8B tests on HumanEval+; this run: {config['POLICY_MODEL']} "
                             f"with {config['TEST_MODEL']} tests on {config['BENCHMARK']}; its shape: {shape}")
     return verdict
-
-
-def ledger(run, gain: tuple[float, np.ndarray]) -> pd.DataFrame:
-    """Every claim: text, verdict, evidence, reason. `gain`: voting minus random pick (`voting_gain`)."""
-    saved = load_verdicts(run)
-    verdicts = dict(saved)
-    for claim in TABLE1_GAINS:
-        verdicts[claim] = table1_claim(claim, run.config, gain)
-    verdicts.setdefault("7", ClaimVerdict("7", NOT_TESTABLE, "one test generator per run",
-                                     "compare a Gemma-2-27B-it run with a Llama3.1-70B run (python -m utscale sweep)"))
-    for claim in CLAIM_TEXT:
-        verdicts.setdefault(claim, ClaimVerdict(claim, NOT_TESTABLE, "the notebook that tests it has not run",
-                                           "run the whole pipeline"))
-    return pd.DataFrame([{"claim": c, "statement": CLAIM_TEXT[c], "paper": CLAIM_PAPER[c], "verdict": verdicts[c].verdict,
-                          "evidence": verdicts[c].evidence, "reason": verdicts[c].reason, "figure": CLAIM_FIGURE[c]}
-                         for c in CLAIM_TEXT])
-
-
-VERDICT_COLOURS = {SUPPORTED: "#1a7f37", NOT_SUPPORTED: "#cf222e", INCONCLUSIVE: "#9a6700", NOT_TESTABLE: "#6e7781",
-                   REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", BY_DEFINITION: "#0969da", ANSWERED: "#0969da",
-                   PARTLY_ANSWERED: "#9a6700"}
-
-
-def deviations(run) -> pd.DataFrame:
-    """Where this run departs from the paper's setting, aspect by aspect, with this run's own counts."""
-    cfg = run.config
-    rows = [("benchmark", "HumanEval+, MBPP+, LiveCodeBench (all problems)",
-             f"{cfg['BENCHMARK']} ({cfg['LIMIT'] or 'all'} problems)"),
-            ("policy / test generator", "Llama3-8B/70B, GPT-3.5, GPT-4o-mini / CodeRM-8B (and baselines)",
-             f"{cfg['POLICY_MODEL']} ({cfg['POLICY_ENGINE']}) / {cfg['TEST_MODEL']} ({cfg['TEST_ENGINE']})"),
-            ("N solutions, M unit tests", "100, 100 (200 in the pioneer study)", f"{cfg['N_SOLUTIONS']}, {cfg['N_UNIT_TESTS']}"),
-            ("resampling", "100 bootstrap samples (text); first n, m without replacement (code)",
-             f"{cfg['PROTOCOL']}, {cfg['RESAMPLES']} resamples; intervals: bootstrap over problems")]
-    for name, cap_key in (("solutions", "MAX_TOKENS_SOLUTION"), ("unit_tests", "MAX_TOKENS_TEST")):
-        if run.has_table(name):
-            table = run.read_table(name)
-            hit = int((table.finish_reason == "length").sum())
-            rows.append((f"token cap, {name.replace('_', ' ')}", "2048 (repo config)",
-                         f"{cfg[cap_key]}; {hit} of {len(table)} responses hit it"))
-    if run.has_table("unit_tests"):
-        sources = run.read_table("unit_tests").drop_duplicates("task_id").prompt_code_source.astype(str)
-        kinds = sources.str.split(":").str[0].value_counts().to_dict()
-        rows.append(("code in the unit-test prompt", "one fixed candidate solution per problem (never the ground truth)",
-                     ", ".join(f"{k}: {v} problems" for k, v in sorted(kinds.items()))))
-    features = "text-length features" if cfg["PROBE_FEATURES"] == "text" else \
-        f"hidden states of {cfg['PROBE_MODEL'] or cfg['POLICY_MODEL']} (layer {cfg['PROBE_LAYER']})"
-    rows.append(("difficulty probe's training data", "separate training problems (CodeFeedback, TACO) labelled by the policy",
-                 f"the evaluation problems themselves, cross-fitted over {cfg['PROBE_FOLDS']} folds (no problem is "
-                 f"predicted by a probe that saw it); {features}"))
-    rows.append(("difficulty probe's training", "a two-layer feed-forward network trained end to end (soft-label BCE)",
-                 f"the same shape and loss, but the hidden layer ({cfg['PROBE_WIDTH']} ReLU units) is drawn from the seed "
-                 "and frozen, and only the output layer is fitted (L2, to a unique optimum in float64): a fit that "
-                 "training end to end made chaotic in the inputs' last bits (docs/method.md §5.1)"))
-    rows.append(("executor", "the authors' harness, 1 s per test", f"{cfg['SANDBOX_MODE']} mode, {cfg['TIMEOUT_S']} s per test, "
-                 f"ground truth in {cfg['LABEL_MODE']} mode, {cfg['LABEL_TIMEOUT_S']} s"))
-    return pd.DataFrame(rows, columns=["aspect", "paper", "this run"])
-
-
-def table_html(table: pd.DataFrame, table_id: str) -> str:
-    """A plain, escaped HTML table (left- and top-aligned, as the ledger)."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in table.itertuples(index=False))
-    style = f"<style>#{table_id} th, #{table_id} td {{text-align: left; vertical-align: top}}</style>"
-    return f'{style}<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def table_bundle(table: pd.DataFrame, table_id: str) -> dict[str, str]:
-    """HTML for JupyterLab and the report, text for nbval."""
-    return {"text/html": table_html(table, table_id), "text/plain": table.to_string(index=False)}
-
-
-def figure_cell(name: str) -> str:
-    """A ledger cell linking to the figure's heading (`plots.save_figure`); a dash for no figure."""
-    if not name or pd.isna(name):
-        return "<td>—</td>"
-    return f'<td><a href="#{figure_id(name)}">{html.escape(name)}</a></td>'
-
-
-def ledger_html(table: pd.DataFrame) -> str:
-    """The ledger as one HTML table (id `claims-ledger`), the first thing the report shows; each figure
-    name links to that figure in the report."""
-    def cell(text: str) -> str:
-        return f"<td>{html.escape(str(text))}</td>"
-
-    rows = []
-    for row in table.itertuples():
-        colour = VERDICT_COLOURS[row.verdict]
-        verdict = f'<td class="verdict" style="color:{colour};font-weight:bold">{html.escape(row.verdict)}</td>'
-        evidence = html.escape(row.evidence) + (f"<br><em>{html.escape(row.reason)}</em>" if row.reason else "")
-        rows.append(f'<tr data-claim="{html.escape(row.claim)}">{cell(row.claim)}{cell(row.statement)}{cell(row.paper)}'
-                    f"{verdict}<td>{evidence}</td>{figure_cell(row.figure)}</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("claim", "statement", "paper", "verdict", "this run's evidence", "figure"))
-    # JupyterLab's stylesheet right-aligns table cells; prose reads better left-aligned and top-aligned
-    style = "<style>#claims-ledger th, #claims-ledger td {text-align: left; vertical-align: top}</style>"
-    return (f'{style}<table id="claims-ledger"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
-
-
-def ledger_text(table: pd.DataFrame) -> str:
-    lines = []
-    for row in table.itertuples():
-        lines.append(f"[{row.claim}] {row.verdict.upper()}: {row.statement} (paper: {row.paper})")
-        lines.append(f"    evidence: {row.evidence}")
-        if row.reason:
-            lines.append(f"    reason: {row.reason}")
-    return "\n".join(lines)
-
-
-def ledger_bundle(table: pd.DataFrame) -> dict[str, str]:
-    """A display bundle: the HTML table for JupyterLab and the report, the same facts as text for
-    nbval (which compares text/plain), so a changed number still fails the regression check."""
-    return {"text/html": ledger_html(table), "text/plain": ledger_text(table)}

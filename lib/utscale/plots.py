@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from utscale.allocation import INFORMED
 from utscale.runs import Run
-from utscale.tables import write_csv
+from utscale.tables import figure_id, write_csv
 
 FIGSIZE = (7.0, 4.0)
 DPI = 300
@@ -44,11 +44,6 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, heigh
 
 def problems(count: int) -> str:
     return f"{count} problem" + ("" if count == 1 else "s")
-
-
-def figure_id(name: str) -> str:
-    """The element id of a figure's heading (the ledger links `#fig-<name>`)."""
-    return f"fig-{name}"
 
 
 def save_figure(fig: Figure, run: Run, name: str, data: pd.DataFrame) -> None:

@@ -16,12 +16,74 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from utscale.claims import CLAIM_TEXT, VERDICT_COLOURS
+from utscale.claims import ANSWERED, BY_DEFINITION, INCONCLUSIVE, NOT_REPRODUCED, NOT_SUPPORTED, NOT_TESTABLE, PARTLY_ANSWERED, REPRODUCED, SUPPORTED
+from utscale.ledger import CLAIMS
 from utscale.runs import Run, git_state
-from utscale.tables import atomic_write_text
+from utscale.tables import atomic_write_text, figure_id
 
 REPORT_FIRST = "07_"  # the claims ledger opens the report
 REPORT_TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
+
+VERDICT_COLOURS = {SUPPORTED: "#1a7f37", NOT_SUPPORTED: "#cf222e", INCONCLUSIVE: "#9a6700", NOT_TESTABLE: "#6e7781",
+                   REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", BY_DEFINITION: "#0969da", ANSWERED: "#0969da",
+                   PARTLY_ANSWERED: "#9a6700"}
+
+
+def table_html(table: pd.DataFrame, table_id: str) -> str:
+    """A plain, escaped HTML table (left- and top-aligned, as the ledger)."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    style = f"<style>#{table_id} th, #{table_id} td {{text-align: left; vertical-align: top}}</style>"
+    return f'{style}<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def table_bundle(table: pd.DataFrame, table_id: str) -> dict[str, str]:
+    """HTML for JupyterLab and the report, text for nbval."""
+    return {"text/html": table_html(table, table_id), "text/plain": table.to_string(index=False)}
+
+
+def figure_cell(name: str) -> str:
+    """A ledger cell linking to the figure's heading (`plots.save_figure`); a dash for no figure."""
+    if not name or pd.isna(name):
+        return "<td>—</td>"
+    return f'<td><a href="#{figure_id(name)}">{html.escape(name)}</a></td>'
+
+
+def ledger_html(table: pd.DataFrame) -> str:
+    """The ledger as one HTML table (id `claims-ledger`), the first thing the report shows; each figure
+    name links to that figure in the report."""
+    def cell(text: str) -> str:
+        return f"<td>{html.escape(str(text))}</td>"
+
+    rows = []
+    for row in table.itertuples():
+        colour = VERDICT_COLOURS[row.verdict]
+        verdict = f'<td class="verdict" style="color:{colour};font-weight:bold">{html.escape(row.verdict)}</td>'
+        evidence = html.escape(row.evidence) + (f"<br><em>{html.escape(row.reason)}</em>" if row.reason else "")
+        rows.append(f'<tr data-claim="{html.escape(row.claim)}">{cell(row.claim)}{cell(row.statement)}{cell(row.paper)}'
+                    f"{verdict}<td>{evidence}</td>{figure_cell(row.figure)}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("claim", "statement", "paper", "verdict", "this run's evidence", "figure"))
+    # JupyterLab's stylesheet right-aligns table cells; prose reads better left-aligned and top-aligned
+    style = "<style>#claims-ledger th, #claims-ledger td {text-align: left; vertical-align: top}</style>"
+    return (f'{style}<table id="claims-ledger"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def ledger_text(table: pd.DataFrame) -> str:
+    lines = []
+    for row in table.itertuples():
+        lines.append(f"[{row.claim}] {row.verdict.upper()}: {row.statement} (paper: {row.paper})")
+        lines.append(f"    evidence: {row.evidence}")
+        if row.reason:
+            lines.append(f"    reason: {row.reason}")
+    return "\n".join(lines)
+
+
+def ledger_bundle(table: pd.DataFrame) -> dict[str, str]:
+    """A display bundle: the HTML table for JupyterLab and the report, the same facts as text for
+    nbval (which compares text/plain), so a changed number still fails the regression check."""
+    return {"text/html": ledger_html(table), "text/plain": ledger_text(table)}
 
 
 def config_markdown(run: Run) -> str:
@@ -102,7 +164,7 @@ def render_index(runs: Sequence[Run], out: Path) -> Path:
                    f'{html.escape(r.config["TEST_MODEL"])} × {r.config["N_UNIT_TESTS"]}, {html.escape(r.config["BENCHMARK"])}'
                    f'</small></th>' for r in runs)
     rows = []
-    for claim, statement in CLAIM_TEXT.items():
+    for claim, record in CLAIMS.items():
         cells = []
         for run in runs:
             ledger = ledgers[run.run_id]
@@ -114,7 +176,7 @@ def render_index(runs: Sequence[Run], out: Path) -> Path:
             reason = "" if pd.isna(row.reason) else f"<br><em>{html.escape(row.reason)}</em>"
             cells.append(f'<td><b style="color:{colour}">{html.escape(row.verdict)}</b><br>'
                          f"<small>{html.escape(row.evidence)}{reason}</small></td>")
-        rows.append(f'<tr><td>{html.escape(claim)}</td><td>{html.escape(statement)}</td>{"".join(cells)}</tr>')
+        rows.append(f'<tr><td>{html.escape(claim)}</td><td>{html.escape(record.statement)}</td>{"".join(cells)}</tr>')
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>utscale: committed runs</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:6px;text-align:left;vertical-align:top}</style></head><body>"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utscale import claims, matrix, metrics, scaling
+from utscale import claims, ledger, matrix, metrics, scaling
 from utscale import config as config_mod
 from utscale.paths import params_dir, results_dir
 from utscale.pipeline import notebook_paths, run_pipeline
@@ -143,7 +143,7 @@ def summarise(run: Run, resamples: int = 100) -> dict[str, Any]:
                    gain_ci_high=float(np.nanpercentile(gain_draws, 97.5)))
         test_quality = metrics.individual_test_confusion(cube).rates()
         row.update({f"test_{k.lower()}": v for k, v in test_quality.items()})
-    verdicts = claims.load_verdicts(run)
+    verdicts = ledger.load_verdicts(run)
     for verdict in (claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE):
         row[verdict.replace(" ", "_")] = sum(v.verdict == verdict for v in verdicts.values()) if verdicts else np.nan
     timings = run.manifest().get("timings", {})

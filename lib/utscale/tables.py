@@ -127,3 +127,9 @@ def show(df: pd.DataFrame, digits: int = 2, caption: str = "", index: bool = Fal
          formats: Mapping[str, str] | None = None) -> Table:
     """A notebook cell ending in `tables.show(df)` displays `df` as a `Table`."""
     return Table(df, digits, caption, index, formats)
+
+
+def figure_id(name: str) -> str:
+    """The element id of a figure's heading in a report (`plots.save_figure` writes it, the ledger links
+    `#fig-<name>`)."""
+    return f"fig-{name}"
