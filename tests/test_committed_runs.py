@@ -53,12 +53,14 @@ def test_only_the_inputs_travel(tmp_path):
 def test_a_run_still_generating_is_committed_for_its_logs_but_not_re_rendered(tmp_path, monkeypatch):
     """A long generation spans rounds of work: its raw logs are committed at every stop, but re-rendering it
     would mean generating the rest, so only runs whose every notebook ran count as committed runs."""
-    import json
+    from utscale import manifest
 
+    template = dict(manifest.read(rerender.committed_root() / "embedded" / "manifest.json"))
+    template.pop("completed")
     for name, completed in (("done", True), ("generating", False), ("old", None)):
         (tmp_path / name).mkdir()
-        manifest = {"completed": completed} if completed is not None else {}
-        (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
+        extra = {"completed": completed} if completed is not None else {}
+        manifest.write(tmp_path / name / "manifest.json", {**template, "run_id": name, **extra})
     (tmp_path / "no-manifest").mkdir()
     monkeypatch.setattr(rerender, "committed_root", lambda: tmp_path)
     assert rerender.committed_runs() == ["done"]

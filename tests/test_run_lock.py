@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -83,15 +82,13 @@ def test_the_pipeline_s_kernels_write_under_their_parent_s_lock(results_root, mo
 
 
 def test_sweep_counts_a_point_done_only_after_its_report(results_root):
-    run_dir = results_root / "p1"
-    run_dir.mkdir(parents=True)
+    run = runs.open_run("ci")
     notebooks = {"01_load_benchmark.ipynb": "2026-12-01T10:00:00+00:00", "02_sample_solutions.ipynb": "2026-12-01T10:05:00+00:00"}
-    manifest = {"notebooks": notebooks}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest))
-    assert not sweep.finished("p1", ["01", "02"])  # every notebook ran, the report never did
-    (run_dir / "report.html").write_text("<html></html>")
-    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "report_rendered": "2026-12-01T10:01:00+00:00"}))
-    assert not sweep.finished("p1", ["01", "02"])  # a report older than the last notebook
-    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "report_rendered": "2026-12-01T10:06:00+00:00"}))
-    assert sweep.finished("p1", ["01", "02"])
-    assert not sweep.finished("p1", ["01", "02", "03"])
+    run.update_manifest(notebooks=notebooks)
+    assert not sweep.finished(run.run_id, ["01", "02"])  # every notebook ran, the report never did
+    (run.path / "report.html").write_text("<html></html>")
+    run.update_manifest(report_rendered="2026-12-01T10:01:00+00:00")
+    assert not sweep.finished(run.run_id, ["01", "02"])  # a report older than the last notebook
+    run.update_manifest(report_rendered="2026-12-01T10:06:00+00:00")
+    assert sweep.finished(run.run_id, ["01", "02"])
+    assert not sweep.finished(run.run_id, ["01", "02", "03"])

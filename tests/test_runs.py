@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
-from utscale import config, runs
+from utscale import config, manifest, runs
 
 
 def test_open_run_writes_a_manifest_and_reopens_the_same_directory(results_root):
@@ -125,3 +125,27 @@ def test_write_table_records_drift_and_refuses_a_real_change(results_root):
     assert run.manifest()["drift"]["t"]["max_abs_difference"] == {"x": pytest.approx(1e-9)}
     with pytest.raises(runs.RunConflict, match="different t table"):
         run.write_table("t", table.assign(x=[0.25, 0.8]), key=["task_id"])
+
+
+def test_the_manifest_has_one_schema_checked_on_write_and_on_read(results_root):
+    run = runs.open_run("ci")
+    run.update_manifest(completed=False, notebooks={"01_load_benchmark.ipynb": "2026-12-02T00:00:00+00:00"})
+    assert run.manifest()["completed"] is False
+    with pytest.raises(manifest.ManifestError, match=r"unknown keys: \['complete'\]"):
+        run.update_manifest(complete=True)  # a misspelt section is refused, not stored beside the right one
+    with pytest.raises(manifest.ManifestError, match=r"values of the wrong type: \['notebooks'\]"):
+        run.update_manifest(notebooks=["01"])
+    stored = json.loads(run.manifest_path.read_text())
+    del stored["config"]
+    run.manifest_path.write_text(json.dumps(stored))
+    with pytest.raises(manifest.ManifestError, match=r"manifest.json: .*missing keys: \['config'\]"):
+        run.manifest()
+
+
+def test_every_committed_runs_manifest_follows_the_schema():
+    from utscale.paths import project_root
+
+    found = sorted((project_root() / "results").glob("*/manifest.json"))
+    assert found
+    for path in found:
+        assert manifest.read(path)["run_id"] == path.parent.name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 import tempfile
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from utscale import config as config_mod
+from utscale import manifest as manifest_mod
 from utscale import rerender
 from utscale.codet import ReplayFileError
 from utscale.paths import results_dir
@@ -55,7 +55,7 @@ def open_existing(run_ref: str) -> Run:
     manifest = path / "manifest.json"
     if not manifest.exists():
         raise FileNotFoundError(f"no run at {path} (no manifest.json)")
-    recorded = json.loads(manifest.read_text())
+    recorded = manifest_mod.read(manifest)
     return open_run(recorded["profile"], recorded["config"], run_dir=path)
 
 

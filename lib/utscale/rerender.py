@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from utscale import manifest as manifest_mod
 from utscale.paths import project_root
 from utscale.runs import numeric_drift
 
@@ -55,7 +56,7 @@ def committed_runs() -> list[str]:
     every notebook ran. A run still generating (committed for its raw logs, resumed in a later round)
     is not re-rendered: that would mean generating the rest."""
     return sorted(p.name for p in committed_root().iterdir()
-                  if (p / "manifest.json").is_file() and json.loads((p / "manifest.json").read_text()).get("completed"))
+                  if (p / "manifest.json").is_file() and manifest_mod.read(p / "manifest.json").get("completed"))
 
 
 def copy_inputs(committed: Path, fresh: Path) -> list[str]:
@@ -123,7 +124,7 @@ def rerender(run_id: str, scratch: Path) -> list[Comparison]:
     from utscale.pipeline import run_pipeline
 
     committed = committed_root() / run_id
-    manifest = json.loads((committed / "manifest.json").read_text())
+    manifest = manifest_mod.read(committed / "manifest.json")
     copy_inputs(committed, scratch / run_id)
     with _results_root(scratch):
         run = run_pipeline(manifest["profile"])

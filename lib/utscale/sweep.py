@@ -31,6 +31,7 @@ import pandas as pd
 
 from utscale import claims, ledger, matrix, metrics, scaling
 from utscale import config as config_mod
+from utscale import manifest as manifest_mod
 from utscale.paths import params_dir, results_dir
 from utscale.pipeline import notebook_paths, run_pipeline
 from utscale.runs import Run, RunConflict, open_run
@@ -108,7 +109,7 @@ def finished(run_id: str, notebooks: Sequence[str]) -> bool:
     manifest = results_dir() / run_id / "manifest.json"
     if not manifest.exists():
         return False
-    recorded = json.loads(manifest.read_text())
+    recorded = manifest_mod.read(manifest)
     executed = recorded.get("notebooks", {})
     if not all(any(name.startswith(n) for name in executed) for n in notebooks):
         return False
