@@ -162,3 +162,49 @@ def test_b4_and_codet_part_where_b4s_prior_decides():
         assert rerankers.b4_accuracy(cube, beta_0)[0] == 1.0
     table = rerankers.reranker_table({"unit_test": cube})
     assert {f"b4_beta0_{b:.0e}" for b in rerankers.B4_BETA_0} <= set(table.rule)
+
+
+def test_mbr_exec_keeps_the_largest_group_of_identical_pass_patterns_where_voting_keeps_the_most_passes():
+    """Three solutions agree (pass test 0 only), one passes everything: MBR-exec's 0/1 agreement keeps the
+    three, CodeRM's most-tests-passed keeps the one."""
+    passes = np.array([[1, 0, 0]] * 3 + [[1, 1, 1]], dtype=bool)
+    correct = np.array([True, True, True, False])
+    cube = matrix.PassCube(("T",), passes[None], correct[None], np.array([4]), np.array([3]))
+    assert rerankers.mbr_exec_pattern_kept(passes).tolist() == [True, True, True, False]
+    assert rerankers.per_problem_accuracy(cube, rerankers.mbr_exec_pattern_kept)[0] == 1.0
+    assert rerankers.full_pick_accuracy(cube, "coderm", False)[0] == 0.0
+    tied = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 1]], dtype=bool)  # two groups of two: both kept
+    assert rerankers.mbr_exec_pattern_kept(tied).tolist() == [True, True, True, True, False]
+
+
+def test_dawid_skene_trusts_the_tests_that_agree_and_is_fooled_by_tests_that_err_together():
+    """Independent annotators: a solution every test passes is the one kept. Tests that err together
+    (six wrong tests that six alike wrong solutions pass) outvote two right ones: no rule that sees only
+    the pass matrix can tell that case from its mirror image, and it is the case generated tests make
+    common, which is why a model of independent annotators is the negative control."""
+    clear = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=bool)
+    assert rerankers.dawid_skene_kept(clear).tolist() == [True, False, False, False]
+    right = [[1, 1] + [0] * 6] * 2
+    wrong = [[0, 0] + [1] * 6] * 6
+    fooled = np.array(right + wrong, dtype=bool)
+    assert np.flatnonzero(rerankers.dawid_skene_kept(fooled)).tolist() == list(range(2, 8))
+    assert rerankers.dawid_skene_kept(np.zeros((3, 0), dtype=bool)).all()  # no tests: every solution
+
+
+def test_the_table_reports_every_reranker_with_paired_differences():
+    rng = np.random.default_rng(5)
+    passes = rng.random((30, 10, 6)) < 0.5
+    correct = rng.random((30, 10)) < 0.3
+    cube = matrix.PassCube(tuple(f"T/{i}" for i in range(30)), passes, correct, np.full(30, 10), np.full(30, 6))
+    table = rerankers.reranker_table({"unit_test": cube, "assertion": cube}, seed=0).set_index(["rule", "granularity"])
+    assert {r.name for r in rerankers.RERANKERS} | {"random"} == set(table.index.get_level_values("rule"))
+    random_accuracy = table.loc[("random", "none"), "accuracy"]
+    for (_, granularity), row in table.iterrows():
+        assert row.minus_random == pytest.approx(row.accuracy - random_accuracy)
+        assert row.minus_random_low <= row.minus_random <= row.minus_random_high
+        if granularity != "none":
+            codet = table.loc[("codet_released", granularity), "accuracy"]
+            assert row.minus_codet_released == pytest.approx(row.accuracy - codet)
+    same = table.loc[("codet_released", "unit_test")]
+    assert same.minus_codet_released == same.minus_codet_released_low == same.minus_codet_released_high == 0
+    assert math.isnan(table.loc[("random", "none"), "minus_codet_released"])  # no CodeT at no granularity

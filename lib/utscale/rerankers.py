@@ -6,12 +6,16 @@ count a sampled assertion as often as it was sampled (`PassCube.weights`); the C
 rules count each distinct test once. This is where the suite meets CodeT's published number
 (docs/codet.md): `codet_released` is the released code's √|S|·|T| score, `codet_paper` the paper's |S|·|T|.
 B4 (Chen et al., ASE 2024) ranks the same matrices by a Bayesian posterior over which solutions and tests
-are correct, from the pass matrix alone (`b4_kept`, rule for rule after its authors' strategy.py).
+are correct, from the pass matrix alone (`b4_kept`, rule for rule after its authors' strategy.py);
+MBR-exec on pass patterns and a two-coin Dawid-Skene model (the negative control) complete the table.
+Every rule is one `Reranker` of `RERANKERS`, reported with paired differences against the random pick
+and CodeT's released rule (docs/method.md §6).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,14 +26,6 @@ from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
 from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
-
-# (rule name in the table, voting rule, weighted by multiplicity, granularities it is reported at)
-RERANKERS: tuple[tuple[str, Rule, bool, tuple[str, ...]], ...] = (
-    ("coderm", "coderm", False, ("unit_test", "assertion")),
-    ("max_pass", "max_pass", False, ("unit_test", "assertion")),
-    ("codet_paper", "codet", True, ("unit_test", "assertion")),
-    ("codet_released", "codet_released", True, ("unit_test", "assertion")),
-)
 
 
 def random_pick(cube: PassCube) -> np.ndarray:
@@ -83,36 +79,112 @@ def b4_kept(passes: np.ndarray, beta_0: float, alpha_xy: float = B4_ALPHA_XY) ->
 
 
 def b4_accuracy(cube: PassCube, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
-    """Each problem's expected accuracy of a uniform pick among B4's kept solutions, [P] (nan: none).
-    The matrix is the problem's real solutions against its real tests (columns with a weight); B4 counts
-    each test once."""
-    p = cube.shape[0]
-    out = np.full(p, np.nan)
-    for i in range(p):
+    """Each problem's expected accuracy of a uniform pick among B4's kept solutions, [P] (nan: none);
+    B4 counts each test once."""
+    return per_problem_accuracy(cube, lambda passes: b4_kept(passes, beta_0, alpha_xy))
+
+
+# --- per-problem rules on one pass matrix [n, m] (bool), each returning the solutions it keeps [n] -------
+
+def mbr_exec_pattern_kept(passes: np.ndarray) -> np.ndarray:
+    """MBR-exec (Shi et al., EMNLP 2022) on pass patterns: the solution whose execution results agree
+    with the most others', where two solutions agree when they pass and fail exactly the same tests
+    (the 0/1 loss of MBR-exec, on the test outcomes this suite records rather than on raw outputs).
+    Kept: the solutions of the largest group of identical pass patterns."""
+    _, group, sizes = np.unique(passes, axis=0, return_inverse=True, return_counts=True)
+    return sizes[group.reshape(-1)] == sizes.max()
+
+
+DAWID_SKENE_ITERATIONS = 50
+DAWID_SKENE_CLIP = 1e-3  # rates kept inside [clip, 1 - clip]: a test that is never wrong yet stays finite
+
+
+def dawid_skene_kept(passes: np.ndarray, iterations: int = DAWID_SKENE_ITERATIONS) -> np.ndarray:
+    """The negative control: a two-coin Dawid-Skene model (1979) that treats each test as an independent
+    annotator voting "correct" for the solutions it passes, with its own sensitivity and specificity,
+    fitted by EM from the pass-rate start. Generated tests are not independent annotators (a wrong
+    test fails the right solutions together), which is why published work expects it to lose to rules
+    that model agreement (CodeT, B4). Kept: the solutions of highest posterior of being correct."""
+    e = passes.astype(np.float64)
+    n, m = e.shape
+    if m == 0:
+        return np.ones(n, dtype=bool)
+    q = e.mean(axis=1)
+    low, high = DAWID_SKENE_CLIP, 1 - DAWID_SKENE_CLIP
+    for _ in range(iterations):
+        prior = float(np.clip(q.mean(), low, high))
+        sensitivity = np.clip(q @ e / max(q.sum(), low), low, high)
+        specificity = np.clip((1 - q) @ (1 - e) / max((1 - q).sum(), low), low, high)
+        log_odds = (np.log(prior / (1 - prior)) + e @ np.log(sensitivity / (1 - specificity))
+                    + (1 - e) @ np.log((1 - sensitivity) / specificity))
+        q = 1 / (1 + np.exp(-np.clip(log_odds, -700, 700)))
+    return np.isclose(q, q.max(), rtol=0, atol=1e-9)
+
+
+def per_problem_accuracy(cube: PassCube, kept_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Each problem's expected accuracy of a uniform pick among what a per-problem rule keeps on its real
+    solutions against its real tests (columns with a weight, each counted once), [P] (nan: none)."""
+    out = np.full(cube.shape[0], np.nan)
+    for i in range(cube.shape[0]):
         n = int(cube.n_solutions[i])
-        if n == 0:
-            continue
-        columns = cube.weights[i] > 0
-        kept = b4_kept(cube.passes[i, :n][:, columns], beta_0, alpha_xy)
-        out[i] = cube.correct[i, :n][kept].mean()
+        if n:
+            out[i] = cube.correct[i, :n][kept_of(cube.passes[i, :n][:, cube.weights[i] > 0])].mean()
     return out
 
 
+@dataclass(frozen=True)
+class Reranker:
+    """One rule of the table: its name, the granularities it is reported at, and each problem's expected
+    accuracy of its pick on a full matrix ([P], nan where a problem has no solution)."""
+
+    name: str
+    accuracy: Callable[[PassCube], np.ndarray]
+    granularities: tuple[str, ...] = ("unit_test", "assertion")
+
+
+def _voting(rule: Rule, weighted: bool) -> Callable[[PassCube], np.ndarray]:
+    return lambda cube: full_pick_accuracy(cube, rule, weighted)
+
+
+def _b4(beta_0: float) -> Callable[[PassCube], np.ndarray]:
+    return lambda cube: b4_accuracy(cube, beta_0)
+
+
+RERANKERS: tuple[Reranker, ...] = (
+    Reranker("coderm", _voting("coderm", False)),
+    Reranker("max_pass", _voting("max_pass", False)),
+    Reranker("codet_paper", _voting("codet", True)),
+    Reranker("codet_released", _voting("codet_released", True)),
+    *(Reranker(f"b4_beta0_{beta_0:.0e}", _b4(beta_0)) for beta_0 in B4_BETA_0),
+    Reranker("mbr_exec_pattern", lambda cube: per_problem_accuracy(cube, mbr_exec_pattern_kept)),
+    Reranker("dawid_skene", lambda cube: per_problem_accuracy(cube, dawid_skene_kept)),
+)
+
+
+def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
+    lo, hi = np.nanpercentile(problem_bootstrap(values, seed), [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame:
-    """rule, granularity, accuracy, ci_low, ci_high (%), for every reranker at every granularity that
-    `cubes` (granularity → cube) has, after the random pick; then B4 at each of its priors."""
-    first = next(iter(cubes.values()))
-    rows = [("random", "none", random_pick(first))]
-    for name, rule, weighted, granularities in RERANKERS:
-        rows += [(name, g, full_pick_accuracy(cubes[g], rule, weighted)) for g in granularities if g in cubes]
-    rows += [(f"b4_beta0_{beta_0:.0e}", g, b4_accuracy(cube, beta_0)) for beta_0 in B4_BETA_0
-             for g, cube in cubes.items()]
+    """rule, granularity, accuracy, ci_low, ci_high (%), and each rule minus the random pick and minus
+    CodeT's released rule at the same granularity, with paired intervals (the same problems in every
+    bootstrap draw), for every reranker at every granularity `cubes` (granularity -> cube) has, after
+    the random pick."""
+    random = random_pick(next(iter(cubes.values()))) * 100
+    rows = [("random", "none", random)]
+    rows += [(r.name, g, r.accuracy(cubes[g]) * 100) for r in RERANKERS for g in r.granularities if g in cubes]
+    codet = {g: v for name, g, v in rows if name == "codet_released"}
     out = []
-    for name, granularity, per_problem in rows:
-        values = per_problem * 100
-        lo, hi = np.nanpercentile(problem_bootstrap(values, seed), [2.5, 97.5])
-        out.append({"rule": name, "granularity": granularity, "accuracy": float(np.nanmean(values)),
-                    "ci_low": float(lo), "ci_high": float(hi)})
+    for name, granularity, values in rows:
+        row: dict[str, object] = {"rule": name, "granularity": granularity, "accuracy": float(np.nanmean(values))}
+        row["ci_low"], row["ci_high"] = _interval(values, seed)
+        for baseline, against in (("random", random), ("codet_released", codet.get(granularity))):
+            difference = values - against if against is not None else np.full_like(values, np.nan)
+            row[f"minus_{baseline}"] = float(np.nanmean(difference)) if against is not None else float("nan")
+            row[f"minus_{baseline}_low"], row[f"minus_{baseline}_high"] = (
+                _interval(difference, seed) if against is not None else (float("nan"), float("nan")))
+        out.append(row)
     return pd.DataFrame(out)
 
 
