@@ -10,10 +10,12 @@ refused on read and on write.
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Required, TypedDict, get_origin, get_type_hints  # (no `from __future__ import
-# annotations` here: it would hide `Required` from TypedDict, and every key would count as optional)
+from typing import Any, Required, TypedDict, get_origin, get_type_hints
 
 from utscale.tables import atomic_write_text
+
+# No `from __future__ import annotations` in this module: it would hide `Required` from TypedDict, and
+# every key of the manifest would count as optional.
 
 
 class ManifestError(ValueError):
