@@ -145,29 +145,6 @@ def test_a_finished_log_never_loads_the_model(results_root, monkeypatch):
     assert vllm_run.manifest()["models"]["policy"]["engine"] == "replay"  # named by what wrote the log
 
 
-def test_tqdm_disable_silences_the_notebook_progress_bar_too(tmp_path, monkeypatch):
-    """tqdm's notebook bar ignores TQDM_DISABLE; the pipeline sets it, so generation passes it on."""
-    from tqdm.notebook import tqdm as notebook_tqdm
-
-    bars = []
-
-    def recording(*args, **kwargs):
-        bars.append(notebook_tqdm(*args, **kwargs))
-        bars[-1].disabled_at_start = bars[-1].disable  # close() disables every bar once it is done
-        return bars[-1]
-
-    monkeypatch.setattr(generation, "tqdm", recording)
-    probs = problems()
-    replay = tmp_path / "replay.jsonl"
-    write_replay(replay, probs, lambda t, k: f"r{k}")
-    reqs = generation.solution_requests(probs, CFG)
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-    generation.generate(reqs[:2], ReplayEngine(str(replay), "m"), JsonlLog(tmp_path / "a.jsonl", generation.RAW_KEY))
-    monkeypatch.setenv("TQDM_DISABLE", "0")
-    generation.generate(reqs[2:], ReplayEngine(str(replay), "m"), JsonlLog(tmp_path / "b.jsonl", generation.RAW_KEY))
-    assert [bar.disabled_at_start for bar in bars] == [True, False]
-
-
 class ConcurrentEngine:
     """Completions with their own latencies, as concurrent HTTP requests have: a batch took its slowest."""
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from utscale.benchmarks import solution_for_unit_tests
+from utscale.progress import bar as progress_bar
 from utscale.runs import JsonlLog, Run
 from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
 
@@ -86,10 +87,12 @@ def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor:
                      for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
-        with log.writer() as write:
+        with log.writer() as write, progress_bar(total=len(pairs) - len(done & set(pairs)), desc=log.path.stem,
+                                                 unit="pair") as shown:
             for verdict in run_plan(plan, executor):
                 write({**dict(zip(log.key, json.loads(verdict.id))), **verdict_fields(verdict), **current})
                 executed += 1
+                shown.update()
     return StageReport(pairs=len(pairs), resumed=len(pairs) - executed, executed=executed,
                        unique_executed=plan.unique_pairs, seconds=time.perf_counter() - started,
                        recomputed=len(set(stale) & set(pairs)),

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from utscale import benchmarks, codet, extract, prompts
 from utscale.engines import Engine, Request, SamplingConfig, derive_seed, make_engine
 from utscale.engines.base import cache_key
 from utscale.engines.cpu_settings import cpu_description
 from utscale.paths import cache_dir
+from utscale.progress import bar as progress_bar
 from utscale.runs import JsonlLog, Run
 
 RAW_KEY = ("task_id", "index")
@@ -73,13 +73,6 @@ def unit_test_requests(problems: pd.DataFrame, code: Mapping[str, tuple[str, str
 
 def shared_cache() -> JsonlLog:
     return JsonlLog(cache_dir() / "generations.jsonl", ["key"])
-
-
-def progress_disabled() -> bool:
-    """Whether TQDM_DISABLE (set for CI and the pipeline) asks for no progress bars. Passed explicitly:
-    tqdm's notebook bar (`tqdm.auto` under Jupyter) ignores the variable and would put a widget into every
-    executed notebook."""
-    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
 
 
 ALLOW_ENGINE_CHANGE = "UTSCALE_ALLOW_ENGINE_CHANGE"  # =1: resume a log with another engine/model/weights
@@ -131,8 +124,8 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
     mixed = check_same_engine(log, engine) if todo and engine.name != "replay" else False
     fresh, chunk = 0, ""
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    bar = tqdm(batches, desc=progress or "generating", disable=not batches or progress_disabled())
-    for batch in bar:
+    shown = progress_bar(total=len(todo), desc=progress or "generating", unit="sample") if todo else None
+    for batch in batches:
         missing = [(r, k) for r, k in batch if k not in cached]
         if missing and chunks is not None and not chunk:
             record = chunk_record(engine, progress, mixed)
@@ -154,6 +147,10 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
                      "seed": r.seed, "engine": engine.name, "model": engine.model, "weights_id": engine.weights_id,
                      "prompt_sha256": r.prompt_hash, **({"chunk": chunk} if chunks is not None else {})}
                     for r, k in batch])
+        if shown is not None:
+            shown.update(len(batch))
+    if shown is not None:
+        shown.close()
     return fresh
 
 

@@ -21,6 +21,7 @@ import nbformat
 from jupyter_client.manager import AsyncKernelManager
 
 from utscale import config as config_mod
+from utscale import progress
 from utscale.paths import notebooks_dir, results_dir
 from utscale.report import render_report
 from utscale.runs import LOCK_ENV, Run, lock_run, open_run, unlock_run
@@ -114,7 +115,7 @@ def run_pipeline(profile: str, overrides: Mapping[str, Any] | None = None, *, on
         unlock_run(target)
 
 
-# progress bars are for people watching: in a batch run they only put widgets into the outputs
+# a batch run's kernels put no progress into the notebooks (utscale.progress shows it in the terminal)
 QUIET = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 
@@ -122,10 +123,14 @@ def _execute_all(run: Run, paths: Sequence[Path], declared: Mapping[Path, list[s
     for name, value in QUIET.items():
         os.environ.setdefault(name, value)
     os.environ[LOCK_ENV] = str(run.path.resolve())
+    shown = progress.terminal_environment()  # bars to the terminal when a person watches it
+    os.environ.update(shown)
     try:
         _run_notebooks(run, paths, declared)
     finally:
         os.environ.pop(LOCK_ENV, None)
+        for name in shown:
+            os.environ.pop(name, None)
     report = render_report(run)
     executed = run.manifest().get("notebooks", {})
     run.update_manifest(completed=all(p.name in executed for p in notebook_paths()))
