@@ -87,8 +87,8 @@ def _run_logged(pairs: Mapping[tuple, tuple[str, str]], log: JsonlLog, executor:
                      for k, (sol, test) in pairs.items() if k not in done)
     executed = 0
     if plan.jobs:
-        with log.writer() as write, progress_bar(total=len(pairs) - len(done & set(pairs)), desc=log.path.stem,
-                                                 unit="pair") as shown:
+        todo = len(pairs) - len(done & set(pairs))
+        with log.writer() as write, progress_bar(total=todo, desc=log.path.stem.removesuffix("_log"), unit="pair") as shown:
             for verdict in run_plan(plan, executor):
                 write({**dict(zip(log.key, json.loads(verdict.id))), **verdict_fields(verdict), **current})
                 executed += 1
