@@ -31,10 +31,10 @@ run: $(STAMP)
 test: $(STAMP)
 	bash .ci/test
 
-# day-to-day: the unit tests only (no notebooks, no real engine, no browser, nothing marked slow)
+# day-to-day: the fast tier, chosen by markers (tests/README.md): no notebook execution, real engine,
+# browser, committed-run re-render, or anything marked slow
 test-fast: $(STAMP)
-	TQDM_DISABLE=1 $(BIN)/python -m pytest tests -q -m "not slow and not engine" \
-	  --ignore tests/test_report_browser.py --ignore tests/test_notebooks.py
+	TQDM_DISABLE=1 $(BIN)/python -m pytest tests -q -m "not slow and not engine and not browser and not notebook and not rerender"
 
 refresh-notebooks: $(STAMP)
 	$(BIN)/python -m utscale refresh-notebooks

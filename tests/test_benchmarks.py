@@ -71,6 +71,7 @@ def test_livecodebench_keeps_functional_problems_and_decodes_private_tests():
     assert not oracle_passes("class Solution:\n    def addTwo(self, a, b):\n        return 3\n", problem.ground_truth)
 
 
+@pytest.mark.slow
 def test_hub_benchmark_offline_names_the_local_file_option(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

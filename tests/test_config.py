@@ -174,6 +174,7 @@ def test_a_failed_notebook_is_named_without_papermill_s_traceback(monkeypatch, c
     assert "a notebook failed: ValueError: no solutions" in err and "rerun to resume" in err
 
 
+@pytest.mark.slow
 def test_the_utscale_command_is_installed_and_is_the_module_cli():
     """`make install` puts a `utscale` command beside the venv's python: the same parser as `python -m utscale`."""
     import subprocess

@@ -31,6 +31,7 @@ def originfmt() -> dict[str, benchmarks.Problem]:
     return {p.task_id: p for p in benchmarks.load_benchmark("humaneval_plus", path).problems}
 
 
+@pytest.mark.slow
 def test_both_benchmarks_load_offline_by_default_and_record_their_release():
     for benchmark, count, version in (("humaneval_plus", 164, "v0.1.10"), ("mbpp_plus", 378, "v0.2.0")):
         loaded = benchmarks.load_benchmark(benchmark)
@@ -79,6 +80,7 @@ def test_a_release_of_the_other_benchmark_and_a_row_of_neither_layout_are_refuse
         benchmarks.load_benchmark("mbpp_plus", odd)
 
 
+@pytest.mark.slow
 def test_the_two_layouts_of_a_release_give_the_same_problems_and_the_same_labels(humaneval_plus, originfmt):
     assert sorted(humaneval_plus) == sorted(originfmt)
     for task_id in ("HumanEval/0", "HumanEval/2", "HumanEval/32", "HumanEval/53", "HumanEval/130"):

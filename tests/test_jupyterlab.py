@@ -20,6 +20,8 @@ import pytest
 
 from tests.test_report_browser import CHROMIUM, artifact_dir, sync_api
 
+pytestmark = pytest.mark.browser
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 

@@ -81,6 +81,7 @@ def prepared_run(**overrides):
 
 
 # settings that stop some of these four problems early on the ci fixtures (the embedded job's generations)
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["online_margin_h4", "online_stability_k2"])
 def test_live_rounds_ask_only_for_open_problems_match_the_simulation_and_resume(results_root, name):
     run = prepared_run(ONLINE_LIVE=name)

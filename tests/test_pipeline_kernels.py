@@ -14,6 +14,8 @@ import pytest
 
 HEARTBEAT = """
 import itertools, os, time
+
+pytestmark = pytest.mark.notebook
 open({pid!r}, "w").write(str(os.getpid()))
 for beat in itertools.count():
     with open({beats!r}, "w") as fh:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from utscale import pipeline
+
+pytestmark = pytest.mark.notebook
 
 
 def test_pipeline_runs_notebooks_and_renders_a_self_contained_report(results_root):

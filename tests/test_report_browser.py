@@ -16,6 +16,8 @@ import pytest
 from utscale import ledger, pipeline, tables
 from utscale.paths import project_root
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if not CHROMIUM and not os.environ.get("UTSCALE_REQUIRE_BROWSER"):
     pytest.skip("Debian chromium is not installed (bash .ci/system-packages installs it)", allow_module_level=True)

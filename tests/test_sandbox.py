@@ -366,6 +366,7 @@ def test_a_failing_serving_thread_ends_run_with_a_clear_error_keeping_the_verdic
     assert sorted(seen + rest) == sorted(j.key for j in jobs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fast", "isolated", "strict"])
 def test_the_cpu_clock_counts_computing_not_waiting(mode):
     """Under the cpu clock a test that waits 1.5 s with a 1 s limit passes (it computed nothing), one that

@@ -165,6 +165,7 @@ def statuses(pairs: list[Pair], executor: Executor) -> dict[str, str]:
     return {v.id: v.status for v in run_pairs(pairs, executor)}
 
 
+@pytest.mark.slow
 def test_honest_solutions_get_a_fresh_interpreters_verdicts():
     mutate = "def sort_in_place(xs):\n    xs.sort()\n\ndef fill(d):\n    d['seen'] = True\n    return len(d)\n"
     mutate_test = unit_test_program(
@@ -456,6 +457,7 @@ def test_the_hunt_finds_a_nonce_left_in_any_python_object(where, tmp_path):
         assert f"{nonce}\tV\t0\tpass\t1\t0.0\n{nonce}\tE\t0\t0.0\n".encode() in pipe.read()
 
 
+@pytest.mark.slow
 def test_a_solution_that_runs_out_of_time_while_growing_memory_is_a_timeout():
     """The committed embedded run's change_base(-3, 2) loops for ever appending digits: a timeout in fast
     mode, and it must be one in isolated mode too (the limit's signal landing in the server's own

@@ -49,6 +49,7 @@ def test_a_bad_grid_fails_before_any_point_runs(tmp_path, results_root, text, me
     assert calls == [] and not results_root.exists()
 
 
+@pytest.mark.notebook
 @pytest.mark.slow  # two pipeline runs through notebook 04: about 100 s, 290 s on a busy machine
 def test_sweep_runs_each_point_resumes_finished_ones_and_compares(tmp_path, results_root):
     grid = write_grid(tmp_path, "profiles: [ci]\ngrid:\n  N_UNIT_TESTS: [2, 8]\nonly: ['01', '02', '03', '04']\n")
@@ -87,6 +88,8 @@ def test_sweep_runs_each_point_resumes_finished_ones_and_compares(tmp_path, resu
         sweep.run_sweep(str(grid), runner=counting_runner, log=lambda _: None)
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_a_failing_point_is_recorded_and_the_others_still_run(tmp_path, results_root, capsys):
     grid = write_grid(tmp_path, f"profiles: [ci]\ngrid:\n  POLICY_REPLAY_PATH: [missing.jsonl, {REPLAY}]\n"
                                 "only: ['01', '02']\n")
