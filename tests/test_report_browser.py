@@ -13,8 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from utscale import ledger, pipeline, tables
-from utscale.paths import project_root
+from utscale import ledger, pipeline, rerender, tables
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +22,7 @@ if not CHROMIUM and not os.environ.get("UTSCALE_REQUIRE_BROWSER"):
     pytest.skip("Debian chromium is not installed (bash .ci/system-packages installs it)", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-COMMITTED = [project_root() / "results" / name for name in ("embedded", "embedded-reference-ablation", "codet-humaneval")]
+COMMITTED = [rerender.committed_root() / name for name in rerender.committed_runs()]
 
 PAGE_FACTS = """() => {
   const ledger = document.querySelector('#claims-ledger');
