@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from utscale import ledger, pipeline, rerender, tables
+from utscale import ledger, pipeline, report, rerender, tables
 
 pytestmark = pytest.mark.browser
 
@@ -70,14 +70,14 @@ def artifact_dir(tmp_path: Path) -> Path:
     return out
 
 
-def check_report(browser, report: Path, figures: Path, screenshot: Path) -> dict:
+def check_report(browser, page_path: Path, figures: Path, screenshot: Path) -> dict:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}"))
     page.on("request", lambda request: request.url.startswith(("file:", "data:")) or errors.append(
         f"not self-contained: {request.url}"))
-    response = page.goto(report.resolve().as_uri(), wait_until="load")
+    response = page.goto(page_path.resolve().as_uri(), wait_until="load")
     assert response is not None and response.ok
     facts = page.evaluate(PAGE_FACTS)
     page.screenshot(path=str(screenshot), full_page=True)
