@@ -12,10 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.notebook
+
 HEARTBEAT = """
 import itertools, os, time
-
-pytestmark = pytest.mark.notebook
 open({pid!r}, "w").write(str(os.getpid()))
 for beat in itertools.count():
     with open({beats!r}, "w") as fh:
