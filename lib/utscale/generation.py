@@ -124,33 +124,30 @@ def generate(requests: Sequence[Request], engine: Engine, log: JsonlLog, batch_s
     mixed = check_same_engine(log, engine) if todo and engine.name != "replay" else False
     fresh, chunk = 0, ""
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    shown = progress_bar(total=len(todo), desc=progress or "generating", unit="sample") if todo else None
-    for batch in batches:
-        missing = [(r, k) for r, k in batch if k not in cached]
-        if missing and chunks is not None and not chunk:
-            record = chunk_record(engine, progress, mixed)
-            chunks.append([record])
-            chunk = record["chunk"]
-        # the engine call that made a record: its first request's cache key, unique in any log or cache
-        batch_id = missing[0][1][:16] if missing else ""
-        for (_, key), completion in zip(missing, engine.generate([r for r, _ in missing])):
-            record = {"key": key, **completion.record(), "batch_size": len(missing), "batch_id": batch_id,
-                      "chunk": chunk}
-            cached[record["key"]] = record
-            if cache is not None and not completion.finish_reason.startswith("error"):
-                cache.append([record])
-        fresh += len(missing)
-        log.append([{"task_id": r.task_id, "index": r.index, "raw_response": cached[k]["text"],
-                     "prompt_tokens": cached[k]["prompt_tokens"], "completion_tokens": cached[k]["completion_tokens"],
-                     "finish_reason": cached[k]["finish_reason"], "latency_s": cached[k]["latency_s"],
-                     "batch_size": cached[k].get("batch_size", len(batch)), "batch_id": cached[k].get("batch_id", ""),
-                     "seed": r.seed, "engine": engine.name, "model": engine.model, "weights_id": engine.weights_id,
-                     "prompt_sha256": r.prompt_hash, **({"chunk": chunk} if chunks is not None else {})}
-                    for r, k in batch])
-        if shown is not None:
+    with progress_bar(total=len(todo), desc=progress or "generating", unit="sample") as shown:
+        for batch in batches:
+            missing = [(r, k) for r, k in batch if k not in cached]
+            if missing and chunks is not None and not chunk:
+                record = chunk_record(engine, progress, mixed)
+                chunks.append([record])
+                chunk = record["chunk"]
+            # the engine call that made a record: its first request's cache key, unique in any log or cache
+            batch_id = missing[0][1][:16] if missing else ""
+            for (_, key), completion in zip(missing, engine.generate([r for r, _ in missing])):
+                record = {"key": key, **completion.record(), "batch_size": len(missing), "batch_id": batch_id,
+                          "chunk": chunk}
+                cached[record["key"]] = record
+                if cache is not None and not completion.finish_reason.startswith("error"):
+                    cache.append([record])
+            fresh += len(missing)
+            log.append([{"task_id": r.task_id, "index": r.index, "raw_response": cached[k]["text"],
+                         "prompt_tokens": cached[k]["prompt_tokens"], "completion_tokens": cached[k]["completion_tokens"],
+                         "finish_reason": cached[k]["finish_reason"], "latency_s": cached[k]["latency_s"],
+                         "batch_size": cached[k].get("batch_size", len(batch)), "batch_id": cached[k].get("batch_id", ""),
+                         "seed": r.seed, "engine": engine.name, "model": engine.model, "weights_id": engine.weights_id,
+                         "prompt_sha256": r.prompt_hash, **({"chunk": chunk} if chunks is not None else {})}
+                        for r, k in batch])
             shown.update(len(batch))
-    if shown is not None:
-        shown.close()
     return fresh
 
 

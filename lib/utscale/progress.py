@@ -29,14 +29,15 @@ def disabled() -> bool:
 
 
 def bar(iterable: Iterable[Any] | None = None, *, total: int | None = None, desc: str = "", unit: str = "it") -> Any:
-    """A tqdm bar over `iterable` (or updated by hand up to `total`), shown as the module says."""
+    """A tqdm bar over `iterable` (or updated by hand up to `total`), shown as the module says; none at
+    all when there is nothing to do (`total` 0)."""
     device = os.environ.get(PROGRESS_ENV, "")
     if device:
         if device not in _terminals:
             _terminals[device] = open(device, "w")  # noqa: SIM115 - kept open for every later bar
-        return terminal_tqdm(iterable, total=total, desc=desc, unit=unit, file=_terminals[device], disable=False,
-                             mininterval=2.0)
-    return auto_tqdm(iterable, total=total, desc=desc, unit=unit, disable=disabled())
+        return terminal_tqdm(iterable, total=total, desc=desc, unit=unit, file=_terminals[device],
+                             disable=total == 0, mininterval=2.0)
+    return auto_tqdm(iterable, total=total, desc=desc, unit=unit, disable=disabled() or total == 0)
 
 
 def terminal_environment(stream: Any = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ B4 (Chen et al., ASE 2024) ranks the same matrices by a Bayesian posterior over 
 are correct, from the pass matrix alone (`b4_kept`, rule for rule after its authors' strategy.py);
 MBR-exec on pass patterns and a two-coin Dawid-Skene model (the negative control) complete the table.
 Every rule is one `Reranker` of `RERANKERS`, reported with paired differences against the random pick
-and CodeT's released rule (docs/method.md §6).
+and CodeT's released rule (docs/codet.md).
 """
 
 from __future__ import annotations
@@ -180,10 +180,12 @@ def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame
         row: dict[str, object] = {"rule": name, "granularity": granularity, "accuracy": float(np.nanmean(values))}
         row["ci_low"], row["ci_high"] = _interval(values, seed)
         for baseline, against in (("random", random), ("codet_released", codet.get(granularity))):
-            difference = values - against if against is not None else np.full_like(values, np.nan)
-            row[f"minus_{baseline}"] = float(np.nanmean(difference)) if against is not None else float("nan")
-            row[f"minus_{baseline}_low"], row[f"minus_{baseline}_high"] = (
-                _interval(difference, seed) if against is not None else (float("nan"), float("nan")))
+            names = (f"minus_{baseline}", f"minus_{baseline}_low", f"minus_{baseline}_high")
+            if against is None:  # no such baseline at this granularity
+                row.update(dict.fromkeys(names, float("nan")))
+                continue
+            difference = values - against
+            row.update(zip(names, (float(np.nanmean(difference)), *_interval(difference, seed))))
         out.append(row)
     return pd.DataFrame(out)
 
