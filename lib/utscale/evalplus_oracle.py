@@ -93,18 +93,27 @@ def evalplus_table(statuses: pd.DataFrame) -> pd.DataFrame:
 
 
 def utscale_verdicts(problems: pd.DataFrame, solutions: pd.DataFrame, workdir: Path,
-                     settings: SandboxSettings) -> Judged:
+                     settings: SandboxSettings, time_limit_factor: float = 0.0) -> Judged:
     """Our label stage on the same solutions: the ground truth (base and plus) and the base program, in
-    the given sandbox settings (labels: `isolated`)."""
+    the given sandbox settings (labels: `isolated`). `time_limit_factor` > 0: each problem's program
+    limit is the larger of the settings' and that factor times its reference's (the run parameter
+    TIME_LIMIT_FACTOR), so that a reference slower in total than the fixed limit (Mbpp/599: 12 s over
+    its 91 inputs) is not a timeout; 0: the fixed limit."""
     workdir.mkdir(parents=True, exist_ok=True)
     legacy = {"mode": settings.mode, "clock": settings.effective_clock}
     tables = {}
     started = time.perf_counter()
     with Executor(settings=settings) as executor:
+        limits = None
+        if time_limit_factor:
+            references = execution.reference_times(problems, executor,
+                                                   execution.CALIBRATION_HEADROOM * settings.timeout)
+            limits = dict(zip(references.task_id,
+                              execution.scaled_limits(references, time_limit_factor, settings.timeout)))
         for column in ("ground_truth", "ground_truth_base"):
             (workdir / f"{column}.jsonl").unlink(missing_ok=True)  # judged afresh: the seconds are this call's
             log = JsonlLog(workdir / f"{column}.jsonl", execution.LABEL_KEY)
-            execution.label_solutions(problems, solutions, log, executor, legacy, column=column)
+            execution.label_solutions(problems, solutions, log, executor, legacy, limits, column=column)
             tables[column] = execution.labels_table(solutions, log, legacy)
     seconds = time.perf_counter() - started
     plus = tables["ground_truth"][KEY + ["correct", "status"]].rename(columns={"correct": "plus", "status": "plus_status"})
@@ -138,14 +147,16 @@ def canonical_solutions(problems: pd.DataFrame) -> pd.DataFrame:
 
 def compare(benchmark: str, solutions: pd.DataFrame, release_file: Path, workdir: Path,
             settings: SandboxSettings, problems: pd.DataFrame | None = None,
-            min_time_limit: float = MIN_TIME_LIMIT, theirs: Judged | None = None) -> Mapping[str, object]:
+            min_time_limit: float = MIN_TIME_LIMIT, theirs: Judged | None = None,
+            time_limit_factor: float = 0.0) -> Mapping[str, object]:
     """Both judges on the same solutions: rates, seconds and the disagreements (a list of records).
     `theirs`: EvalPlus's verdicts from an earlier run on exactly these solutions (an hour's work for
-    CodeT's 16,400), or None to run EvalPlus now."""
+    CodeT's 16,400), or None to run EvalPlus now. `time_limit_factor`: ours per-problem program limits
+    (`utscale_verdicts`)."""
     problems = problems if problems is not None else problems_table(benchmark, release_file)
     if theirs is None:
         theirs = evalplus_verdicts(benchmark, solutions, release_file, workdir / "evalplus", min_time_limit=min_time_limit)
-    ours = utscale_verdicts(problems, solutions, workdir / "utscale", settings)
+    ours = utscale_verdicts(problems, solutions, workdir / "utscale", settings, time_limit_factor)
     rates, differ = agreement(ours.verdicts, theirs.verdicts)
     return {**rates, "seconds_utscale": round(ours.seconds, 1), "seconds_evalplus": round(theirs.seconds, 1),
             "disagreements": differ.to_dict(orient="records")}

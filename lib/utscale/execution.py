@@ -233,11 +233,17 @@ def time_limits(run: Run, executor: Executor) -> pd.DataFrame | None:
     floor_labels, floor_tests = run.config["LABEL_TIMEOUT_S"], run.config["TIMEOUT_S"]
     table = reference_times(run.read_table("problems"), executor,
                             CALIBRATION_HEADROOM * max(floor_labels, floor_tests))
-    scaled = factor * table.reference_seconds.where(table.reference_status.eq("pass"), 0.0)
-    table["label_limit_s"] = scaled.clip(lower=floor_labels).round(3)
-    table["test_limit_s"] = scaled.clip(lower=floor_tests).round(3)
+    table["label_limit_s"] = scaled_limits(table, factor, floor_labels)
+    table["test_limit_s"] = scaled_limits(table, factor, floor_tests)
     run.write_table("time_limits", table, key=["task_id"])
     return run.read_table("time_limits")
+
+
+def scaled_limits(references: pd.DataFrame, factor: float, floor: float) -> pd.Series:
+    """Per-problem limits from `reference_times`: the larger of `floor` and `factor` times the reference's
+    seconds (evalplus's rule); a problem whose reference does not pass keeps `floor`."""
+    scaled = factor * references.reference_seconds.where(references.reference_status.eq("pass"), 0.0)
+    return scaled.clip(lower=floor).round(3)
 
 
 def limits_of(table: pd.DataFrame | None, column: str) -> dict[str, float] | None:
