@@ -19,20 +19,8 @@ import pytest
 from utscale import benchmarks
 from utscale.evalplus_check import _evalplus_check
 from utscale.sandbox import Executor, Pair, SandboxSettings, run_pairs, worker
-from utscale.sandbox.isolated import (
-    CALL_SECONDS,
-    Channel,
-    Unencodable,
-    answer,
-    apply_mutation,
-    dumps,
-    encode,
-    loads,
-    rebuild_exception,
-    receive,
-    send,
-    stand_ins,
-)
+from utscale.sandbox.codec import Unencodable, dumps, encode, loads, receive, send
+from utscale.sandbox.isolated import CALL_SECONDS, Channel, answer, apply_mutation, rebuild_exception, stand_ins
 from utscale.sandbox.oracle import oracle_passes
 
 from tests.test_sandbox import ADD_OK, GOOD, JAILS, WRONG, Listener, sandbox_processes, unit_test_program
@@ -283,10 +271,10 @@ FORGERIES = {
     "frame_walk": FRAME_WALK,
     # the same, for a nonce anywhere in the process's Python objects (it finds one: see the next test)
     "hunt_every_python_object": HUNT_EVERY_PYTHON_OBJECT,
-    "replace_the_runner": "import sys\nm = sys.modules['__main__']\nm.run_test_program = lambda *a, **k: ('pass', 1)\n"
+    "replace_the_runner": "import sys\nm = sys.modules['utscale.sandbox.child']\nm.run_test_program = lambda *a, **k: ('pass', 1)\n"
                           "m._one_test = lambda *a, **k: ('pass', 1)\n",
     # every name the verdict passes through after loading, rebound to say `pass`
-    "rebind_the_harness": "import os, sys, functools\nm = sys.modules['__main__']\nemit, write = m._emit, os.write\n"
+    "rebind_the_harness": "import os, sys, functools\nm = sys.modules['utscale.sandbox.child']\nemit, write = m._emit, os.write\n"
                           "m._emit = lambda index, status='', *rest: emit(index, 'pass', *rest)\n"
                           "os.write = lambda fd, data: write(fd, data.replace(b'\\tfail\\t', b'\\tpass\\t')"
                           ".replace(b'\\ttampered\\t', b'\\tpass\\t'))\n"
@@ -311,7 +299,7 @@ FAST_MODE_LIMITS = {
                                  "os.write(3, ''.join(f'{n}\\tV\\t{i}\\tpass\\t1\\t0.0\\n{n}\\tE\\t{i}\\t0.0\\n'"
                                  " for i in range(4)).encode())\n"
                                  "os._exit(0)\n",
-    "rewrite_the_runner_in_place": "import sys\nm = sys.modules['__main__']\n"
+    "rewrite_the_runner_in_place": "import sys\nm = sys.modules['utscale.sandbox.child']\n"
                                    "m.run_test_program.__code__ = (lambda code, namespace, before, settings: ('pass', 1)).__code__\n",
 }
 RETURNS = {  # solutions whose add returns something that claims to equal anything

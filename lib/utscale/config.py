@@ -22,7 +22,7 @@ from utscale import benchmarks
 from utscale.engines import factory
 from utscale.paths import params_dir
 from utscale.resampling import PROTOCOLS
-from utscale.sandbox.executor import MODES
+from utscale.sandbox.modes import MODES
 
 
 class ParameterError(ValueError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from utscale.records import natural_key
+
 CSV_DIGITS = 8  # significant digits in every CSV a run writes
-
-
-def natural_key(value: Any) -> tuple:
-    """Sort `HumanEval/2` before `HumanEval/10`."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(value)))
 
 
 def natural_order(values: Iterable[Any]) -> list[Any]:

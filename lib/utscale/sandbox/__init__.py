@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_WHERE = {"MODES": "executor", "STATUSES": "worker", "Status": "worker", "Executor": "executor", "Job": "executor",
+_WHERE = {"MODES": "modes", "STATUSES": "statuses", "Status": "statuses", "Executor": "executor", "Job": "executor",
           "SandboxSettings": "executor", "JobVerdict": "executor", "Pair": "pairs", "PairVerdict": "pairs",
           "Plan": "pairs", "plan_jobs": "pairs", "run_pairs": "pairs", "run_plan": "pairs",
           "solution_key": "pairs", "text_key": "pairs"}
@@ -22,9 +22,10 @@ __all__ = ["MODES", "STATUSES", "Status", "Executor", "Job", "Pair", "PairVerdic
            "plan_jobs", "run_pairs", "run_plan", "solution_key", "text_key"]
 
 if TYPE_CHECKING:
-    from utscale.sandbox.executor import MODES, Executor, Job, JobVerdict, SandboxSettings
+    from utscale.sandbox.executor import Executor, Job, JobVerdict, SandboxSettings
+    from utscale.sandbox.modes import MODES
     from utscale.sandbox.pairs import Pair, PairVerdict, Plan, plan_jobs, run_pairs, run_plan, solution_key, text_key
-    from utscale.sandbox.worker import STATUSES, Status
+    from utscale.sandbox.statuses import STATUSES, Status
 
 
 def __getattr__(name: str) -> Any:

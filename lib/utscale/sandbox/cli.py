@@ -20,10 +20,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from utscale.runs import JsonlLog
+from utscale.records import JsonlLog, natural_key
 from utscale.sandbox.executor import MODES, Executor, NoJail, SandboxSettings
 from utscale.sandbox.pairs import Pair, run_pairs, text_key
-from utscale.tables import natural_key
 
 
 def read_pairs(path: Path) -> tuple[list[Pair], list[dict]]:

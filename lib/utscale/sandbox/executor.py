@@ -25,10 +25,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from utscale.sandbox.worker import Status, clock_of
-
-Mode = Literal["fast", "isolated", "strict", "coderm", "codet"]
-MODES: tuple[Mode, ...] = ("fast", "isolated", "strict", "coderm", "codet")
+from utscale.sandbox.modes import MODE_RULES, MODES, Mode, WorkerSettings
+from utscale.sandbox.statuses import Status
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,15 @@ class SandboxSettings:
     @property
     def effective_clock(self) -> str:
         """The clock the limits count in this mode (coderm and codet keep their authors' wall clock)."""
-        return clock_of(asdict(self))
+        return "wall" if MODE_RULES[self.mode].authors_clock else self.clock
 
-    def worker_settings(self, index: int, scratch_root: str, uid: int) -> dict:
-        grace = 1.0 if self.mode == "coderm" else self.grace  # the paper joins for 2 s with a 1 s alarm
-        return {**asdict(self), "grace": grace, "index": index, "scratch_root": scratch_root, "uid": uid,
-                "private_tmp": private_tmp_roots()}
+    def worker_settings(self, index: int, scratch_root: str, uid: int) -> WorkerSettings:
+        """What a worker starts with (`modes.read_worker_settings` checks it there): these settings, the
+        mode's own grace where it fixes one (the paper joins for 2 s with a 1 s alarm), and the worker's
+        place."""
+        grace = MODE_RULES[self.mode].grace
+        return WorkerSettings(**asdict(self), index=index, scratch_root=scratch_root, uid=uid,
+                              private_tmp=private_tmp_roots()) | {"grace": self.grace if grace is None else grace}
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ class Executor:
                 open_jobs += 1
         # on the cpu clock a timeout already does not depend on load: only wall-clock timeouts are re-checked
         recheck = (self.settings.recheck_timeouts and self.settings.effective_clock == "wall"
-                   and self.settings.mode in ("fast", "isolated", "strict"))
+                   and MODE_RULES[self.settings.mode].rechecks_timeouts)
         threads = [threading.Thread(target=self._serve, args=(i, pending, out), daemon=True)
                    for i in range(len(self._workers))]
         for thread in threads:

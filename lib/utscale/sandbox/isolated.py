@@ -1,16 +1,14 @@
-"""The `isolated` mode's parts: a restricted data encoding, the solution's side and the test's stand-ins.
+"""The `isolated` mode's parts: the solution's side (loader, servers) and the test's stand-ins.
 
 In `isolated` mode the verdict is decided by a process that never runs solution code (the *judge*, see
-`worker.run_isolated`). The solution is loaded once in a *loader* process forked from the judge before
+`judge.run_isolated`). The solution is loaded once in a *loader* process forked from the judge before
 anything untrusted ran; for each test a *server*, forked from the loader (a fresh copy of the loaded
 state), answers the test's calls. In the judge, every name the test takes from the solution is a
 stand-in built here: a function that sends (name, arguments) to the server, a decoded copy of plain
 data, the judge's own import of a standard-library module, or an opaque placeholder.
 
-Only plain data crosses, as tagged JSON (never pickle): None, bool, int, float (nan and inf included),
-complex, str, bytes, list, tuple, dict, set, frozenset, nested. The judge's decoder builds built-in types
-only, so what a solution sends back is data and nothing else: an object whose `__eq__` always says yes
-cannot cross (status `unencodable`), an int subclass arrives as its int value. Arguments the call
+Only plain data crosses (`codec`), so what a solution sends back is data and nothing else: an object
+whose `__eq__` always says yes cannot cross (status `unencodable`). Arguments the call
 mutated in place come back and are applied to the test's objects; exceptions come back as type name,
 nearest built-in base and message, and are raised again in the test.
 
@@ -21,30 +19,21 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 import os
 import resource
 import signal
 import socket
-import struct
 import sys
 import time
 import types
 from collections.abc import Callable
 from typing import Any
 
-MAX_MESSAGE = 64 * 2**20  # bytes per message: a reply larger than this is an error, not a memory blow-up
-MAX_DEPTH = 200  # nesting of encoded values (also what ends a cyclic structure)
-BIG_INT_BITS = 1024  # ints wider than this cross as hex text (HumanEval/83's answers have a million digits)
-MAX_TEXT = 10_000  # characters of an exception message that cross
+from utscale.sandbox.codec import MAX_TEXT, Unencodable, encode, receive, send
+
 MUTABLE = (list, dict, set)
 # standard-library modules the judge never imports on a solution's say-so (side effects on import)
 NOT_IMPORTED = frozenset({"antigravity", "this", "idlelib", "turtle", "turtledemo", "tkinter", "webbrowser"})
-
-
-class Unencodable(Exception):
-    """A value that cannot cross between the solution's and the judge's processes (a class instance, a
-    generator, a function argument). The judge records it; the test's status is then `unencodable`."""
 
 
 class SolutionDied(Exception):
@@ -78,99 +67,6 @@ def _unlimit() -> None:
     signal.setitimer(signal.ITIMER_PROF, 0.0)
 
 
-# --- the encoding -----------------------------------------------------------------------------------
-
-def encode(value: Any, depth: int = 0) -> Any:
-    """A JSON-ready form of plain data; anything else raises Unencodable. Types are read with `type()`
-    and values with the base types' own methods, so neither `__class__` nor overridden dunders are
-    consulted: a subclass is encoded as its base type's value."""
-    if depth > MAX_DEPTH:
-        raise Unencodable("nested too deeply (or cyclic)")
-    kind = type(value)
-    if value is None or kind is bool:
-        return value
-    if issubclass(kind, int):
-        integer = int.__pos__(value)
-        # a large int crosses in hex: decimal conversion is quadratic and refused past 4,300 digits
-        return integer if integer.bit_length() <= BIG_INT_BITS else {"i": int.__format__(integer, "x")}
-    if issubclass(kind, float):
-        return float.__pos__(value)
-    if issubclass(kind, str):
-        return str.__str__(value)
-    inner = depth + 1
-    if issubclass(kind, list):
-        return [encode(v, inner) for v in list.__iter__(value)]
-    if issubclass(kind, tuple):
-        return {"t": [encode(v, inner) for v in tuple.__iter__(value)]}
-    if issubclass(kind, dict):
-        return {"d": [[encode(k, inner), encode(v, inner)] for k, v in dict.items(value)]}
-    if issubclass(kind, set):
-        return {"s": [encode(v, inner) for v in set.__iter__(value)]}
-    if issubclass(kind, frozenset):
-        return {"f": [encode(v, inner) for v in frozenset.__iter__(value)]}
-    if issubclass(kind, complex):
-        number = complex.__pos__(value)
-        return {"c": [number.real, number.imag]}
-    if issubclass(kind, bytes):
-        return {"b": bytes.hex(value)}
-    raise Unencodable(f"a value of type {getattr(kind, '__name__', '?')!s:.100} cannot cross to the test")
-
-
-def _tagged(pairs: list[tuple[str, Any]]) -> Any:
-    """json's object hook: every JSON object is exactly one tag and its body, decoded bottom-up."""
-    if len(pairs) != 1:
-        raise ValueError("a tagged value has exactly one tag")
-    tag, body = pairs[0]
-    if tag == "c" and isinstance(body, list) and len(body) == 2 and all(type(x) in (int, float) for x in body):
-        return complex(body[0], body[1])
-    if tag == "b" and isinstance(body, str):
-        return bytes.fromhex(body)
-    if tag == "i" and isinstance(body, str):
-        return int(body, 16)
-    if not isinstance(body, list):
-        raise ValueError(f"tag {tag!r:.20} needs a list")
-    if tag == "t":
-        return tuple(body)
-    if tag == "s":
-        return set(body)
-    if tag == "f":
-        return frozenset(body)
-    if tag == "d" and all(isinstance(item, list) and len(item) == 2 for item in body):
-        return {key: value for key, value in body}
-    raise ValueError(f"unknown tag {tag!r:.20}")
-
-
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True).encode()
-
-
-def loads(data: bytes) -> Any:
-    """Built-in data only, or ValueError / TypeError / RecursionError for anything malformed."""
-    return json.loads(data, object_pairs_hook=_tagged)
-
-
-def send(sock: socket.socket, message: Any) -> None:
-    data = dumps(message)
-    sock.sendall(struct.pack(">I", len(data)) + data)
-
-
-def _read_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise EOFError("the other side closed the connection")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def receive(sock: socket.socket) -> Any:
-    """One framed message; EOFError when the peer is gone, ValueError for an oversized or bad one."""
-    (size,) = struct.unpack(">I", _read_exactly(sock, 4))
-    if size > MAX_MESSAGE:
-        raise ValueError(f"message of {size} bytes is over the limit")
-    return loads(_read_exactly(sock, size))
 
 
 def apply_mutation(target: Any, new: Any) -> None:
@@ -310,7 +206,7 @@ def _tasks(pid: str) -> int:
 
 def cap_new_processes(extra: int) -> None:
     """Let this process, and all it forks, start at most `extra` more processes. RLIMIT_NPROC counts the
-    uid's processes: as root the worker's sandbox uid has the job to itself and `worker.prepare` sets it;
+    uid's processes: as root the worker's sandbox uid has the job to itself and the worker sets it (`child.harden`);
     as an ordinary user the uid is shared, except inside a user namespace of its own (bubblewrap run by
     an ordinary user), where the kernel counts the namespace's processes only and /proc lists exactly
     those. There the limit is set relative to what is alive (threads included); elsewhere (no jail)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from utscale.extract import MAX_PARSED_CHARS
 from utscale.sandbox.executor import Executor, Job
-from utscale.sandbox.worker import Status
+from utscale.sandbox.statuses import Status
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""The authors' executors, reproduced as modes of the sandbox's child: `coderm` (the paper's: solution
+and test exec'd as one program per pair, a one-shot alarm, a 2 s kill, zero-test classes pass) and
+`codet` (CodeT's released executor for its assertions: one program per solution, the solution then
+every assertion in turn inside one `check()` function, each under its own alarm, in one shared
+namespace; a program that fails as a whole, e.g. because one assertion cannot be compiled inside a
+function, fails every assertion). Their semantics, not their safety, are the point: docs/sandbox.md.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import time
+import unittest
+from collections.abc import Callable
+
+from utscale.sandbox.child import TimeLimit, _arm, _disarm, _report, run_test_program
+from utscale.sandbox.modes import WorkerSettings
+
+
+class _CaseLimit:
+    """CodeT's per-assertion time limit: a one-shot alarm around one case."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        _arm(self.seconds, repeat=False)
+
+    def __exit__(self, *exc: object) -> None:
+        _disarm()
+
+
+def codet_program(solution: str, cases: list[str]) -> str:
+    """The solution followed by a `check()` that runs each assertion in order under its own limit and
+    records pass / fail / timeout / error: laid out as CodeT's packed program (case at 12 spaces,
+    continuation lines likewise), so what fails to compile there fails here."""
+    lines = [solution, "", "def __codet_check__():", "    __results__ = []"]
+    for case in cases:
+        body = case.strip().replace("\n", "\n" + " " * 12)
+        lines += ["    try:", "        with __codet_limit__():", f"            {body}",
+                  "            __results__.append('pass')", "    except __codet_timeout__:",
+                  "        __results__.append('timeout')", "    except AssertionError:",
+                  "        __results__.append('fail')", "    except Exception:", "        __results__.append('error')"]
+    lines += ["    return __results__", "", "__codet_results__ = __codet_check__()", ""]
+    return "\n".join(lines)
+
+
+def run_codet_program(solution: str, cases: list[str], timeout: float) -> list[str]:
+    """Each case's status under CodeT's semantics; a program that fails as a whole (does not compile,
+    raises at top level or escapes a case's handler) gives every case the same failing status."""
+    namespace = {"__codet_limit__": lambda: _CaseLimit(timeout), "__codet_timeout__": TimeLimit,
+                 "__builtins__": builtins}
+    try:
+        exec(compile(codet_program(solution, cases), "<codet>", "exec"), namespace)
+        results = namespace["__codet_results__"]
+    except TimeLimit:
+        return ["timeout"] * len(cases)
+    except BaseException:  # noqa: BLE001 - compile error, SystemExit, anything: the program failed
+        return ["error"] * len(cases)
+    finally:
+        _disarm()
+    if not isinstance(results, list) or len(results) != len(cases):
+        return ["error"] * len(cases)
+    return [r if r in ("pass", "fail", "timeout", "error") else "error" for r in results]
+
+
+def run_codet(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings,
+              snapshot: Callable[[], dict]) -> None:  # noqa: ARG001 - the runners' common signature
+    """CodeT's executor: one program, every verdict at the end."""
+    started = time.perf_counter()
+    statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"])
+    seconds = round((time.perf_counter() - started) / max(len(tests), 1), 6)
+    for (index, _), status in zip(tests, statuses):
+        _report(index, status, 1, seconds)
+    os._exit(0)
+
+
+def run_coderm(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings,
+               snapshot: Callable[[], dict]) -> None:  # noqa: ARG001 - the runners' common signature
+    """The paper's executor: the paper's globals; solution and test are exec'd as one program."""
+    base = {"__name__": "__utscale_solution__", "__builtins__": builtins,
+            "unittest": unittest, "output": io.StringIO(), "locals_dict": {}}
+    for index, code in tests:
+        started = time.perf_counter()
+        status, run = run_test_program(solution + "\n\n" + code, dict(base), base, settings)
+        _report(index, status, run, round(time.perf_counter() - started, 6))
+    os._exit(0)
