@@ -135,3 +135,11 @@ def test_a_recomputation_that_drifted_keeps_the_stored_table_and_says_so(ci_run,
     monkeypatch.setattr(difficulty, "cross_validated", lambda *a: real(*a) + 0.01)  # a real change: refused
     with pytest.raises(difficulty.RunConflict, match="different difficulty table"):
         difficulty.predict(ci_run, ids, texts, y)
+
+
+def test_the_predictors_table_scores_each_predictor_in_order():
+    true = np.array([0.1, 0.4, 0.5, 0.9])
+    table = difficulty.predictors_table({"exact": true.copy(), "reversed": true[::-1].copy()}, true)
+    assert table.predictor.tolist() == ["exact", "reversed"]
+    assert table.pearson.iloc[0] == pytest.approx(1.0) and table.mae.iloc[0] == 0.0
+    assert table.spearman.iloc[1] == pytest.approx(-1.0)

@@ -1,9 +1,13 @@
-"""A JupyterLab smoke test: a committed notebook opens on its kernel without being marked modified.
+"""JupyterLab as a person uses it, in headless Chromium: a committed notebook opens without being
+marked modified, and the README's interactive recipe (`UTSCALE_PROFILE=<profile> jupyter lab`) runs
+notebooks 01 to 04 through the UI (Run > Run All Cells) on one run, and a second Run All executes
+nothing twice.
 
 JupyterLab rewrites a notebook's kernel metadata when it opens it; metadata that differs from what it
 would write (an older kernelspec display name, no interpreter version) marks the notebook modified at
-once, and a save rewrites the committed file. The server runs on 127.0.0.1 with a token, on a copy of
-the notebook, in headless Chromium; the screenshot is kept as an artifact.
+once, and a save rewrites the committed file. The server runs on 127.0.0.1 with a token, on copies of
+the notebooks, with its results in a scratch folder; it and its kernels are stopped at the end.
+Screenshots are kept as artifacts.
 """
 
 from __future__ import annotations
@@ -31,17 +35,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SESSION_PROFILE = "quick"  # a profile other than ci, cheap enough to run three notebooks in a test
+SESSION_NOTEBOOKS = ("01_load_benchmark.ipynb", "02_sample_solutions.ipynb", "03_generate_unit_tests.ipynb",
+                     "04_execute.ipynb")
+
+
 @pytest.fixture
 def lab(tmp_path):
+    """A JupyterLab server as the README starts it (UTSCALE_PROFILE set for the session) on copies of
+    the notebooks, results under the scratch folder: yields (url of a notebook by name, lab root, results)."""
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(NOTEBOOKS / "01_load_benchmark.ipynb", root)
+    for name in SESSION_NOTEBOOKS:
+        shutil.copy(NOTEBOOKS / name, root)
+    results = tmp_path / "results"
+    # every cell rendered (JupyterLab 4 renders only those near the viewport by default), so that what
+    # the test reads is the whole notebook
+    settings = tmp_path / "cfg" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port, token = free_port(), "utscale-smoke"
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "UTSCALE_PROFILE": SESSION_PROFILE,
+           "UTSCALE_RESULTS": str(results)}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
          "--ServerApp.port_retries=0", "--allow-root", "--LabApp.extension_manager=readonly"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")})
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -50,9 +70,9 @@ def lab(tmp_path):
         except OSError:
             time.sleep(0.3)
     try:
-        yield f"http://127.0.0.1:{port}/lab/tree/01_load_benchmark.ipynb?token={token}", root
+        yield (lambda name: f"http://127.0.0.1:{port}/lab/tree/{name}?token={token}"), root, results
     finally:
-        server.terminate()
+        server.terminate()  # the server shuts its kernels down on SIGTERM
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -61,17 +81,12 @@ def lab(tmp_path):
 
 @pytest.mark.slow
 def test_a_committed_notebook_opens_in_jupyterlab_without_being_marked_modified(lab, tmp_path):
-    url, root = lab
+    url, root, _ = lab
     committed = (root / "01_load_benchmark.ipynb").read_bytes()
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        browser = launch(playwright)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url, wait_until="load")
-        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-        # the kernel has started and settled: the notebook's execution indicator says idle
-        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=120_000)
+        open_notebook(page, url("01_load_benchmark.ipynb"))
         page.wait_for_timeout(2000)  # JupyterLab writes the kernel's metadata once the kernel reports in
         tab = page.locator(".lm-TabBar-tab", has_text="01_load_benchmark.ipynb")
         classes = tab.first.get_attribute("class") or ""
@@ -79,3 +94,80 @@ def test_a_committed_notebook_opens_in_jupyterlab_without_being_marked_modified(
         browser.close()
     assert "jp-mod-dirty" not in classes, "JupyterLab marked the committed notebook modified on opening it"
     assert (root / "01_load_benchmark.ipynb").read_bytes() == committed
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+
+
+def open_notebook(page, url: str) -> None:
+    """Open a notebook and wait until its kernel has started and settled (the execution indicator idle)."""
+    page.goto(url, wait_until="load")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+
+
+def run_all(page, timeout_s: float = 600) -> dict:
+    """Edit > Clear Outputs of All Cells (the committed outputs carry execution counts), then Run > Run
+    All Cells, as a person does; wait until the run has started (a prompt shows `*` or a number: Run All
+    queues every cell at once) and then until the kernel is idle with no cell pending. What the cells
+    show, the tracebacks among the outputs, and the code cells that did not run (after an error)."""
+    prompts = "[...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]"
+    menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function(f"() => {prompts}.every(p => !/\\d/.test(p.textContent))")
+    menu(page, "Run", "Run All Cells")
+    page.wait_for_function(f"() => {prompts}.some(p => /[\\d*]/.test(p.textContent))", timeout=60_000)
+    page.wait_for_function(
+        f"""() => document.querySelector(
+                ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']")
+            && !{prompts}.some(p => p.textContent.includes('*'))""", timeout=timeout_s * 1000)
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    stderr = panel.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+    shown = panel.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    return {"text": panel.inner_text(), "tracebacks": [t for t in stderr if "Traceback" in t],
+            "not_run": sum(not any(c.isdigit() for c in p) for p in shown), "cells": len(shown)}
+
+
+def menu(page, name: str, item: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=name).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+
+def run_state(results: Path) -> dict[str, bytes]:
+    """Every file of the run's folder a stage writes (logs, raw records, tables), by name."""
+    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("*"))
+            if p.is_file() and p.suffix in (".jsonl", ".parquet")}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_the_readme_recipe_runs_notebooks_through_the_ui_on_one_run_and_reruns_nothing(lab, tmp_path):
+    """UTSCALE_PROFILE chooses the run for the whole session: 01 to 04, each Run All through the menu,
+    run every cell without a traceback on that run and write its tables; Run All again on 02 to 04
+    regenerates and re-executes nothing (every log and table byte for byte the same)."""
+    url, _, results = lab
+    shots = artifact_dir(tmp_path)
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+
+        def session(name: str) -> dict:
+            """The notebook in a tab of its own (a fresh workspace: only this notebook open), Run All."""
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            open_notebook(page, url(name).replace("?", "?reset&"))
+            seen = run_all(page)
+            page.screenshot(path=str(shots / f"jupyterlab-session-{name.removesuffix('.ipynb')}.png"))
+            page.close()
+            return seen
+
+        shown = {name: session(name) for name in SESSION_NOTEBOOKS}
+        first = run_state(results)
+        again = {name: session(name) for name in SESSION_NOTEBOOKS[1:]}
+        browser.close()
+    for name, seen in {**shown, **{f"{k} again": v for k, v in again.items()}}.items():
+        assert seen["tracebacks"] == [] and seen["not_run"] == 0 and seen["cells"] > 3, (name, seen["tracebacks"])
+    assert f"run: {SESSION_PROFILE}" in shown["01_load_benchmark.ipynb"]["text"]
+    assert [p.name for p in results.iterdir() if p.is_dir()] == [SESSION_PROFILE]  # one run, the chosen one
+    written = {Path(k).name for k in first}
+    assert {"problems.parquet", "solutions.parquet", "labels.parquet", "executions.parquet"} <= written, sorted(written)
+    assert run_state(results) == first  # nothing generated or executed twice

@@ -110,3 +110,23 @@ def pareto_front(costs: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
             front[i] = True
             best = accuracy[i]
     return front
+
+
+FRONTIER_KEEP = ["rule", "n_solutions", "n_tests", "accuracy", "ci_low", "ci_high"]
+
+
+def frontier_table(points: pd.DataFrame, allocated: pd.DataFrame, online: pd.DataFrame, n_solutions: int,
+                   n_tests: int, model: CostModel) -> pd.DataFrame:
+    """Every way of spending compute the run measured, costed, with its Pareto front (cost: FLOPs):
+    `points` the grid of N solutions x M tests for all (scaling_grid's summary), `allocated` the dynamic
+    allocation rules by budget (allocation.compare_rules' table, equal allocation left out: it is a
+    grid point), `online` the online stopping settings that ran to the full `n_tests` horizon
+    (online.allocation_table's rows `online_*`), both at `n_solutions`."""
+    grid = points.assign(rule="same tests for all")
+    dynamic = allocated[allocated.rule != "equal"].rename(columns={"budget": "n_tests"}).assign(n_solutions=n_solutions)
+    stopped = online[online.rule.str.startswith("online_") & (online.budget >= n_tests)]
+    stopped = stopped.rename(columns={"tests_generated": "n_tests"}).assign(n_solutions=n_solutions)
+    costed = cost_table(pd.concat([grid[FRONTIER_KEEP], dynamic[FRONTIER_KEEP], stopped[FRONTIER_KEEP]],
+                                  ignore_index=True), model)
+    costed["pareto"] = pareto_front(costed.flops.to_numpy(), costed.accuracy.to_numpy())
+    return costed

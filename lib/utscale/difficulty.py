@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +145,12 @@ def probe_quality(pred: np.ndarray, true: np.ndarray, bins: int = 5) -> tuple[di
                                  "mean_predicted": float(pred[which == b].mean()), "mean_true": float(true[which == b].mean())}
                                 for b in range(bins) if (which == b).any()])
     return scores, calibration
+
+
+def predictors_table(predictions: Mapping[str, np.ndarray], true: np.ndarray) -> pd.DataFrame:
+    """One row per difficulty predictor (name → out-of-fold predicted pass rates): `probe_quality`'s
+    correlations and error against the true pass rates, in the given order."""
+    return pd.DataFrame([{"predictor": name, **probe_quality(pred, true)[0]} for name, pred in predictions.items()])
 
 
 def prompt_sha256(text: str) -> str:
