@@ -53,8 +53,9 @@ def save_figure(fig: Figure, run: Run, name: str, data: pd.DataFrame) -> None:
              "text/html": f'<p id="{figure_id(name)}" class="utscale-figure"><b>Figure</b> <code>{name}</code> '
                           f"(data: <code>figures/{name}.csv</code>, also as PNG and SVG)</p>"}, raw=True)
     fig.tight_layout()
-    fig.savefig(run.file(f"figures/{name}.png"), dpi=DPI, metadata={"Software": None})
-    fig.savefig(run.file(f"figures/{name}.svg"), metadata={"Date": None, "Creator": None})
+    # "tight": legends placed outside the axes are part of the picture
+    fig.savefig(run.file(f"figures/{name}.png"), dpi=DPI, metadata={"Software": None}, bbox_inches="tight")
+    fig.savefig(run.file(f"figures/{name}.svg"), metadata={"Date": None, "Creator": None}, bbox_inches="tight")
     write_csv(data, run.file(f"figures/{name}.csv"))
 
 
@@ -232,10 +233,13 @@ def online_frontier(table: pd.DataFrame, cap: int) -> Figure:
         for rule, part in points[points.rule != "equal"].groupby("rule"):
             ax.errorbar(part[column], part.accuracy, yerr=[part.accuracy - part.ci_low, part.ci_high - part.accuracy],
                         marker="o", linestyle="-" if not rule.startswith("online") else "none", capsize=2, label=rule)
-        ax.set_xscale("symlog", linthresh=1)
+        # linear from 0 to the smallest positive value (one test, or its FLOPs), logarithmic above: the
+        # zero-test point stays on the axis and no empty decades stretch it
+        positive = table.loc[table[column] > 0, column]
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if len(positive) else 1.0)
         ax.set_xlabel(label)
     axes[0, 0].set_ylabel("problems solved (%)")
-    axes[0, 1].legend(fontsize=7, loc="lower right")
+    axes[0, 1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # off the data
     return fig
 
 
@@ -249,11 +253,13 @@ def compute_frontier(costed: pd.DataFrame) -> Figure:
         if not (costed[column] > 0).any():
             ax.text(0.5, 0.5, f"no {label} recorded for this run", ha="center", va="center", transform=ax.transAxes)
             continue
-        sns.scatterplot(data=costed, x=column, y="accuracy", hue="rule", style="pareto", ax=ax)
+        sns.scatterplot(data=costed, x=column, y="accuracy", hue="rule", style="pareto", ax=ax, legend=ax is axes[0, 0])
         front = costed[costed.pareto].sort_values(column)
         ax.plot(front[column], front.accuracy, color="black", linewidth=1)
         ax.set_xscale("log")
         ax.set_ylabel("problems solved (%)")
+    if axes[0, 0].get_legend() is not None:  # one legend for both panels, below them, off the data
+        sns.move_legend(axes[0, 0], "upper left", bbox_to_anchor=(0.0, -0.2), ncol=4, fontsize=7, frameon=False)
     return fig
 
 
