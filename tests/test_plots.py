@@ -47,6 +47,11 @@ def test_scaling_figure_shows_the_paired_gain_claims_1_to_3_read_with_ticks_at_t
     plotted = {round(y, 9) for line in right.get_lines() for y in line.get_ydata()}
     assert round(top.gain, 9) in plotted  # the gain itself is drawn, not only the two accuracies
     plt.close(fig)
+    ceilings = pd.Series({n: 90.0 + n for n in curve.n_solutions.unique()})
+    fig = plots.scaling_curves(curve, gains, ceilings)
+    dotted = {round(line.get_ydata()[0], 9) for line in fig.axes[0].get_lines() if line.get_linestyle() == ":"}
+    assert dotted == {round(v, 9) for v in ceilings} and "any correct" in fig.axes[0].get_title()
+    plt.close(fig)
 
 
 def test_quintile_figures_share_one_axis_and_show_claim_6s_difference(grid):

@@ -194,3 +194,25 @@ def test_the_notebook_views_of_a_cube_pick_a_mixed_problem_and_mark_correct_solu
     assert frame.index.tolist() == ["0 ✓", "1 ✗", "2 ✗"] and frame.to_numpy().tolist() == [[1, 1], [0, 0], [0, 0]]
     summary = matrix.problem_summary(cube).set_index("task_id")
     assert summary.loc["T/1", "pass_rate"] == pytest.approx(1 / 3) and summary.loc["T/1", "tests_passed"] == pytest.approx(1 / 3)
+
+
+def test_pass_at_n_is_the_chance_that_a_draw_holds_a_correct_solution():
+    """Against every subset of a problem's solutions, enumerated; pass@1 is the pass rate, pass@N the
+    any-correct indicator, and a problem with fewer solutions than n uses all of them."""
+    import itertools
+
+    correct = np.array([[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 0, 0]], dtype=bool)
+    n_solutions = np.array([5, 5, 3])
+    cube = matrix.PassCube(task_ids=["A", "B", "C"], passes=np.zeros((3, 5, 1), dtype=bool), correct=correct,
+                           n_solutions=n_solutions, n_tests=np.array([1, 1, 1]))
+    for n in (1, 2, 3, 5):
+        got = scaling.pass_at(cube, n)
+        for p in range(3):
+            real = correct[p, :n_solutions[p]]
+            k = min(n, n_solutions[p])
+            draws = [any(real[list(c)]) for c in itertools.combinations(range(n_solutions[p]), k)]
+            assert got[p] == pytest.approx(np.mean(draws)), (n, p)
+    assert scaling.pass_at(cube, 1) == pytest.approx(cube.pass_rates())
+    table = scaling.oracle_summary(cube, [1, 5], seed=0).set_index(["n_solutions", "bound"])
+    assert table.loc[(5, "pass@N (any correct)"), "accuracy"] == pytest.approx(100 * 2 / 3)
+    assert table.loc[(5, "pass@1 (random pick)"), "accuracy"] == pytest.approx(100 * (0.4 + 0 + 1) / 3)

@@ -81,10 +81,11 @@ def _band(ax: Axes, x: pd.Series, low: pd.Series, high: pd.Series, colour, alpha
     ax.fill_between(x, low, high, color=colour, alpha=alpha, linewidth=0)
 
 
-def scaling_curves(curve: pd.DataFrame, gains: pd.DataFrame) -> Figure:
+def scaling_curves(curve: pd.DataFrame, gains: pd.DataFrame, any_correct: pd.Series | None = None) -> Figure:
     """Left: best-of-N accuracy against the number of unit tests, one line per N (the largest N with its
-    interval). Right: each N's paired gain over random pick with its interval, which is what claims 1-3
-    and 8 judge; the bands of the left panel overlap by construction, those on the right need not."""
+    interval), and dotted at each N's ceiling, any correct among N (`any_correct`: N → %, pass@N).
+    Right: each N's paired gain over random pick with its interval, which is what claims 1-3 and 8
+    judge; the bands of the left panel overlap by construction, those on the right need not."""
     fig, axes = new_figure(ncols=2, width=12, height=4.3)
     left, right = axes[0]
     colours = colours_for(sorted(curve.n_solutions.unique()))
@@ -97,11 +98,15 @@ def scaling_curves(curve: pd.DataFrame, gains: pd.DataFrame) -> Figure:
         right.plot(part.n_tests, part.gain, marker="o", color=colours[n], label=f"{n}")
         _band(right, part.n_tests, part.ci_low, part.ci_high, colours[n], alpha=0.12)
     right.axhline(0, color="black", linewidth=0.8)
+    for n, ceiling in ({} if any_correct is None else any_correct.items()):
+        if n in colours:
+            left.axhline(ceiling, color=colours[n], linestyle=":", linewidth=1)
     grid_axis(left, curve.n_tests.unique(), "unit tests per problem (0 = random pick)")
     grid_axis(right, gains.n_tests.unique(), "unit tests per problem")
     left.set_ylabel("problems solved (%)")
     right.set_ylabel(f"gain over random pick ({POINTS})")
-    left.set_title(f"best-of-N accuracy (band: 95% interval at N = {n_max})")
+    left.set_title(f"best-of-N accuracy (band: 95% interval at N = {n_max}"
+                   + ("; dotted: any correct among N)" if any_correct is not None else ")"))
     right.set_title("voting minus random pick, paired (95% intervals)")
     left.legend(title="solutions (N)", fontsize=8)
     return fig

@@ -311,3 +311,32 @@ def gain_by_difficulty(grid: ScalingGrid, pass_rates: np.ndarray, n: int, bins: 
                 rows.append({"difficulty": round(float((edges[b] + edges[b + 1]) / 2), 3), "n_tests": m,
                              "gain": float(gain[mask].mean()) * 100, "problems": int(mask.sum())})
     return pd.DataFrame(rows)
+
+
+def pass_at(cube: PassCube, n: int) -> np.ndarray:
+    """[P] the chance that n solutions drawn without replacement from a problem's sampled ones include a
+    correct one (pass@n, the unbiased estimator of Chen et al. 2021: 1 - C(N-c, n) / C(N, n)); a problem
+    with fewer than n solutions uses all of them. The ceiling of every reranker at N = n; pass@1 is the
+    random pick. NaN for a problem without solutions."""
+    total = cube.n_solutions.astype(int)
+    correct = cube.correct.sum(axis=1).astype(int)
+    k = np.minimum(n, total)
+    # C(N-c, k) / C(N, k) = prod_{i<k} (N-c-i) / (N-i), as a product of ratios (no huge binomials)
+    i = np.arange(max(int(k.max(initial=0)), 1))[None, :]
+    used = i < k[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(used, np.clip(total[:, None] - correct[:, None] - i, 0, None) / (total[:, None] - i), 1.0)
+    out = 1.0 - np.prod(ratio, axis=1)
+    return np.where(total > 0, out, np.nan)
+
+
+def oracle_summary(cube: PassCube, n_values: Sequence[int], seed: int = 0) -> pd.DataFrame:
+    """The bounds of the curves per N (percent, 95% problem-bootstrap intervals): pass@1, the random pick,
+    and pass@N, any correct among N, which no reranker can exceed."""
+    rows = []
+    for n in n_values:
+        for name, k in (("pass@1 (random pick)", 1), ("pass@N (any correct)", n)):
+            values = 100 * pass_at(cube, k)
+            lo, hi = interval(problem_bootstrap(values, seed))
+            rows.append({"n_solutions": n, "bound": name, "accuracy": float(np.nanmean(values)), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
