@@ -1,5 +1,5 @@
-# The two commands (README): `make run` (the main job: the embedded live run and the full-scale CodeT
-# replication, then results/index.html) and `make test`.
+# The two commands (README): `make run` (the main job: the embedded live run, the full-scale CodeT
+# replication and the embedded job on MBPP+, then results/index.html) and `make test`.
 # Both build the same virtual environment from pyproject.toml first; nothing is installed by hand.
 PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV := .venv
@@ -26,7 +26,8 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m utscale run --profile embedded
 	$(BIN)/python -m utscale run --profile codet-humaneval
-	$(BIN)/python -m utscale index embedded codet-humaneval
+	$(BIN)/python -m utscale run --profile mbpp-plus-embedded
+	$(BIN)/python -m utscale index embedded codet-humaneval mbpp-plus-embedded
 
 test: $(STAMP)
 	bash .ci/test
