@@ -216,3 +216,21 @@ def test_pass_at_n_is_the_chance_that_a_draw_holds_a_correct_solution():
     table = scaling.oracle_summary(cube, [1, 5], seed=0).set_index(["n_solutions", "bound"])
     assert table.loc[(5, "pass@N (any correct)"), "accuracy"] == pytest.approx(100 * 2 / 3)
     assert table.loc[(5, "pass@1 (random pick)"), "accuracy"] == pytest.approx(100 * (0.4 + 0 + 1) / 3)
+
+
+def test_rule_curves_put_every_rule_on_the_same_draws():
+    """Each rule's curve is its own scaling grid at one n, on the same seeded draws: where the rules
+    agree (one test, so every rule keeps the solutions that pass it) the curves coincide, and with no
+    tests every rule is the random pick."""
+    rng = np.random.default_rng(3)
+    passes = rng.random((6, 5, 4)) < 0.5
+    correct = rng.random((6, 5)) < 0.5
+    cube = matrix.PassCube(task_ids=[f"T/{i}" for i in range(6)], passes=passes, correct=correct,
+                           n_solutions=np.full(6, 5), n_tests=np.full(6, 4))
+    curves = scaling.rule_curves(cube, 4, [0, 1, 4], 20, seed=7, rules=("coderm", "max_pass"))
+    assert sorted(curves.rule.unique()) == ["coderm", "max_pass"]
+    by = curves.set_index(["rule", "n_tests"]).accuracy
+    assert by[("coderm", 0)] == by[("max_pass", 0)] == pytest.approx(100 * cube.pass_rates().mean())
+    assert by[("coderm", 1)] == pytest.approx(by[("max_pass", 1)])
+    alone = scaling.scaling_grid(cube, [4], [0, 1, 4], 20, seed=7, rule="max_pass").summary()
+    assert alone.accuracy.tolist() == pytest.approx(curves[curves.rule == "max_pass"].accuracy.tolist())

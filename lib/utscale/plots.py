@@ -302,6 +302,22 @@ def pass_matrix(matrix: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+def rule_curves(curves: pd.DataFrame) -> Figure:
+    """Each selection rule's best-of-N accuracy against the unit tests (`scaling.rule_curves`), the
+    intervals as bands."""
+    fig, axes = new_figure(width=7, height=4.3)
+    ax = axes[0, 0]
+    colours = dict(zip(curves.rule.unique(), sns.color_palette("colorblind", curves.rule.nunique())))
+    for rule, part in curves.groupby("rule", sort=False):
+        ax.plot(part.n_tests, part.accuracy, marker="o", color=colours[rule], label=rule)
+        _band(ax, part.n_tests, part.ci_low, part.ci_high, colours[rule], alpha=0.08)
+    grid_axis(ax, curves.n_tests.unique(), "unit tests per problem (0 = random pick)")
+    ax.set_ylabel("problems solved (%)")
+    ax.set_title(f"each rule as the tests grow ({int(curves.n_solutions.max())} solutions)")
+    ax.legend(title="rule", fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return fig
+
+
 def rerankers(reranked: pd.DataFrame, n: int) -> Figure:
     """Each reranker's accuracy on the full matrices with its problem-bootstrap interval
     (`rerankers.reranker_table`)."""

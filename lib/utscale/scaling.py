@@ -340,3 +340,13 @@ def oracle_summary(cube: PassCube, n_values: Sequence[int], seed: int = 0) -> pd
             lo, hi = interval(problem_bootstrap(values, seed))
             rows.append({"n_solutions": n, "bound": name, "accuracy": float(np.nanmean(values)), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
+
+
+def rule_curves(cube: PassCube, n: int, m_values: Sequence[int], resamples: int, protocol: Protocol = "subsample",
+                seed: int = 0, rules: Sequence[Rule] = ("coderm", "max_pass", "codet", "codet_released")
+                ) -> pd.DataFrame:
+    """Each selection rule's best-of-n accuracy as the unit tests grow (percent, 95% problem-bootstrap
+    intervals): the rules of `voting` on the same resampled draws (same seed, so paired by problem and
+    draw), one `scaling_grid` per rule at the one n."""
+    return pd.concat([scaling_grid(cube, [n], m_values, resamples, protocol=protocol, seed=seed, rule=rule)
+                      .summary().assign(rule=rule) for rule in rules], ignore_index=True)
