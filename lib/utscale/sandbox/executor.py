@@ -22,7 +22,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from utscale.sandbox.modes import MODE_RULES, MODES, Mode, WorkerSettings
@@ -68,9 +68,13 @@ class SandboxSettings:
         """What a worker starts with (`modes.read_worker_settings` checks it there): these settings, the
         mode's own grace where it fixes one (the paper joins for 2 s with a 1 s alarm), and the worker's
         place."""
-        grace = MODE_RULES[self.mode].grace
-        return WorkerSettings(**asdict(self), index=index, scratch_root=scratch_root, uid=uid,
-                              private_tmp=private_tmp_roots()) | {"grace": self.grace if grace is None else grace}
+        fixed = MODE_RULES[self.mode].grace
+        return WorkerSettings(timeout=self.timeout, mode=self.mode, clock=self.clock, wall_factor=self.wall_factor,
+                              recheck_timeouts=self.recheck_timeouts,
+                              grace=self.grace if fixed is None else fixed, memory_mb=self.memory_mb,
+                              max_processes=self.max_processes, jail=self.jail, isolate=self.isolate, pin=self.pin,
+                              uid_base=self.uid_base, drop_privileges=self.drop_privileges, index=index,
+                              scratch_root=scratch_root, uid=uid, private_tmp=private_tmp_roots())
 
 
 @dataclass(frozen=True)

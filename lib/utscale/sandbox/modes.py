@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal, TypedDict, get_args
+from typing import Literal, TypedDict, cast, get_args
 
 Mode = Literal["fast", "isolated", "strict", "coderm", "codet"]
 
@@ -108,7 +108,7 @@ def read_worker_settings(text: str) -> WorkerSettings:
             raise ValueError(f"worker settings: {key} must be an integer, got {settings[key]!r}")
     if settings["mode"] not in MODE_RULES:
         raise ValueError(f"worker settings: mode must be one of {MODES}, got {settings['mode']!r}")
-    return settings
+    return cast(WorkerSettings, settings)  # every key and type checked above
 
 
 def rules(settings: WorkerSettings) -> ModeRules:
