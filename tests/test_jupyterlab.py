@@ -102,10 +102,13 @@ def launch(playwright):
 
 
 def open_notebook(page, url: str) -> None:
-    """Open a notebook and wait until its kernel has started and settled (the execution indicator idle)."""
+    """Open a notebook and wait until its kernel has started and settled (the execution indicator idle).
+    Every wait of the page is generous: on a loaded machine JupyterLab and a kernel take their time, and
+    only what the notebook shows decides the test."""
+    page.set_default_timeout(180_000)
     page.goto(url, wait_until="load")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=300_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=300_000)
 
 
 def run_all(page, timeout_s: float = 600) -> dict:
@@ -117,7 +120,7 @@ def run_all(page, timeout_s: float = 600) -> dict:
     menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(f"() => {prompts}.every(p => !/\\d/.test(p.textContent))")
     menu(page, "Run", "Run All Cells")
-    page.wait_for_function(f"() => {prompts}.some(p => /[\\d*]/.test(p.textContent))", timeout=60_000)
+    page.wait_for_function(f"() => {prompts}.some(p => /[\\d*]/.test(p.textContent))", timeout=300_000)
     page.wait_for_function(
         f"""() => document.querySelector(
                 ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator[data-status='idle']")
