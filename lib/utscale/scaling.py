@@ -333,10 +333,10 @@ def pass_at(cube: PassCube, n: int) -> np.ndarray:
 def oracle_summary(cube: PassCube, n_values: Sequence[int], seed: int = 0) -> pd.DataFrame:
     """The bounds of the curves per N (percent, 95% problem-bootstrap intervals): pass@1, the random pick,
     and pass@N, any correct among N, which no reranker can exceed."""
+    random = 100 * pass_at(cube, 1)  # the same at every N
     rows = []
     for n in n_values:
-        for name, k in (("pass@1 (random pick)", 1), ("pass@N (any correct)", n)):
-            values = 100 * pass_at(cube, k)
+        for name, values in (("pass@1 (random pick)", random), ("pass@N (any correct)", 100 * pass_at(cube, n))):
             lo, hi = interval(problem_bootstrap(values, seed))
             rows.append({"n_solutions": n, "bound": name, "accuracy": float(np.nanmean(values)), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from utscale.sandbox.modes import MODE_RULES, MODES, Mode, WorkerSettings
+from utscale.sandbox.modes import MODE_RULES, MODES, Mode, WorkerSettings, effective_clock
 from utscale.sandbox.statuses import Status
 
 
@@ -62,7 +62,7 @@ class SandboxSettings:
     @property
     def effective_clock(self) -> str:
         """The clock the limits count in this mode (coderm and codet keep their authors' wall clock)."""
-        return "wall" if MODE_RULES[self.mode].authors_clock else self.clock
+        return effective_clock(self.mode, self.clock)
 
     def worker_settings(self, index: int, scratch_root: str, uid: int) -> WorkerSettings:
         """What a worker starts with (`modes.read_worker_settings` checks it there): these settings, the

@@ -115,9 +115,13 @@ def rules(settings: WorkerSettings) -> ModeRules:
     return MODE_RULES[settings["mode"]]
 
 
-def clock_of(settings: WorkerSettings) -> str:
+def effective_clock(mode: Mode, clock: str) -> str:
     """The clock a mode's time limits count: the paper's and CodeT's executors keep their wall clock."""
-    return "wall" if rules(settings).authors_clock else settings["clock"]
+    return "wall" if MODE_RULES[mode].authors_clock else clock
+
+
+def clock_of(settings: WorkerSettings) -> str:
+    return effective_clock(settings["mode"], settings["clock"])
 
 
 def wall_budget(settings: WorkerSettings) -> float:
