@@ -74,8 +74,10 @@ def test_reranker_table_rows_and_random_pick():
     table = rerankers.reranker_table({"unit_test": cube}, seed=0)
     assert table.rule.tolist()[0] == "random"
     assert table.accuracy.iloc[0] == pytest.approx(correct.mean() * 100)
-    assert set(table.granularity) == {"none", "unit_test"}
-    assert (table.ci_low <= table.accuracy).all() and (table.accuracy <= table.ci_high).all()
+    ran = table[table.accuracy.notna()]
+    assert set(ran.granularity) == {"none", "unit_test"}
+    assert set(table[table.accuracy.isna()].rule) == {"srank", "mbr_exec"}  # they need outputs
+    assert (ran.ci_low <= ran.accuracy).all() and (ran.accuracy <= ran.ci_high).all()
 
 
 def test_pass_cube_from_tables_orders_naturally_pads_and_weights():
@@ -198,6 +200,10 @@ def test_the_table_reports_every_reranker_with_paired_differences():
     cube = matrix.PassCube(tuple(f"T/{i}" for i in range(30)), passes, correct, np.full(30, 10), np.full(30, 6))
     table = rerankers.reranker_table({"unit_test": cube, "assertion": cube}, seed=0).set_index(["rule", "granularity"])
     assert {r.name for r in rerankers.RERANKERS} | {"random"} == set(table.index.get_level_values("rule"))
+    for rule in ("srank", "mbr_exec"):  # no outputs recorded: in the table, with no number and the reason
+        row = table.loc[(rule, "outputs")]
+        assert math.isnan(row.accuracy) and "not run" in row.note
+    table = table[table.accuracy.notna()]
     random_accuracy = table.loc[("random", "none"), "accuracy"]
     for (_, granularity), row in table.iterrows():
         assert row.minus_random == pytest.approx(row.accuracy - random_accuracy)

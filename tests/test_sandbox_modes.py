@@ -22,7 +22,7 @@ WORKER_SIDE = ("child", "codec", "isolated", "judge", "modes", "reference_modes"
 
 def test_every_mode_has_one_row_of_rules():
     assert tuple(MODE_RULES) == MODES
-    assert {r.child for r in MODE_RULES.values()} == {"fast", "judge", "codet", "coderm"}
+    assert {r.child for r in MODE_RULES.values()} == {"fast", "judge", "codet", "coderm", "srank"}
     assert all(r.guarantee for r in MODE_RULES.values())
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from utscale import outputs
 from utscale.benchmarks import solution_for_unit_tests
 from utscale.progress import bar as progress_bar
 from utscale.runs import JsonlLog, Run
@@ -327,6 +328,7 @@ def execute_run(run: Run) -> dict[str, StageReport]:
                             "passed", reports["executions"], settings)
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
             run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
+            reports["outputs"] = record_outputs(run, problems, solutions, assertions, limits)
         elif run.config["SANDBOX_MODE"] == "codet":
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
@@ -351,6 +353,33 @@ def execute_run(run: Run) -> dict[str, StageReport]:
                          "after": [round(x, 2) for x in os.getloadavg()], "cores": os.cpu_count()},
     })
     return reports
+
+
+def output_settings(config: Mapping[str, Any]) -> SandboxSettings:
+    """SRank's executor of test inputs, under the matrix's per-case limit, memory and jail."""
+    return SandboxSettings(timeout=config["TIMEOUT_S"], mode="srank", memory_mb=config["SANDBOX_MEMORY_MB"],
+                           jail=config["SANDBOX_JAIL"], clock=config["SANDBOX_CLOCK"])
+
+
+def _output_fields(v: Any) -> dict:
+    return {"status": v.status, "output": v.output, "duration_s": v.duration_s}
+
+
+def record_outputs(run: Run, problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
+                   limits: pd.DataFrame | None) -> StageReport:
+    """The outputs stage (CodeT's release): the distinct inputs of the assertions (`outputs.test_inputs`,
+    stored as `test_inputs`), each solution's canonical output on each (`outputs` table: status `pass`
+    when the input returned, and the output's text), resumable from `outputs_log` like every verdict."""
+    inputs = outputs.test_inputs(problems, assertions)
+    run.write_table("test_inputs", inputs, key=["task_id", "input_id"])
+    programs = {(t, s): program for (t, s, _), (program, _) in assertion_pairs(problems, solutions, assertions).items()}
+    settings = output_settings(run.config)
+    log = verdict_log(run, "outputs_log", "outputs", outputs.OUTPUT_KEY)
+    with make_executor(run.config, settings) as executor:
+        report = _run_logged(outputs.output_pairs(programs, run.read_table("test_inputs")), log, executor,
+                             _output_fields, signature(settings), limits_of(limits, "test_limit_s"))
+    _write_verdicts(run, "outputs", log.frame(), outputs.OUTPUT_KEY, "output", report, settings)
+    return report
 
 
 def limits_summary(table: pd.DataFrame | None, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -320,7 +320,8 @@ def rule_curves(curves: pd.DataFrame) -> Figure:
 
 def rerankers(reranked: pd.DataFrame, n: int) -> Figure:
     """Each reranker's accuracy on the full matrices with its problem-bootstrap interval
-    (`rerankers.reranker_table`)."""
+    (`rerankers.reranker_table`; rules that did not run are left out)."""
+    reranked = reranked[reranked.accuracy.notna()]
     fig, axes = new_figure(width=7, height=0.45 * len(reranked) + 1)
     ax = axes[0, 0]
     labels = [f"{r.rule} ({r.granularity})" if r.granularity != "none" else r.rule for r in reranked.itertuples()]

@@ -7,7 +7,9 @@ rules count each distinct test once. This is where the suite meets CodeT's publi
 (docs/codet.md): `codet_released` is the released code's √|S|·|T| score, `codet_paper` the paper's |S|·|T|.
 B4 (Chen et al., ASE 2024) ranks the same matrices by a Bayesian posterior over which solutions and tests
 are correct, from the pass matrix alone (`b4_kept`, rule for rule after its authors' strategy.py);
-MBR-exec on pass patterns and a two-coin Dawid-Skene model (the negative control) complete the table.
+MBR-exec on pass patterns and a two-coin Dawid-Skene model (the negative control) complete the pass-matrix
+rules; where a run recorded what each solution returned (`outputs.OutputCube`, granularity `outputs`),
+MBR-exec on those results and SRank (To et al., ACL Findings 2024) rank from them (docs/codet.md).
 Every rule is one `Reranker` of `RERANKERS`, reported with paired differences against the random pick
 and CodeT's released rule (docs/codet.md).
 """
@@ -16,19 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import betaln
 
 from utscale.matrix import PassCube
+from utscale.outputs import OutputCube
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
 from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
 
 
-def random_pick(cube: PassCube) -> np.ndarray:
+def random_pick(cube: PassCube | OutputCube) -> np.ndarray:
     """Each problem's expected accuracy of a uniform pick among all its solutions, [P]."""
     return cube.pass_rates()
 
@@ -121,6 +125,61 @@ def dawid_skene_kept(passes: np.ndarray, iterations: int = DAWID_SKENE_ITERATION
     return np.isclose(q, q.max(), rtol=0, atol=1e-9)
 
 
+# --- per-problem rules on one problem's outputs (`outputs.OutputCube` sliced to its real rows and inputs) ---
+
+def mbr_exec_kept(codes: np.ndarray) -> np.ndarray:
+    """MBR-exec (Shi et al., EMNLP 2022) with its 0/1 execution-result loss: a solution's risk is the
+    number of solutions whose results differ from its own on at least one input, errors being results
+    too, so the pick is the largest group of identical result rows. codes int [n, k]; kept [n]."""
+    _, group, sizes = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    return sizes[group.reshape(-1)] == sizes.max()
+
+
+def srank_kept(codes: np.ndarray, returned: np.ndarray, agreement: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """SRank (To et al., ACL Findings 2024; `FSoft-AI4Code/SRank-CodeRanker`, reranking/
+    functionality_processing.py and evaluator.py), rule for rule. Solutions are clustered by identical
+    outputs (a non-returning input counts as "no output", whatever the error). A solution is invalid, and
+    its cluster scores 0, when no input returned or (k > 1) all its outputs are the same. Each valid
+    cluster's V = (its distinct solutions / all valid distinct solutions) × its agreement with the tests'
+    expected values; the interaction I[a, b] = share of inputs where both returned the same output (1 on
+    the diagonal); score = I @ V. Kept: the solutions of every top-scoring cluster (SRank pools tied
+    scores). codes, returned [n, k]; agreement float [n]; distinct bool [n]."""
+    n, k = codes.shape
+    keys = np.where(returned, codes, -1)
+    valid = returned.any(axis=1) & ~((keys == keys[:, :1]).all(axis=1) if k > 1 else np.zeros(n, dtype=bool))
+    scores = np.zeros(n)
+    if valid.any():
+        patterns, group = np.unique(keys[valid], axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        sizes = np.bincount(group, weights=distinct[valid].astype(float), minlength=len(patterns))
+        rates = np.bincount(group, weights=agreement[valid], minlength=len(patterns)) / np.bincount(group)
+        answered = patterns != -1
+        interaction = ((patterns[:, None, :] == patterns[None, :, :]) & answered[:, None, :]).mean(axis=2)
+        np.fill_diagonal(interaction, 1.0)
+        share = sizes / sizes.sum() if sizes.sum() else sizes
+        scores[valid] = (interaction @ (share * rates))[group]
+    return np.isclose(scores, scores.max(), rtol=0, atol=1e-12)
+
+
+def per_output_accuracy(cube: OutputCube, kept_of: Callable[[OutputCube, int, int, int], np.ndarray]) -> np.ndarray:
+    """Each problem's expected accuracy of a uniform pick among what a rule on outputs keeps, [P] (nan:
+    no solutions); `kept_of(cube, problem, n, k)` sees the problem's real solutions and inputs."""
+    out = np.full(len(cube.task_ids), np.nan)
+    for i in range(len(cube.task_ids)):
+        n, k = int(cube.n_solutions[i]), int(cube.n_inputs[i])
+        if n:
+            out[i] = cube.correct[i, :n][kept_of(cube, i, n, k)].mean()
+    return out
+
+
+def _srank(cube: OutputCube, i: int, n: int, k: int) -> np.ndarray:
+    return srank_kept(cube.codes[i, :n, :k], cube.returned[i, :n, :k], cube.agreement[i, :n], cube.distinct[i, :n])
+
+
+def _mbr_exec(cube: OutputCube, i: int, n: int, k: int) -> np.ndarray:
+    return mbr_exec_kept(cube.codes[i, :n, :k])
+
+
 def per_problem_accuracy(cube: PassCube, kept_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """Each problem's expected accuracy of a uniform pick among what a per-problem rule keeps on its real
     solutions against its real tests (columns with a weight, each counted once), [P] (nan: none)."""
@@ -138,7 +197,7 @@ class Reranker:
     accuracy of its pick on a full matrix ([P], nan where a problem has no solution)."""
 
     name: str
-    accuracy: Callable[[PassCube], np.ndarray]
+    accuracy: Callable[[Any], np.ndarray]  # of a PassCube, or of an OutputCube at the `outputs` granularity
     granularities: tuple[str, ...] = ("unit_test", "assertion")
 
 
@@ -158,7 +217,11 @@ RERANKERS: tuple[Reranker, ...] = (
     *(Reranker(f"b4_beta0_{beta_0:.0e}", _b4(beta_0)) for beta_0 in B4_BETA_0),
     Reranker("mbr_exec_pattern", lambda cube: per_problem_accuracy(cube, mbr_exec_pattern_kept)),
     Reranker("dawid_skene", lambda cube: per_problem_accuracy(cube, dawid_skene_kept)),
+    Reranker("mbr_exec", lambda cube: per_output_accuracy(cube, _mbr_exec), ("outputs",)),
+    Reranker("srank", lambda cube: per_output_accuracy(cube, _srank), ("outputs",)),
 )
+# the pass-matrix granularity whose tests an outputs granularity's inputs came from (its CodeT baseline)
+BASELINE_GRANULARITY = {"outputs": "assertion"}
 
 
 def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
@@ -166,11 +229,16 @@ def _interval(values: np.ndarray, seed: int) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame:
+def reranker_table(cubes: Mapping[str, PassCube | OutputCube], seed: int = 0) -> pd.DataFrame:
     """rule, granularity, accuracy, ci_low, ci_high (%), and each rule minus the random pick and minus
-    CodeT's released rule at the same granularity, with paired intervals (the same problems in every
-    bootstrap draw), for every reranker at every granularity `cubes` (granularity -> cube) has, after
-    the random pick."""
+    CodeT's released rule at the same granularity (for `outputs`: on the assertions the inputs came
+    from), with paired intervals (the same problems in every bootstrap draw), for every reranker at
+    every granularity `cubes` (granularity -> cube, `matrix.load_all` and `outputs.load_all`) has, after
+    the random pick; a rule that cannot run on any granularity the run has is a row with no numbers and a
+    `note` saying why. Every cube must hold the same problems in the same order."""
+    orders = {tuple(cube.task_ids) for cube in cubes.values()}
+    if len(orders) > 1:
+        raise ValueError("the cubes hold different problems: rerankers are compared paired by problem")
     random = random_pick(next(iter(cubes.values()))) * 100
     rows = [("random", "none", random)]
     rows += [(r.name, g, r.accuracy(cubes[g]) * 100) for r in RERANKERS for g in r.granularities if g in cubes]
@@ -179,15 +247,21 @@ def reranker_table(cubes: Mapping[str, PassCube], seed: int = 0) -> pd.DataFrame
     for name, granularity, values in rows:
         row: dict[str, object] = {"rule": name, "granularity": granularity, "accuracy": float(np.nanmean(values))}
         row["ci_low"], row["ci_high"] = _interval(values, seed)
-        for baseline, against in (("random", random), ("codet_released", codet.get(granularity))):
+        same_tests = codet.get(BASELINE_GRANULARITY.get(granularity, granularity))
+        for baseline, against in (("random", random), ("codet_released", same_tests)):
             names = (f"minus_{baseline}", f"minus_{baseline}_low", f"minus_{baseline}_high")
             if against is None:  # no such baseline at this granularity
                 row.update(dict.fromkeys(names, float("nan")))
                 continue
             difference = values - against
             row.update(zip(names, (float(np.nanmean(difference)), *_interval(difference, seed))))
-        out.append(row)
-    return pd.DataFrame(out)
+        out.append({**row, "note": ""})
+    for r in RERANKERS:  # a rule none of whose granularities this run has: said, not dropped
+        if not any(g in cubes for g in r.granularities):
+            out.append({"rule": r.name, "granularity": r.granularities[0],
+                        "note": f"not run: this run has no {' or '.join(r.granularities)} granularity"
+                                + (" (outputs are recorded for CodeT-format runs only)" if "outputs" in r.granularities else "")})
+    return pd.DataFrame(out, columns=list(out[0]))
 
 
 def save(run: Run, table: pd.DataFrame) -> None:

@@ -9,7 +9,9 @@ Standard library only: the loader and servers (`isolated`) share an address spac
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import socket
 import struct
 from typing import Any
@@ -60,6 +62,47 @@ def encode(value: Any, depth: int = 0) -> Any:
     if issubclass(kind, bytes):
         return {"b": bytes.hex(value)}
     raise Unencodable(f"a value of type {getattr(kind, '__name__', '?')!s:.100} cannot cross to the test")
+
+
+OUTPUT_BOUND = 256  # characters of a canonical output kept as text; a longer one is replaced by its hash
+FLOAT_DECIMALS = 6  # outputs agree when their floats agree to 1e-6 (EvalPlus's default atol)
+
+
+def _normal(value: Any) -> Any:
+    """An `encode`d value rewritten so that values Python calls equal get one form: bool and integral
+    floats become ints (True == 1 == 1.0), other floats are rounded to FLOAT_DECIMALS (nan and the
+    infinities become tagged text), frozensets become sets, and sets and dicts are sorted by the text
+    of their normal forms (their iteration order is not part of the value)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return {"x": repr(value)}
+        rounded = round(value, FLOAT_DECIMALS)
+        return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if not isinstance(value, dict):
+        return value  # None, int, str
+    (tag, body), = value.items()
+    if tag in ("s", "f"):
+        return {"s": sorted((_normal(v) for v in body), key=dumps)}
+    if tag == "d":
+        return {"d": sorted(([_normal(k), _normal(v)] for k, v in body), key=lambda item: dumps(item[0]))}
+    if tag in ("t", "c"):
+        return {tag: [_normal(v) for v in body]}
+    return value  # "i" (a wide int in hex), "b" (bytes in hex): already one form
+
+
+def canonical(value: Any) -> str:
+    """What a solution returned, as text that two solutions share exactly when their values are equal
+    (`_normal`): one line of ASCII JSON, or, past OUTPUT_BOUND characters, `sha256:` and the hash of that
+    text, so a large output is compared whole and never truncated into a false match. Raises
+    Unencodable for what `encode` cannot carry (the caller records it as matching nothing)."""
+    text = json.dumps(_normal(encode(value)), separators=(",", ":"), allow_nan=False)
+    if len(text) > OUTPUT_BOUND:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
 
 
 def _tagged(pairs: list[tuple[str, Any]]) -> Any:

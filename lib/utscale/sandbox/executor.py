@@ -94,6 +94,7 @@ class JobVerdict:
     status: Status
     tests_run: int
     duration_s: float
+    output: str | None = None  # the value the test recorded (`srank` mode: what the input returned)
     passed: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -329,7 +330,7 @@ class Executor:
                 for record in self._workers[slot].run(job):
                     done.add(record["test"])
                     out.put(JobVerdict(job.key, record["test"], record["status"], record["tests_run"],
-                                    record["duration_s"]))
+                                    record["duration_s"], record.get("output")))
             except WorkerDied:
                 # the code killed its worker (possible only when it runs as the worker's own uid). A child
                 # can run ahead of what the worker forwarded, so the culprit is not known: each unreported

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Literal, TypedDict, cast, get_args
 
-Mode = Literal["fast", "isolated", "strict", "coderm", "codet"]
+Mode = Literal["fast", "isolated", "strict", "coderm", "codet", "srank"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class ModeRules:
     """How one mode executes a job."""
 
     guarantee: str  # what a verdict of this mode can be trusted for (one line; docs/sandbox.md has the rest)
-    child: Literal["fast", "judge", "codet", "coderm"]  # what the hardened child runs (`worker.CHILDREN`)
+    child: Literal["fast", "judge", "codet", "coderm", "srank"]  # what the hardened child runs (`worker.CHILDREN`)
     tests_per_child: Literal["all", "one"]  # one child per job, or one per test program
     authors_clock: bool  # limits count wall time whatever the settings say (the authors' executors did)
     repeat_alarm: bool  # the alarm repeats until the test ends (else one shot: the paper's executor)
@@ -60,6 +60,11 @@ MODE_RULES: dict[Mode, ModeRules] = {
     "codet": ModeRules(
         guarantee="CodeT's executor: every assertion in one program, each under its own alarm",
         child="codet", tests_per_child="all", authors_clock=True, repeat_alarm=False, empty_class_passes=False,
+        reports_loading=False, deadline="whole_program", extra_processes=0, forks_helpers_unprivileged=False,
+        grace=None, rechecks_timeouts=False),
+    "srank": ModeRules(
+        guarantee="SRank's executor of test inputs: every input in one program, each under its own alarm, its value recorded",
+        child="srank", tests_per_child="all", authors_clock=True, repeat_alarm=False, empty_class_passes=False,
         reports_loading=False, deadline="whole_program", extra_processes=0, forks_helpers_unprivileged=False,
         grace=None, rechecks_timeouts=False),
 }

@@ -27,6 +27,7 @@ class PairVerdict:
     status: Status
     tests_run: int
     duration_s: float
+    output: str | None = None  # what the test recorded (`srank` mode), else None
 
 
 def text_key(text: str) -> str:
@@ -81,7 +82,8 @@ def run_plan(plan: Plan, executor: Executor) -> Iterator[PairVerdict]:
     """Verdicts for every pair of a plan, streamed as they arrive (each unique pair executed once)."""
     for verdict in executor.run(plan.jobs):
         for pair_id in plan.fan_out[(verdict.job, verdict.test)]:
-            yield PairVerdict(pair_id, verdict.passed, verdict.status, verdict.tests_run, verdict.duration_s)
+            yield PairVerdict(pair_id, verdict.passed, verdict.status, verdict.tests_run, verdict.duration_s,
+                              verdict.output)
 
 
 def run_pairs(pairs: Iterable[Pair], executor: Executor) -> Iterator[PairVerdict]:

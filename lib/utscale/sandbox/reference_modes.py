@@ -1,9 +1,11 @@
 """The authors' executors, reproduced as modes of the sandbox's child: `coderm` (the paper's: solution
-and test exec'd as one program per pair, a one-shot alarm, a 2 s kill, zero-test classes pass) and
+and test exec'd as one program per pair, a one-shot alarm, a 2 s kill, zero-test classes pass),
 `codet` (CodeT's released executor for its assertions: one program per solution, the solution then
 every assertion in turn inside one `check()` function, each under its own alarm, in one shared
 namespace; a program that fails as a whole, e.g. because one assertion cannot be compiled inside a
-function, fails every assertion). Their semantics, not their safety, are the point: docs/sandbox.md.
+function, fails every assertion) and `srank` (SRank's executor of test inputs: CodeT's layout, but each
+"test" is an input expression whose value is recorded). Their semantics, not their safety, are the
+point: docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 import unittest
 from collections.abc import Callable
 
-from utscale.sandbox.child import TimeLimit, _arm, _disarm, _report, run_test_program
+from utscale.sandbox.child import TimeLimit, _arm, _disarm, _emit, _report, run_test_program
+from utscale.sandbox.codec import Unencodable, canonical
 from utscale.sandbox.modes import WorkerSettings
 
 
@@ -74,6 +77,41 @@ def run_codet(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
     seconds = round((time.perf_counter() - started) / max(len(tests), 1), 6)
     for (index, _), status in zip(tests, statuses):
         _report(index, status, 1, seconds)
+    os._exit(0)
+
+
+def run_srank(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings,
+              snapshot: Callable[[], dict]) -> None:  # noqa: ARG001 - the runners' common signature
+    """SRank's executor of test inputs (`execute_with_test_inputs`): the solution, then each input
+    expression evaluated in turn in the solution's namespace under its own alarm. A value is recorded
+    as its canonical text (an `O` record before the verdict; the status `pass` means "returned"); an
+    exception is `error`, the alarm `timeout`, a value that cannot be encoded `unencodable`. A program
+    that fails as a whole (the solution does not load, a BaseException escapes) fails every input."""
+    namespace: dict = {"__name__": "__utscale_solution__", "__builtins__": builtins}
+    try:
+        exec(compile(solution, "<solution>", "exec"), namespace)
+    except BaseException:  # noqa: BLE001 - SRank's program failed as a whole
+        for index, _ in tests:
+            _report(index, "error", 0, 0.0)
+        os._exit(0)
+    for position, (index, code) in enumerate(tests):
+        started = time.perf_counter()
+        try:
+            with _CaseLimit(settings["timeout"]):
+                value = eval(compile(code.strip(), "<input>", "eval"), namespace)
+            _emit("O", index, canonical(value))
+            status = "pass"
+        except TimeLimit:
+            status = "timeout"
+        except Unencodable:
+            status = "unencodable"
+        except Exception:  # noqa: BLE001 - the input raised: SRank records [False, None]
+            status = "error"
+        except BaseException:  # noqa: BLE001 - SystemExit and the like end SRank's program
+            for later, _ in tests[position:]:
+                _report(later, "error", 0, 0.0)
+            os._exit(0)
+        _report(index, status, 1, round(time.perf_counter() - started, 6))
     os._exit(0)
 
 

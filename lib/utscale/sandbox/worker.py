@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from utscale.sandbox import child, judge, reference_modes
+from utscale.sandbox import child, codec, judge, reference_modes
 from utscale.sandbox.child import NONCE_BYTES, PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, _libc, _use_clock, harden
 from utscale.sandbox.modes import WorkerSettings, read_worker_settings, rules, wall_budget
 from utscale.sandbox.statuses import STATUSES
@@ -35,10 +35,12 @@ PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bise
            "random", "statistics", "fractions", "decimal", "copy", "operator", "datetime", "json", "hashlib",
            "dataclasses", "enum", "array", "cmath", "numbers", "textwrap", "difflib")
 
+OUTPUT_LIMIT = 2 * codec.OUTPUT_BOUND  # characters of a recorded value a child can send (canonical ones are shorter)
 FLUSH_EVERY = 0.02  # seconds between flushes of verdicts to the driver
 # what the hardened child runs, by `ModeRules.child`; each ends the child itself
 CHILDREN: dict[str, Callable[..., None]] = {"fast": child.run_fast, "judge": judge.run_isolated,
-                                           "codet": reference_modes.run_codet, "coderm": reference_modes.run_coderm}
+                                           "codet": reference_modes.run_codet, "coderm": reference_modes.run_coderm,
+                                           "srank": reference_modes.run_srank}
 
 
 def child_main(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings) -> None:
@@ -112,9 +114,10 @@ def _new_nonce() -> int:
 
 
 def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings, uid: int, on_result):
-    """Fork one child for these tests, calling on_result(index, status, tests_run, seconds) as each
-    verdict arrives. Returns (reported indices, solution_status, failure, ready, seconds): failure is
-    None, "timeout" (the deadline passed) or "crash" (the child vanished); ready says the solution loaded."""
+    """Fork one child for these tests, calling on_result(index, status, tests_run, seconds, output) as each
+    verdict arrives (output: the value the test recorded, `srank` mode, else None). Returns (reported
+    indices, solution_status, failure, ready, seconds): failure is None, "timeout" (the deadline passed)
+    or "crash" (the child vanished); ready says the solution loaded."""
     read_fd, write_fd = os.pipe()
     nonce_fd = _new_nonce()
     pid = os.fork()
@@ -135,6 +138,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
     wanted = {index for index, _ in tests}
     results: set[int] = set()
     pending: dict[int, tuple[str, int, float]] = {}
+    outputs: dict[int, str] = {}
     solution_status, failure, ready, buffer = None, None, False, b""
     budget, mode = wall_budget(settings), rules(settings)
     deadline = time.monotonic() + budget + (settings["timeout"] if mode.deadline == "per_test_and_load" else 0.0)
@@ -168,13 +172,16 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
                 elif fields[1] == "V" and len(fields) == 6:  # a verdict, counted at its test's end (`_report`)
                     pending[int(fields[2])] = (fields[3] if fields[3] in STATUSES else "crash", int(fields[4]),
                                                float(fields[5]))
+                elif fields[1] == "O" and len(fields) == 4:  # a recorded value, before its verdict
+                    outputs[int(fields[2])] = fields[3][:OUTPUT_LIMIT]
                 elif fields[1] == "E" and len(fields) == 4:
                     index = int(fields[2])
                     if index not in wanted or index in results:
                         continue
                     status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
                     results.add(index)
-                    on_result(index, status, run, seconds)
+                    output = outputs.pop(index, None)
+                    on_result(index, status, run, seconds, output if status == "pass" else None)
             except (ValueError, IndexError):
                 continue  # a malformed record (only code that read the nonce can write one) counts for nothing
     _kill_group(pid)
@@ -195,8 +202,9 @@ def run_job(job: dict, settings: WorkerSettings, uid: int, emit) -> None:
     if job.get("timeout"):  # a per-problem limit (calibrated on the reference solution) replaces the pool's
         settings = {**settings, "timeout": float(job["timeout"])}
 
-    def verdict(index: int, status: str, run: int, seconds: float) -> None:
-        emit({"test": ids[index], "status": status, "tests_run": run, "duration_s": round(seconds, 6)})
+    def verdict(index: int, status: str, run: int, seconds: float, output: str | None = None) -> None:
+        record = {"test": ids[index], "status": status, "tests_run": run, "duration_s": round(seconds, 6)}
+        emit(record if output is None else {**record, "output": output})
 
     mode = rules(settings)
     per_child = len(tests) if mode.tests_per_child == "all" else 1

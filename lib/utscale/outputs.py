@@ -1,0 +1,194 @@
+"""What each solution returns on the generated tests' inputs: the inputs, the outputs stage's pairs, and
+the output cube that SRank and MBR-exec rank from (docs/codet.md, "Rerankers on outputs").
+
+A pass matrix says whether a solution agreed with a test's expected value; it cannot say whether two
+solutions agree with each other where every test is wrong. The outputs stage records, per (solution,
+test input), what the solution returned as canonical text (`sandbox.codec.canonical`: equal values
+share it, floats to 1e-6, large values hashed whole). For CodeT's assertions the input is the entry-point
+call of the assertion, parsed as SRank's released code parses it (`input_and_expected`); each distinct
+input runs once per solution under SRank's executor (`srank` mode: one program, inputs in order).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from utscale.matrix import _rank_within
+from utscale.runs import Run
+from utscale.tables import natural_order
+
+OUTPUT_KEY = ("task_id", "solution_id", "input_id")
+RETURNED = "pass"  # the outputs table's status of an input that returned a value (`srank` mode)
+
+
+def _is_literal(text: str) -> bool:
+    try:
+        ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def input_and_expected(assertion: str, prompt: str, entry_point: str) -> tuple[str, str] | None:
+    """An assertion's (input expression, expected-value expression), or None when SRank's parser
+    (`execution/utils.py: convert_test_case_to_input_output`) takes no input from it: step for step
+    its regular expressions, its left-strip of the characters of "assert", its swap when the call is on
+    the right, and its check that the input compiles after the prompt. One change: SRank drops a
+    trailing message after the last comma when `eval` of it succeeds; here when it is a literal
+    (`ast.literal_eval`), since generated text is never evaluated outside the sandbox."""
+    case = re.sub("'''.*?'''", "", assertion, flags=re.DOTALL)
+    case = re.sub('""".*?"""', "", case, flags=re.DOTALL).replace("\n", "")
+    if "," in case:
+        parts = case.split(",")
+        if _is_literal(parts[-1].strip()):
+            case = ",".join(parts[:-1])
+    comparison = case.lstrip("assert").strip()  # noqa: B005 - SRank's own quirk, kept: it strips characters
+    if comparison.startswith("(") and comparison.endswith(")"):
+        case = f"assert {comparison[1:-1]}"
+    if "==" in case:
+        match = re.match(r"assert\s+(.*?)\s+(==)\s+(.+)", case)
+    else:
+        match = re.match(r"assert\s+(.*?)\s+(is)\s+(True|False|None)", case)
+    if not match:
+        return None
+    call, _, expected = match.groups()
+    pattern = re.escape(entry_point) + r"\(.*?\)"
+    if re.search(pattern, expected):
+        call, expected = expected, call
+    if not re.search(pattern, call) or not call.strip():
+        return None
+    try:
+        compile(prompt + f"\n    pass\n{call}", "", "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    return call, expected
+
+
+def test_inputs(problems: pd.DataFrame, assertions: pd.DataFrame) -> pd.DataFrame:
+    """task_id, input_id, input, assertion_ids (JSON list): each problem's distinct inputs in order of
+    first appearance among its assertions, and the assertions whose call each one is."""
+    info = problems.set_index("task_id")[["prompt", "entry_point"]].to_dict("index")
+    rows: dict[tuple[str, str], list[int]] = {}
+    for task_id, assertion_id, text in zip(assertions.task_id, assertions.assertion_id, assertions.assertion):
+        parsed = input_and_expected(text, info[task_id]["prompt"], info[task_id]["entry_point"])
+        if parsed is not None:
+            rows.setdefault((task_id, parsed[0].strip()), []).append(int(assertion_id))
+    table = pd.DataFrame([(t, call, json.dumps(ids)) for (t, call), ids in rows.items()],
+                         columns=["task_id", "input", "assertion_ids"])
+    table.insert(1, "input_id", table.groupby("task_id", sort=False).cumcount())
+    return table
+
+
+def output_pairs(programs: dict[tuple[str, int], str], inputs: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
+    """(task_id, solution_id, input_id) → (solution program, input expression) for every solution program
+    ((task_id, solution_id) → program, as the assertion stage runs it) and every input of its problem."""
+    by_task: dict[str, list[tuple[int, str]]] = {}
+    for task_id, input_id, call in zip(inputs.task_id, inputs.input_id, inputs.input):
+        by_task.setdefault(task_id, []).append((int(input_id), call))
+    return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
+
+
+@dataclass(frozen=True)
+class OutputCube:
+    """Every problem's outputs padded to one shape, for the rerankers on outputs.
+
+    codes int [P, N, K]: equal codes in a column are equal outputs; an input that raised or timed out
+    has a code per status (MBR-exec compares execution results, errors included), a value that could
+    not be encoded a code of its own (it matches nothing). returned bool [P, N, K]: the input returned
+    a value (SRank's `output[0]`; an unencodable value returned but matches nothing). agreement float
+    [P, N]: the share of the problem's parsed assertions the solution passes, each weighted by how often
+    it was sampled (SRank's agreement with the generated tests' expected values). distinct bool [P, N]:
+    the first solution with its text (SRank counts a cluster's distinct completions).
+    """
+
+    task_ids: tuple[str, ...]
+    codes: np.ndarray
+    returned: np.ndarray
+    n_inputs: np.ndarray
+    agreement: np.ndarray
+    distinct: np.ndarray
+    correct: np.ndarray
+    n_solutions: np.ndarray
+
+    def pass_rates(self) -> np.ndarray:
+        return self.correct.sum(axis=1) / np.maximum(self.n_solutions, 1)
+
+
+def _output_keys(outputs: pd.DataFrame) -> pd.Series:
+    """The text two outputs are compared by: the canonical value, or the status for an input that did not
+    return; an unencodable value gets one no other solution shares."""
+    keys = outputs.output.where(outputs.status.eq(RETURNED), "!" + outputs.status)
+    unencodable = outputs.status.eq("unencodable")
+    return keys.where(~unencodable, "!unencodable:" + outputs.solution_id.astype(str))
+
+
+def agreement_table(assertion_executions: pd.DataFrame, assertions: pd.DataFrame,
+                    inputs: pd.DataFrame) -> pd.DataFrame:
+    """task_id, solution_id, agreement: the weighted share of the parsed assertions (those with an input)
+    each solution passes; 0 for a problem none of whose assertions parsed."""
+    parsed = pd.DataFrame([(t, a) for t, ids in zip(inputs.task_id, inputs.assertion_ids) for a in json.loads(ids)],
+                          columns=["task_id", "assertion_id"])
+    weights = parsed.merge(assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
+    runs = assertion_executions[["task_id", "solution_id", "assertion_id", "passed"]].merge(
+        weights, on=["task_id", "assertion_id"])
+    runs["hits"] = runs.passed.astype(float) * runs.multiplicity
+    summed = runs.groupby(["task_id", "solution_id"], sort=False)[["hits", "multiplicity"]].sum()
+    return (summed.hits / summed.multiplicity).rename("agreement").reset_index()
+
+
+def cube_from_tables(outputs: pd.DataFrame, labels: pd.DataFrame, solutions: pd.DataFrame,
+                     agreement: pd.DataFrame) -> OutputCube:
+    """The padded cube from the `outputs`, `labels`, `solutions` and `agreement_table` tables, vectorised;
+    problems and solutions in the pass cube's order (`matrix.PassCube.from_tables`)."""
+    task_ids = tuple(natural_order(labels.task_id.unique()))
+    tasks = pd.Index(task_ids)
+    lab_task, lab_rank = tasks.get_indexer(labels.task_id), _rank_within(labels, "solution_id")
+    n_sol = np.bincount(lab_task, minlength=len(task_ids))
+    position = pd.Series(lab_rank, index=pd.MultiIndex.from_arrays([labels.task_id, labels.solution_id]))
+
+    def rows_of(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rank = position.reindex(pd.MultiIndex.from_arrays([table.task_id, table.solution_id])).to_numpy()
+        known = ~np.isnan(rank)
+        return known, tasks.get_indexer(table.task_id)[known], rank[known].astype(np.int64)
+
+    outputs = outputs[outputs.task_id.isin(task_ids)]
+    n_inputs = np.zeros(len(task_ids), dtype=np.int64)
+    known, out_task, out_sol = rows_of(outputs)
+    column = outputs.input_id.to_numpy(dtype=np.int64)[known]
+    np.maximum.at(n_inputs, out_task, column + 1)
+    shape = (len(task_ids), int(n_sol.max()) if len(n_sol) else 0, int(n_inputs.max()) if len(n_inputs) else 0)
+    codes = np.full(shape, -1, dtype=np.int64)  # padding: one code, never returned
+    returned = np.zeros(shape, dtype=bool)
+    codes[out_task, out_sol, column] = pd.factorize(_output_keys(outputs))[0][known]
+    returned[out_task, out_sol, column] = outputs.status.isin([RETURNED, "unencodable"]).to_numpy()[known]
+    correct = np.zeros(shape[:2], dtype=bool)
+    correct[lab_task, lab_rank] = labels.correct.to_numpy(dtype=bool)
+    agree = np.zeros(shape[:2])
+    known, a_task, a_sol = rows_of(agreement)
+    agree[a_task, a_sol] = agreement.agreement.to_numpy(dtype=float)[known]
+    first = ~solutions.duplicated(["task_id", "code"])
+    distinct = np.zeros(shape[:2], dtype=bool)
+    known, d_task, d_sol = rows_of(solutions)
+    distinct[d_task, d_sol] = first.to_numpy()[known]
+    return OutputCube(task_ids, codes, returned, n_inputs, agree, distinct, correct, n_sol)
+
+
+def load(run: Run) -> OutputCube:
+    """The run's output cube (it needs the outputs stage: `RECORD_OUTPUTS` on a run of CodeT's release)."""
+    if not run.has_table("outputs"):
+        raise ValueError("this run recorded no outputs (RECORD_OUTPUTS needs CodeT-format tests)")
+    inputs, assertions = run.read_table("test_inputs"), run.read_table("assertions")
+    agreement = agreement_table(run.read_table("assertion_executions"), assertions, inputs)
+    return cube_from_tables(run.read_table("outputs"), run.read_table("labels"), run.read_table("solutions"),
+                            agreement)
+
+
+def load_all(run: Run) -> dict[str, OutputCube]:
+    """{"outputs": the cube} when the run recorded outputs, else {} (beside `matrix.load_all`)."""
+    return {"outputs": load(run)} if run.has_table("outputs") else {}
