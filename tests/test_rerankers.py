@@ -214,3 +214,28 @@ def test_the_table_reports_every_reranker_with_paired_differences():
     same = table.loc[("codet_released", "unit_test")]
     assert same.minus_codet_released == same.minus_codet_released_low == same.minus_codet_released_high == 0
     assert math.isnan(table.loc[("random", "none"), "minus_codet_released"])  # no CodeT at no granularity
+
+
+def test_reranker_curves_meet_the_table_at_full_size_and_use_real_solutions_and_tests_only():
+    rng = np.random.default_rng(11)
+    p, n, m = 25, 9, 7
+    n_solutions = rng.integers(5, n + 1, p)  # ragged: padding rows must never be drawn
+    passes = rng.random((p, n, m)) < 0.5
+    passes[np.arange(n)[None, :] >= n_solutions[:, None]] = True  # padding that would win every vote
+    correct = (rng.random((p, n)) < 0.4) & (np.arange(n)[None, :] < n_solutions[:, None])
+    weights = np.ones((p, m))
+    weights[:, 5:] = 0  # the last two columns are padding of an assertion cube (no one passes them)
+    passes[:, :, 5:] = False
+    cube = matrix.PassCube(tuple(f"T/{i}" for i in range(p)), passes, correct, n_solutions, np.full(p, 5), weights)
+    curves = rerankers.reranker_curves({"assertion": cube}, [2, n], [1, 5], resamples=4, seed=0)
+    table = rerankers.reranker_table({"assertion": cube}, seed=0).set_index(["rule", "granularity"])
+    full = curves[(curves.axis == "n") & (curves.n == n)].set_index("rule")
+    for rule in ("codet_released", "coderm", "b4_beta0_1e+04", "dawid_skene"):
+        assert full.loc[rule, "accuracy"] == pytest.approx(table.loc[(rule, "assertion"), "accuracy"])
+        assert full.loc[rule, "mc_se"] == 0  # one draw takes everything
+    # a draw of 2 solutions among real ones only: the random pick's mean is the real pass rate
+    random = curves[(curves.rule == "random") & (curves.axis == "n") & (curves.n == 2)].iloc[0]
+    assert random.accuracy == pytest.approx(table.loc[("random", "none"), "accuracy"], abs=6)
+    drawn = rerankers._draw(cube, 2, 1, np.random.default_rng(0))
+    assert drawn.passes.shape == (p, 2, 1) and (drawn.weights > 0).all()  # padding columns never drawn
+    assert not drawn.passes.all()  # padding rows (all passing) were not drawn

@@ -180,9 +180,9 @@ def cube_from_tables(outputs: pd.DataFrame, labels: pd.DataFrame, solutions: pd.
 
 
 def load(run: Run) -> OutputCube:
-    """The run's output cube (it needs the outputs stage: `RECORD_OUTPUTS` on a run of CodeT's release)."""
+    """The run's output cube (the execution stage records outputs for runs of CodeT's release)."""
     if not run.has_table("outputs"):
-        raise ValueError("this run recorded no outputs (RECORD_OUTPUTS needs CodeT-format tests)")
+        raise ValueError("this run recorded no outputs (the execution stage records them for runs of CodeT-format tests)")
     inputs, assertions = run.read_table("test_inputs"), run.read_table("assertions")
     agreement = agreement_table(run.read_table("assertion_executions"), assertions, inputs)
     return cube_from_tables(run.read_table("outputs"), run.read_table("labels"), run.read_table("solutions"),

@@ -318,6 +318,38 @@ def rule_curves(curves: pd.DataFrame) -> Figure:
     return fig
 
 
+def reranker_curves(curves: pd.DataFrame) -> Figure:
+    """Every reranker against the solutions (left) and the tests (right), a row per granularity
+    (`rerankers.reranker_curves`); the random pick dotted, intervals as bands."""
+    granularities = list(curves.granularity.unique())
+    fig, axes = new_figure(ncols=2, nrows=len(granularities), width=11, height=3.6 * len(granularities),
+                           sharey=True)
+    names = list(curves.rule.unique())
+    colours = dict(zip(names, sns.color_palette("colorblind", 10) + sns.color_palette("dark", 10)))
+    for row, granularity in enumerate(granularities):
+        for col, (axis, x, label) in enumerate((("n", "n", "solutions per problem (every test)"),
+                                                ("m", "m", "tests per problem (every solution)"))):
+            ax = axes[row, col]
+            part = curves[(curves.granularity == granularity) & (curves.axis == axis)]
+            if part.empty:
+                ax.set_axis_off()
+                ax.set_title(f"{granularity}: every input, always")
+                continue
+            for rule, line in part.groupby("rule", sort=False):
+                style = ":" if rule == "random" else "-"
+                ax.plot(line[x], line.accuracy, marker="o", markersize=3, linestyle=style, color=colours[rule],
+                        label=rule)
+                _band(ax, line[x], line.ci_low, line.ci_high, colours[rule], alpha=0.05)
+            grid_axis(ax, part[x].unique(), label)
+            ax.set_title(f"{granularity}: as the {'solutions' if axis == 'n' else 'tests'} grow")
+            if col == 0:
+                ax.set_ylabel("problems solved (%)")
+        handles = {h.get_label(): h for ax in axes[row] for h in ax.get_lines()}
+        axes[row, 1].legend(handles.values(), handles.keys(), title="rule", fontsize=7, loc="upper left",
+                            bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    return fig
+
+
 def rerankers(reranked: pd.DataFrame, n: int) -> Figure:
     """Each reranker's accuracy on the full matrices with its problem-bootstrap interval
     (`rerankers.reranker_table`; rules that did not run are left out)."""

@@ -16,7 +16,7 @@ and CodeT's released rule (docs/codet.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,6 +262,78 @@ def reranker_table(cubes: Mapping[str, PassCube | OutputCube], seed: int = 0) ->
                         "note": f"not run: this run has no {' or '.join(r.granularities)} granularity"
                                 + (" (outputs are recorded for CodeT-format runs only)" if "outputs" in r.granularities else "")})
     return pd.DataFrame(out, columns=list(out[0]))
+
+
+# --- every reranker as N or M grows: sub-cubes drawn once, each rule on the same draws ----------------
+
+def _first_k(keys: np.ndarray, k: int) -> np.ndarray:
+    """Per row of `keys` [P, X], the positions of its k smallest keys, in position order [P, k]."""
+    return np.sort(np.argsort(keys, axis=1, kind="stable")[:, :k], axis=1)
+
+
+def sub_cube(cube: PassCube | OutputCube, rows: np.ndarray, columns: np.ndarray | None) -> PassCube | OutputCube:
+    """The cube restricted, per problem, to solutions `rows` [P, n] (and, for a pass cube, tests `columns`
+    [P, m]); a problem with fewer real solutions than n keeps only its real ones (padding stays padding)."""
+    take = np.arange(len(cube.task_ids))[:, None]
+    n_solutions = np.minimum(cube.n_solutions, rows.shape[1])
+    correct = cube.correct[take, rows]
+    if isinstance(cube, OutputCube):
+        return OutputCube(cube.task_ids, cube.codes[take, rows], cube.returned[take, rows], cube.n_inputs,
+                          cube.agreement[take, rows], cube.distinct[take, rows], correct, n_solutions)
+    assert columns is not None
+    passes = cube.passes[take[:, :, None], rows[:, :, None], columns[:, None, :]]
+    weights = cube.weights[take, columns]
+    return PassCube(cube.task_ids, passes, correct, n_solutions, (weights > 0).sum(axis=1), weights)
+
+
+def _draw(cube: PassCube | OutputCube, n: int, m: int | None, rng: np.random.Generator) -> PassCube | OutputCube:
+    """n solutions (and m tests) per problem, uniformly without replacement among the real ones."""
+    p, width = cube.correct.shape
+    real = np.arange(width)[None, :] < cube.n_solutions[:, None]
+    rows = _first_k(np.where(real, rng.random((p, width)), 2.0 + np.arange(width)), n)
+    if m is None:
+        return sub_cube(cube, rows, None)
+    assert isinstance(cube, PassCube)
+    tests = cube.weights > 0  # padding columns of a unit-test cube (invalid tests) count as sampled tests
+    columns = _first_k(np.where(tests, rng.random(tests.shape), 2.0 + np.arange(tests.shape[1])), m)
+    return sub_cube(cube, rows, columns)
+
+
+# draws per point of the curves: each runs every rule, B4 and Dawid-Skene problem by problem, so a few
+# seconds per draw on 164 x 100; the table's mc_se shows what this leaves of the draws' noise
+CURVE_RESAMPLES = 5
+
+
+def reranker_curves(cubes: Mapping[str, PassCube | OutputCube], n_values: Sequence[int], m_values: Sequence[int],
+                    resamples: int = CURVE_RESAMPLES, seed: int = 0) -> pd.DataFrame:
+    """rule, granularity, axis (n or m), n, m, accuracy, ci_low, ci_high, mc_se (%): every reranker as the
+    solutions grow with every test, and as the tests grow with every solution (a rule on outputs uses
+    every input: its curve is in n only). Each point averages `resamples` draws, the same draws for
+    every rule (paired); the interval is the problem bootstrap of the per-problem means, mc_se the
+    Monte-Carlo standard error of the mean over draws (0 where a draw takes everything)."""
+    n_max = max(int(c.n_solutions.max()) for c in cubes.values())
+    rows = []
+    for granularity, cube in cubes.items():
+        m_max = int((cube.weights > 0).sum(axis=1).max()) if isinstance(cube, PassCube) else None
+        points = [("n", n, m_max) for n in n_values]
+        if isinstance(cube, PassCube):
+            points += [("m", n_max, m) for m in m_values if m > 0]
+        rules = [r for r in RERANKERS if granularity in r.granularities]
+        for axis, n, m in points:
+            exhaustive = n >= n_max and (m is None or m >= (m_max or 0))
+            rng = np.random.default_rng([seed, n, m or 0])
+            draws = [_draw(cube, n, m, rng) for _ in range(1 if exhaustive else resamples)]
+            per_rule = {r.name: np.stack([r.accuracy(d) for d in draws]) * 100 for r in rules}
+            per_rule["random"] = np.stack([random_pick(d) for d in draws]) * 100
+            for name, values in per_rule.items():
+                per_problem = np.nanmean(values, axis=0)
+                low, high = _interval(per_problem, seed)
+                means = np.nanmean(values, axis=1)
+                se = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
+                rows.append({"rule": name, "granularity": granularity, "axis": axis, "n": n,
+                             "m": -1 if m is None else m, "accuracy": float(np.nanmean(per_problem)),
+                             "ci_low": low, "ci_high": high, "mc_se": se})
+    return pd.DataFrame(rows)
 
 
 def save(run: Run, table: pd.DataFrame) -> None:

@@ -163,7 +163,8 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
             fields = raw.decode(errors="replace").split("\t")
             if len(fields) < 2 or fields[0] != nonce:
                 continue  # not from our child code
-            deadline = time.monotonic() + budget
+            if mode.deadline != "whole_program":  # a whole program's budget is not renewed by its records
+                deadline = time.monotonic() + budget
             try:
                 if fields[1] == "S":
                     solution_status = fields[2] if fields[2] in STATUSES else "crash"
