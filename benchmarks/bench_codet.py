@@ -3,7 +3,8 @@
 Stage benchmark (default): in a fresh results folder, load the benchmark, replay CodeT's 164 × 100 ×
 100 generations, then label and execute every (solution, distinct assertion) pair twice — in the
 profile's `codet` mode (CodeT's executor: one packed program per unique solution) and in the `fast`
-mode (one test program per assertion, run on its own, the baseline measured in the same run). Prints pairs,
+mode (one test program per assertion, run on its own, the baseline measured in the same run), and record
+every solution's outputs on the assertions' inputs (`srank` mode, what SRank ranks from). Prints pairs,
 unique executions, seconds, pairs/s, their ratio, the verdicts on which the two modes differ and the
 peak RSS of this process.
 
@@ -39,11 +40,14 @@ def stage(limit: int) -> None:
         reports[mode]["wall"] = time.perf_counter() - started
         tables[mode] = run.read_table("assertion_executions")
     for mode, rep in reports.items():
-        for name in ("labels", "executions"):
+        for name in ("labels", "executions", "outputs"):
             r = rep[name]
             print(f"{mode:>5} {name:>10}: {r.pairs} pairs, {r.unique_executed} unique executions, {r.seconds:.1f} s, "
                   f"{r.pairs_per_second:.0f} pairs/s")
         print(f"{mode:>5} stage wall time {rep['wall']:.1f} s")
+    codet = reports["codet"]
+    print(f"recording outputs (srank mode) adds {100 * codet['outputs'].seconds / codet['executions'].seconds:.0f}% "
+          "to the assertion stage's seconds")
     ratio = reports["codet"]["executions"].pairs_per_second / reports["fast"]["executions"].pairs_per_second
     merged = tables["codet"].merge(tables["fast"], on=["task_id", "solution_id", "assertion_id"], suffixes=("_codet", "_fast"))
     differ = merged[merged.passed_codet != merged.passed_fast]
