@@ -104,7 +104,7 @@ def test_saved_figures_are_300_dpi_png_and_svg_with_their_csv_and_do_not_change_
         assert round(image.info["dpi"][0]) == 300 and image.size[0] >= 3000
     svg = saved[0]["svg"].decode()
     assert svg.lstrip().startswith("<?xml") and "<dc:date>" not in svg
-    assert saved[0]["csv"].decode().splitlines()[0] == "n_solutions,n_tests,accuracy,ci_low,ci_high"
+    assert saved[0]["csv"].decode().splitlines()[0] == "n_solutions,n_tests,accuracy,ci_low,ci_high,mc_se"
     assert "Figure `bon_accuracy_vs_unit_tests`" in capsys.readouterr().out  # the heading's text form
 
 

@@ -234,3 +234,25 @@ def test_rule_curves_put_every_rule_on_the_same_draws():
     assert by[("coderm", 1)] == pytest.approx(by[("max_pass", 1)])
     alone = scaling.scaling_grid(cube, [4], [0, 1, 4], 20, seed=7, rule="max_pass").summary()
     assert alone.accuracy.tolist() == pytest.approx(curves[curves.rule == "max_pass"].accuracy.tolist())
+
+
+def test_gain_distribution_counts_problems_up_down_and_level_and_who_carries_the_gain():
+    # 6 problems, random pick 0.2 each; with 4 tests: +0.8, +0.1, +0.1, 0, -0.2, -0.1 (as fractions)
+    with_tests = np.array([1.0, 0.3, 0.3, 0.2, 0.0, 0.1])
+    accuracy = np.empty((1, 2, 3, 6))  # [n, m, resample, problem]
+    accuracy[0, 0] = 0.2
+    accuracy[0, 1] = with_tests
+    grid = scaling.ScalingGrid((5,), (0, 4), "subsample", "coderm", accuracy, tuple(f"T/{i}" for i in range(6)))
+    row = scaling.gain_distribution(grid).iloc[0]
+    assert (row.gained, row.lost, row.level, row.problems) == (3, 2, 1, 6)
+    assert row.points_gained == pytest.approx(100.0) and row.points_lost == pytest.approx(-30.0)
+    assert row.half_of_gains_from == 1  # +80 of the +100 points gained come from one problem
+    assert row["median"] == pytest.approx(5.0)
+
+
+def test_monte_carlo_error_is_zero_for_identical_draws_and_the_spread_of_draw_means_otherwise():
+    same = np.tile([0.1, 0.5, 0.9], (4, 1))
+    assert scaling.monte_carlo_se(same) == 0.0
+    assert scaling.monte_carlo_se(same[:1]) == 0.0  # one draw: nothing to estimate it from
+    varied = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # draw means 0, 1, .5, .5
+    assert scaling.monte_carlo_se(varied) == pytest.approx(np.std([0, 1, 0.5, 0.5], ddof=1) / 2)

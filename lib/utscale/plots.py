@@ -318,6 +318,24 @@ def rule_curves(curves: pd.DataFrame) -> Figure:
     return fig
 
 
+def per_problem_gains(gains: np.ndarray, n: int, m: int) -> Figure:
+    """Each problem's gain over random pick at one cell (`scaling.gain_points`), sorted: where the mean
+    gain comes from (a few problems or many)."""
+    fig, axes = new_figure(width=7, height=3.6)
+    ax = axes[0, 0]
+    ordered = np.sort(gains[~np.isnan(gains)])[::-1]
+    colours = np.where(ordered > 0, sns.color_palette("colorblind")[2], sns.color_palette("colorblind")[3])
+    ax.bar(np.arange(ordered.size), ordered, width=1.0, color=colours)
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.axhline(float(ordered.mean()), color="grey", linestyle="--", linewidth=0.8,
+               label=f"mean {ordered.mean():+.2f} points")
+    ax.set_xlabel(f"problems, sorted by gain ({ordered.size})")
+    ax.set_ylabel("gain over random pick (points)")
+    ax.set_title(f"per-problem gain of voting, {n} solutions, {m} tests")
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
 def reranker_curves(curves: pd.DataFrame) -> Figure:
     """Every reranker against the solutions (left) and the tests (right), a row per granularity
     (`rerankers.reranker_curves`); the random pick dotted, intervals as bands."""

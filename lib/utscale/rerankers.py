@@ -27,7 +27,7 @@ from scipy.special import betaln
 from utscale.matrix import PassCube
 from utscale.outputs import OutputCube
 from utscale.runs import Run
-from utscale.scaling import problem_bootstrap
+from utscale.scaling import monte_carlo_se, problem_bootstrap
 from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, pass_summaries, select_from
 
@@ -328,8 +328,7 @@ def reranker_curves(cubes: Mapping[str, PassCube | OutputCube], n_values: Sequen
             for name, values in per_rule.items():
                 per_problem = np.nanmean(values, axis=0)
                 low, high = _interval(per_problem, seed)
-                means = np.nanmean(values, axis=1)
-                se = float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
+                se = monte_carlo_se(values)
                 rows.append({"rule": name, "granularity": granularity, "axis": axis, "n": n,
                              "m": -1 if m is None else m, "accuracy": float(np.nanmean(per_problem)),
                              "ci_low": low, "ci_high": high, "mc_se": se})

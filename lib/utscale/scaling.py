@@ -128,9 +128,13 @@ class ScalingGrid:
     def summary(self, problems: np.ndarray | None = None, seed: int | None = None) -> pd.DataFrame:
         """Benchmark accuracy per cell (%): the mean over problems of each problem's expected accuracy,
         with a 95% interval from a bootstrap over the problems (see `problem_bootstrap`), seeded with the
-        grid's seed unless told otherwise, so the figures' intervals are the verdicts' draws."""
+        grid's seed unless told otherwise, so the figures' intervals are the verdicts' draws. `mc_se`: the
+        Monte-Carlo standard error of the accuracy from the finite resamples of solutions and tests (the
+        spread of the per-resample benchmark means over the square root of their number; 0 where every
+        resample draws the same), the part of the noise more resamples would remove."""
         seed = self.seed if seed is None else seed
         expected = self.per_problem() if problems is None else self.per_problem()[..., problems]
+        draws = self.accuracy if problems is None else self.accuracy[..., problems]
         rows = []
         for i, n in enumerate(self.n_values):
             for j, m in enumerate(self.m_values):
@@ -139,7 +143,7 @@ class ScalingGrid:
                     continue
                 lo, hi = np.nanpercentile(problem_bootstrap(values, seed), [2.5, 97.5])
                 rows.append({"n_solutions": n, "n_tests": m, "accuracy": float(np.nanmean(values)),
-                             "ci_low": float(lo), "ci_high": float(hi)})
+                             "ci_low": float(lo), "ci_high": float(hi), "mc_se": monte_carlo_se(draws[i, j] * 100)})
         return pd.DataFrame(rows)
 
     def per_problem(self) -> np.ndarray:
@@ -150,6 +154,16 @@ class ScalingGrid:
 
 
 BOOTSTRAP_DRAWS = 2000  # problem resamples behind every interval
+
+
+def monte_carlo_se(draws: np.ndarray) -> float:
+    """The Monte-Carlo standard error of a benchmark mean from draws [R, P] (resample, problem): the
+    standard deviation of the R per-resample means over sqrt(R); 0 with one resample or identical ones."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(draws, axis=-1)
+    means = means[~np.isnan(means)]
+    return float(means.std(ddof=1) / np.sqrt(len(means))) if len(means) > 1 else 0.0
 
 
 def problem_bootstrap(expected: np.ndarray, seed: int = 0, draws: int = BOOTSTRAP_DRAWS) -> np.ndarray:
@@ -215,6 +229,29 @@ def gain_points(grid: ScalingGrid, n: int, m: int) -> np.ndarray:
     """Voting with m tests minus random pick among the same n, per problem (points), [P]. The
     difference is paired: both cells draw the same solutions (see `_solution_rng`)."""
     return cell_points(grid, n, m) - cell_points(grid, n, 0)
+
+
+def gain_distribution(grid: ScalingGrid, m: int | None = None, tolerance: float = 1e-9) -> pd.DataFrame:
+    """How the gain over random pick is spread over problems, per n at m tests (default: the largest):
+    problems that gain, lose and stay level (within `tolerance` points), the points gained and lost in
+    sum, the fewest problems whose gains make up half of all points gained, and the per-problem gain's
+    10th, 50th and 90th percentiles. A mean gain of +2 can be 20 problems up by 10 or 2 up by 100 and 18
+    down by 0: the reader of a verdict needs to know which."""
+    m = max(grid.m_values) if m is None else m
+    rows = []
+    for n in grid.n_values:
+        gains = gain_points(grid, n, m)
+        gains = gains[~np.isnan(gains)]
+        if gains.size == 0:
+            continue
+        up = np.sort(gains[gains > tolerance])[::-1]
+        carriers = int(np.searchsorted(np.cumsum(up), up.sum() / 2) + 1) if up.size else 0
+        p10, p50, p90 = np.percentile(gains, [10, 50, 90])
+        rows.append({"n_solutions": n, "n_tests": m, "problems": int(gains.size), "gained": int(up.size),
+                     "lost": int((gains < -tolerance).sum()), "level": int((np.abs(gains) <= tolerance).sum()),
+                     "points_gained": float(up.sum()), "points_lost": float(gains[gains < -tolerance].sum()),
+                     "half_of_gains_from": carriers, "p10": float(p10), "median": float(p50), "p90": float(p90)})
+    return pd.DataFrame(rows)
 
 
 def interval(draws: np.ndarray, level: float = 0.05) -> tuple[float, float]:
