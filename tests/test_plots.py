@@ -169,3 +169,25 @@ def test_who_gets_lists_every_rules_tests_beside_the_pass_rate():
     fig = plots.allocation_by_pass_rate(who, 2)
     assert fig.axes[0].get_title() == "who gets the budget (2 tests per problem on average)"
     plt.close(fig)
+
+
+def test_the_per_problem_gain_figure_sorts_the_gains_and_marks_their_mean():
+    gains = np.array([-10.0, 80.0, 0.0, np.nan, 10.0])
+    fig = plots.per_problem_gains(gains, 5, 4)
+    ax = fig.axes[0]
+    assert [round(bar.get_height(), 6) for bar in ax.patches] == [80.0, 10.0, 0.0, -10.0]
+    assert ax.get_legend().get_texts()[0].get_text() == "mean +20.00 points"
+    plt.close(fig)
+
+
+def test_the_reranker_curves_figure_has_a_row_per_granularity_and_a_line_per_rule():
+    rows = [{"rule": rule, "granularity": g, "axis": axis, "n": n, "m": m, "accuracy": 30.0, "ci_low": 25.0,
+             "ci_high": 35.0, "mc_se": 0.1}
+            for g in ("assertion", "outputs") for rule in ("random", "srank" if g == "outputs" else "codet_released")
+            for axis, n, m in (("n", 1, 9), ("n", 4, 9)) + ((("m", 4, 1), ("m", 4, 9)) if g == "assertion" else ())]
+    fig = plots.reranker_curves(pd.DataFrame(rows))
+    assert len(fig.axes) == 4
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["random", "codet_released"]
+    assert not fig.axes[3].axison  # outputs have no test axis: every input is always used
+    assert [line.get_label() for line in fig.axes[2].get_lines()] == ["random", "srank"]
+    plt.close(fig)

@@ -324,7 +324,8 @@ def per_problem_gains(gains: np.ndarray, n: int, m: int) -> Figure:
     fig, axes = new_figure(width=7, height=3.6)
     ax = axes[0, 0]
     ordered = np.sort(gains[~np.isnan(gains)])[::-1]
-    colours = np.where(ordered > 0, sns.color_palette("colorblind")[2], sns.color_palette("colorblind")[3])
+    up, down = sns.color_palette("colorblind")[2], sns.color_palette("colorblind")[3]
+    colours = [up if gain > 0 else down for gain in ordered]
     ax.bar(np.arange(ordered.size), ordered, width=1.0, color=colours)
     ax.axhline(0, color="black", linewidth=0.6)
     ax.axhline(float(ordered.mean()), color="grey", linestyle="--", linewidth=0.8,
