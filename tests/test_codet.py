@@ -188,7 +188,7 @@ def test_codet_solution_program_is_prompt_plus_cut_completion_with_statuses():
 def test_codet_slice_end_to_end_in_the_library(results_root):
     """Stages 01-05's library calls on a 4-problem slice of the vendored release, in CodeT's executor mode:
     every sample labelled, each distinct assertion executed once per solution, unit tests derived."""
-    from utscale import execution, matrix, rerankers, runs
+    from utscale import execution, matrix, outputs, rerankers, runs
 
     run = runs.open_run("codet-humaneval", {"LIMIT": 4, "N_SOLUTIONS": 12, "N_UNIT_TESTS": 30, "REPLAY_TOKENIZER": "",
                                             "N_GRID": [1, 2, 5, 10], "M_GRID": [0, 1, 2, 5, 10, 20],
@@ -214,14 +214,20 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     assert len(load["before"]) == len(load["after"]) == 3 and load["cores"] >= 1
     cubes = matrix.load_all(run)
     assert set(cubes) == {"unit_test", "assertion"} and cubes["unit_test"].shape == (4, 12, 30)
-    table = rerankers.reranker_table(cubes)
+    # every solution's output on every distinct input of the assertions, in SRank's executor
+    inputs, recorded = run.read_table("test_inputs"), run.read_table("outputs")
+    assert len(recorded) == 12 * len(inputs) and recorded.status.eq("pass").mean() > 0.5
+    assert recorded.output.notna().eq(recorded.status.eq("pass")).all()
+    table = rerankers.reranker_table({**cubes, **outputs.load_all(run)})
     assert table.accuracy.iloc[0] == pytest.approx(labels.correct.mean() * 100)
     assert {"codet_released", "codet_paper", "coderm", "max_pass"} <= set(table.rule)
+    assert table.set_index("rule").loc[["srank", "mbr_exec"], "accuracy"].notna().all()
     # a committed run ships its tables, not its bulky verdict logs: re-rendering executes nothing again
-    for name in ("labels_log", "assertion_executions_log"):
+    for name in ("labels_log", "assertion_executions_log", "outputs_log"):
         (run.path / f"{name}.jsonl").unlink()
     again = execution.execute_run(run)
-    assert again["labels"].executed == 0 and again["executions"].executed == 0
+    assert again["labels"].executed == 0 and again["executions"].executed == 0 and again["outputs"].executed == 0
+    assert run.read_table("outputs").equals(recorded)
     assert run.read_table("executions").equals(executions)
     assert run.manifest()["sandbox"]["reports"]["executions"]["executed"] == len(by_assertion)
 

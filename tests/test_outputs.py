@@ -198,3 +198,34 @@ def test_the_table_gives_rerankers_on_outputs_codet_on_the_same_tests_as_baselin
         assert rows.loc[(rule, "outputs"), "minus_codet_released"] == pytest.approx(rows.loc[(rule, "outputs"), "accuracy"] - codet)
     with pytest.raises(ValueError, match="different problems"):
         rerankers.reranker_table({"assertion": cube, "outputs": output_cube(tasks[::-1], out.codes, correct)})
+
+
+UNIT_TEST = """
+import unittest
+
+class TestAdd(unittest.TestCase):
+    def test_literals(self):
+        self.assertEqual(add(1, 2), 3)
+        self.assertEqual(add([1],  [2]), [1, 2])
+        self.assertEqual(add(add(1, 1), len("ab")), 4)
+
+    def test_built_inside(self):
+        values = [1, 2]
+        self.assertEqual(add(values, [3]), [1, 2, 3])  # names a variable of the test: not an input
+        self.assertEqual(add([x * 2 for x in range(2)], []), [0, 2])  # a comprehension's own name is fine
+        self.assertEqual(add(1, 2), 3)
+"""
+
+
+def test_unit_test_inputs_are_the_closed_calls_of_the_entry_point_in_order_with_their_tests():
+    problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
+    unit_tests = pd.DataFrame({"task_id": ["T/0", "T/0", "T/0"], "test_id": [0, 1, 2],
+                               "code": [UNIT_TEST, "class Broken(:\n", "self.assertEqual(add(1, 2), 3)"]})
+    table = outputs.unit_test_inputs(problems, unit_tests)
+    assert table.input.tolist() == ["add(1, 2)", "add([1], [2])", "add(add(1, 1), len('ab'))", "add(1, 1)",
+                                    "add([x * 2 for x in range(2)], [])"]
+    assert json.loads(table.test_ids[0]) == [0, 2]  # once per test, however often a test makes the call
+    executions = pd.DataFrame({"task_id": ["T/0"] * 4, "solution_id": [0, 0, 1, 1], "test_id": [0, 2, 0, 2],
+                               "passed": [True, False, True, True]})
+    agreement = outputs.unit_test_agreement(executions, table).set_index("solution_id").agreement
+    assert agreement.to_dict() == {0: 0.5, 1: 1.0}

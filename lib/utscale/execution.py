@@ -328,7 +328,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
                             "passed", reports["executions"], settings)
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
             run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
-            reports["outputs"] = record_outputs(run, problems, solutions, assertions, limits)
+            reports["outputs"] = record_outputs(run, programs_of(pairs), outputs.test_inputs(problems, assertions),
+                                                limits)
         elif run.config["SANDBOX_MODE"] == "codet":
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
@@ -337,6 +338,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
                                                        limits_of(limits, "test_limit_s"))
             _write_verdicts(run, "executions", with_signature(log.frame(), legacy), EXECUTION_KEY, "passed",
                             reports["executions"], settings)
+            reports["outputs"] = record_outputs(run, programs_of(matrix_pairs(problems, solutions, unit_tests)),
+                                                outputs.unit_test_inputs(problems, executed_tests(unit_tests)), limits)
         rechecked = {k: getattr(executor, k, None) for k in ("timeouts_rechecked", "timeouts_overturned")}
     # a resumed stage keeps the report of the call that executed it (its throughput is the measured one)
     previous = run.manifest().get("sandbox", {}).get("reports", {})
@@ -365,18 +368,22 @@ def _output_fields(v: Any) -> dict:
     return {"status": v.status, "output": v.output, "duration_s": v.duration_s}
 
 
-def record_outputs(run: Run, problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
+def programs_of(pairs: Mapping[tuple, tuple[str, str]]) -> dict[tuple[str, int], str]:
+    """(task_id, solution_id) → the solution program the stage's pairs run."""
+    return {(key[0], key[1]): program for key, (program, _) in pairs.items()}
+
+
+def record_outputs(run: Run, programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame,
                    limits: pd.DataFrame | None) -> StageReport:
-    """The outputs stage (CodeT's release): the distinct inputs of the assertions (`outputs.test_inputs`,
-    stored as `test_inputs`), each solution's canonical output on each (`outputs` table: status `pass`
-    when the input returned, and the output's text), resumable from `outputs_log` like every verdict."""
-    inputs = outputs.test_inputs(problems, assertions)
+    """The outputs stage: the tests' distinct inputs (`outputs.test_inputs` for CodeT's assertions,
+    `outputs.unit_test_inputs` for unittest classes; stored as `test_inputs`), each solution program's
+    canonical output on each (`outputs` table: status `pass` when the input returned, and the output's
+    text), resumable from `outputs_log` like every verdict."""
     run.write_table("test_inputs", inputs, key=["task_id", "input_id"])
-    programs = {(t, s): program for (t, s, _), (program, _) in assertion_pairs(problems, solutions, assertions).items()}
     settings = output_settings(run.config)
     log = verdict_log(run, "outputs_log", "outputs", outputs.OUTPUT_KEY)
     with make_executor(run.config, settings) as executor:
-        report = _run_logged(outputs.output_pairs(programs, run.read_table("test_inputs")), log, executor,
+        report = _run_logged(outputs.output_pairs(dict(programs), run.read_table("test_inputs")), log, executor,
                              _output_fields, signature(settings), limits_of(limits, "test_limit_s"))
     _write_verdicts(run, "outputs", log.frame(), outputs.OUTPUT_KEY, "output", report, settings)
     return report

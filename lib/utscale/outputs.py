@@ -5,13 +5,15 @@ A pass matrix says whether a solution agreed with a test's expected value; it ca
 solutions agree with each other where every test is wrong. The outputs stage records, per (solution,
 test input), what the solution returned as canonical text (`sandbox.codec.canonical`: equal values
 share it, floats to 1e-6, large values hashed whole). For CodeT's assertions the input is the entry-point
-call of the assertion, parsed as SRank's released code parses it (`input_and_expected`); each distinct
-input runs once per solution under SRank's executor (`srank` mode: one program, inputs in order).
+call of the assertion, parsed as SRank's released code parses it (`input_and_expected`); for `unittest`
+classes, every call of the entry point a test makes on literal arguments (`unit_test_inputs`). Each
+distinct input runs once per solution under SRank's executor (`srank` mode: one program, inputs in order).
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import re
 from dataclasses import dataclass
@@ -85,6 +87,40 @@ def test_inputs(problems: pd.DataFrame, assertions: pd.DataFrame) -> pd.DataFram
     return table
 
 
+def _closed_calls(code: str, entry_point: str) -> list[str]:
+    """The source of every call of the entry point in a unit-test program whose arguments name nothing
+    but the entry point and builtins (literals, comprehensions of literals...), in order: the inputs a
+    solution can be run on without the test. A call on a variable the test built is left out."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return []
+    allowed = {entry_point} | set(dir(builtins))
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry_point:
+            bound = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            free = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            if free - bound <= allowed:
+                calls.append((node.lineno, node.col_offset, ast.unparse(node)))
+    return [call for _, _, call in sorted(calls)]
+
+
+def unit_test_inputs(problems: pd.DataFrame, unit_tests: pd.DataFrame) -> pd.DataFrame:
+    """task_id, input_id, input, test_ids (JSON list): for `unittest`-class tests, each problem's distinct
+    closed calls of the entry point (`_closed_calls`) over its executed tests, in order of first
+    appearance, and the tests each one comes from."""
+    entry = problems.set_index("task_id").entry_point.to_dict()
+    rows: dict[tuple[str, str], list[int]] = {}
+    for task_id, test_id, code in zip(unit_tests.task_id, unit_tests.test_id, unit_tests.code):
+        for call in dict.fromkeys(_closed_calls(code, entry[task_id])):
+            rows.setdefault((task_id, call), []).append(int(test_id))
+    table = pd.DataFrame([(t, call, json.dumps(ids)) for (t, call), ids in rows.items()],
+                         columns=["task_id", "input", "test_ids"])
+    table.insert(1, "input_id", table.groupby("task_id", sort=False).cumcount())
+    return table
+
+
 def output_pairs(programs: dict[tuple[str, int], str], inputs: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, input_id) → (solution program, input expression) for every solution program
     ((task_id, solution_id) → program, as the assertion stage runs it) and every input of its problem."""
@@ -142,6 +178,16 @@ def agreement_table(assertion_executions: pd.DataFrame, assertions: pd.DataFrame
     return (summed.hits / summed.multiplicity).rename("agreement").reset_index()
 
 
+def unit_test_agreement(executions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """task_id, solution_id, agreement: the share of the unit tests that gave an input each solution
+    passes (each test once; the unit-test counterpart of `agreement_table`)."""
+    sources = pd.DataFrame([(t, test) for t, ids in zip(inputs.task_id, inputs.test_ids) for test in json.loads(ids)],
+                           columns=["task_id", "test_id"]).drop_duplicates()
+    runs = executions[["task_id", "solution_id", "test_id", "passed"]].merge(sources, on=["task_id", "test_id"])
+    runs["passed"] = runs.passed.astype(float)
+    return runs.groupby(["task_id", "solution_id"], sort=False).passed.mean().rename("agreement").reset_index()
+
+
 def cube_from_tables(outputs: pd.DataFrame, labels: pd.DataFrame, solutions: pd.DataFrame,
                      agreement: pd.DataFrame) -> OutputCube:
     """The padded cube from the `outputs`, `labels`, `solutions` and `agreement_table` tables, vectorised;
@@ -180,11 +226,15 @@ def cube_from_tables(outputs: pd.DataFrame, labels: pd.DataFrame, solutions: pd.
 
 
 def load(run: Run) -> OutputCube:
-    """The run's output cube (the execution stage records outputs for runs of CodeT's release)."""
+    """The run's output cube (recorded by the execution stage)."""
     if not run.has_table("outputs"):
-        raise ValueError("this run recorded no outputs (the execution stage records them for runs of CodeT-format tests)")
-    inputs, assertions = run.read_table("test_inputs"), run.read_table("assertions")
-    agreement = agreement_table(run.read_table("assertion_executions"), assertions, inputs)
+        raise ValueError("this run recorded no outputs (its execution stage ran before outputs were recorded: "
+                         "rerun notebook 04)")
+    inputs = run.read_table("test_inputs")
+    if run.has_table("assertions"):
+        agreement = agreement_table(run.read_table("assertion_executions"), run.read_table("assertions"), inputs)
+    else:
+        agreement = unit_test_agreement(run.read_table("executions"), inputs)
     return cube_from_tables(run.read_table("outputs"), run.read_table("labels"), run.read_table("solutions"),
                             agreement)
 

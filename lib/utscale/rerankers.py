@@ -259,8 +259,7 @@ def reranker_table(cubes: Mapping[str, PassCube | OutputCube], seed: int = 0) ->
     for r in RERANKERS:  # a rule none of whose granularities this run has: said, not dropped
         if not any(g in cubes for g in r.granularities):
             out.append({"rule": r.name, "granularity": r.granularities[0],
-                        "note": f"not run: this run has no {' or '.join(r.granularities)} granularity"
-                                + (" (outputs are recorded for CodeT-format runs only)" if "outputs" in r.granularities else "")})
+                        "note": f"not run: this run has no {' or '.join(r.granularities)} granularity"})
     return pd.DataFrame(out, columns=list(out[0]))
 
 
