@@ -55,11 +55,11 @@ class PassCube:
         task_ids = tuple(natural_order(labels.task_id.unique()))
         task_pos = pd.Index(task_ids)
         lab_task = task_pos.get_indexer(labels.task_id)
-        lab_rank = _rank_within(labels, "solution_id")
+        lab_rank = rank_within(labels, "solution_id")
         n_sol = np.bincount(lab_task, minlength=len(task_ids))
         ex = executions[executions.task_id.isin(task_ids)]
         ex_task = task_pos.get_indexer(ex.task_id)
-        test_rank = _rank_within(ex, test_key)
+        test_rank = rank_within(ex, test_key)
         n_tests = np.zeros(len(task_ids), dtype=np.int64)
         if len(ex):
             np.maximum.at(n_tests, ex_task, test_rank + 1)
@@ -87,7 +87,7 @@ class PassCube:
         return self.correct.sum(axis=1) / np.maximum(self.n_solutions, 1)
 
 
-def _rank_within(table: pd.DataFrame, column: str) -> np.ndarray:
+def rank_within(table: pd.DataFrame, column: str) -> np.ndarray:
     """Each row's position among its task's distinct values of `column`, in natural order, int [rows]."""
     if table.empty:
         return np.zeros(0, dtype=np.int64)

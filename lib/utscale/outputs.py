@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from utscale.matrix import _rank_within
+from utscale.matrix import rank_within
 from utscale.runs import Run
 from utscale.tables import natural_order
 
@@ -194,7 +194,7 @@ def cube_from_tables(outputs: pd.DataFrame, labels: pd.DataFrame, solutions: pd.
     problems and solutions in the pass cube's order (`matrix.PassCube.from_tables`)."""
     task_ids = tuple(natural_order(labels.task_id.unique()))
     tasks = pd.Index(task_ids)
-    lab_task, lab_rank = tasks.get_indexer(labels.task_id), _rank_within(labels, "solution_id")
+    lab_task, lab_rank = tasks.get_indexer(labels.task_id), rank_within(labels, "solution_id")
     n_sol = np.bincount(lab_task, minlength=len(task_ids))
     position = pd.Series(lab_rank, index=pd.MultiIndex.from_arrays([labels.task_id, labels.solution_id]))
 
