@@ -13,7 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -360,8 +360,7 @@ def execute_run(run: Run) -> dict[str, StageReport]:
 
 def output_settings(config: Mapping[str, Any]) -> SandboxSettings:
     """SRank's executor of test inputs, under the matrix's per-case limit, memory and jail."""
-    return SandboxSettings(timeout=config["TIMEOUT_S"], mode="srank", memory_mb=config["SANDBOX_MEMORY_MB"],
-                           jail=config["SANDBOX_JAIL"], clock=config["SANDBOX_CLOCK"])
+    return replace(sandbox_settings(config), mode="srank")
 
 
 def _output_fields(v: Any) -> dict:
@@ -383,7 +382,7 @@ def record_outputs(run: Run, programs: Mapping[tuple[str, int], str], inputs: pd
     settings = output_settings(run.config)
     log = verdict_log(run, "outputs_log", "outputs", outputs.OUTPUT_KEY)
     with make_executor(run.config, settings) as executor:
-        report = _run_logged(outputs.output_pairs(dict(programs), run.read_table("test_inputs")), log, executor,
+        report = _run_logged(outputs.output_pairs(programs, run.read_table("test_inputs")), log, executor,
                              _output_fields, signature(settings), limits_of(limits, "test_limit_s"))
     _write_verdicts(run, "outputs", log.frame(), outputs.OUTPUT_KEY, "output", report, settings)
     return report

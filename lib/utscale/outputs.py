@@ -16,6 +16,7 @@ import ast
 import builtins
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,8 +82,14 @@ def test_inputs(problems: pd.DataFrame, assertions: pd.DataFrame) -> pd.DataFram
         parsed = input_and_expected(text, info[task_id]["prompt"], info[task_id]["entry_point"])
         if parsed is not None:
             rows.setdefault((task_id, parsed[0].strip()), []).append(int(assertion_id))
+    return _inputs_table(rows, "assertion_ids")
+
+
+def _inputs_table(rows: dict[tuple[str, str], list[int]], sources: str) -> pd.DataFrame:
+    """task_id, input_id, input, `sources` (JSON list) from (task_id, input) → source ids, numbering each
+    problem's inputs in the order they were first met."""
     table = pd.DataFrame([(t, call, json.dumps(ids)) for (t, call), ids in rows.items()],
-                         columns=["task_id", "input", "assertion_ids"])
+                         columns=["task_id", "input", sources])
     table.insert(1, "input_id", table.groupby("task_id", sort=False).cumcount())
     return table
 
@@ -115,13 +122,10 @@ def unit_test_inputs(problems: pd.DataFrame, unit_tests: pd.DataFrame) -> pd.Dat
     for task_id, test_id, code in zip(unit_tests.task_id, unit_tests.test_id, unit_tests.code):
         for call in dict.fromkeys(_closed_calls(code, entry[task_id])):
             rows.setdefault((task_id, call), []).append(int(test_id))
-    table = pd.DataFrame([(t, call, json.dumps(ids)) for (t, call), ids in rows.items()],
-                         columns=["task_id", "input", "test_ids"])
-    table.insert(1, "input_id", table.groupby("task_id", sort=False).cumcount())
-    return table
+    return _inputs_table(rows, "test_ids")
 
 
-def output_pairs(programs: dict[tuple[str, int], str], inputs: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
+def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, input_id) → (solution program, input expression) for every solution program
     ((task_id, solution_id) → program, as the assertion stage runs it) and every input of its problem."""
     by_task: dict[str, list[tuple[int, str]]] = {}
