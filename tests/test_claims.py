@@ -264,6 +264,9 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert "no price per point: the gain's interval includes zero" in unpriced and "FLOPs and" not in unpriced
     gains = pd.DataFrame({"rule": ["online_a", "online_b"], "tests_generated": [3.0, 6.0], "share_of_cap": [0.25, 0.5],
                           "gain_vs_equal_same_tests": [0.8, -0.4], "ci_low": [0.2, -0.9], "ci_high": [1.4, -0.1],
+                          "gain_vs_equal_same_tokens": [0.5, 0.2], "gain_vs_equal_same_tokens_ci_low": [-0.1, 0.05],
+                          "gain_vs_equal_same_tokens_ci_high": [1.1, 0.4], "gain_vs_equal_same_flops": [-0.6, 0.2],
+                          "gain_vs_equal_same_flops_ci_low": [-1.2, -0.1], "gain_vs_equal_same_flops_ci_high": [-0.1, 0.5],
                           "minus_equal_full_budget": [-0.3, 0.1], "full_ci_low": [-1.0, -0.2], "full_ci_high": [0.4, 0.3]})
     crossfitted = pd.DataFrame([
         {"arm": "fixed budget (held-out choice)", "chosen": "8, 8, 12", "tests_generated": 9.3, "difference": -0.2,
@@ -278,7 +281,10 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert "fixed budget (held-out choice) (8, 8, 12): 9.3 tests per problem (78% of the cap), -0.20 points" in online_q1
     assert "(90% -0.90 to +0.20; margin ±0.5: not shown)" in online_q1
     assert "online minus the fixed budget: -0.10 points (95% -0.80 to +0.60, no difference shown) for -6.3 tests" in online_q1
-    assert "better in 1, worse in 1 (intervals excluding zero) of 2 settings; worse: online_b" in online_q1
+    assert "the same tests: better in 1, worse in 1 (intervals excluding zero) of 2 settings; worse: online_b" in online_q1
+    # each budget matching is counted on its own intervals (online_a: better in tests, neither in tokens, worse in FLOPs)
+    assert "the same tokens: better in 1, worse in 0 (intervals excluding zero) of 2 settings;" in online_q1
+    assert "the same FLOPs: better in 0, worse in 1 (intervals excluding zero) of 2 settings; worse: online_a" in online_q1
     curve = costed_points()[lambda t: t.rule == "same tests for all"][["n_solutions", "n_tests", "accuracy"]]
     q2 = claims.question_2(curve, test_tokens=300, test_flops=3e11)
     assert q2.verdict == claims.ANSWERED and "0: 30.0, 1: 33.0, 4: 38.0, 12: 40.0" in q2.evidence

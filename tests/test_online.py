@@ -150,10 +150,99 @@ def test_allocation_table_has_every_rule_with_costs_and_intervals():
     # a budgeted online row never generates more than its budget on average
     budgeted = table[table.rule.str.startswith("online_") & (table.budget < 8)]
     assert (budgeted.tests_generated <= budgeted.budget + 1e-9).all()
-    gains = online.gains_table(traj, settings)
-    margin = gains.set_index("rule").loc["online_margin_h8"]
+    gains = online.gains_table(traj, settings, costs).set_index("rule")
+    margin = gains.loc["online_margin_h8"]
     # the margin rule with the horizon at the cap keeps the full-budget pick's set: no loss against it
     assert margin.minus_equal_full_budget >= -1e-9
+    for name in gains.index:
+        for budget in ("tests", "tokens", "flops"):
+            row = gains.loc[name]
+            column = "gain_vs_equal_same_tests" if budget == "tests" else f"gain_vs_equal_same_{budget}"
+            low = "ci_low" if budget == "tests" else f"{column}_ci_low"
+            assert row[low] <= row[column] + 1e-9
+
+
+def test_matching_tokens_charges_a_rule_for_the_long_tests_it_buys():
+    """Two problems whose tests cost 1 and 9 tokens: a rule that stops the cheap one after 1 test and runs
+    the dear one to 8 averages 4.5 tests but 36.5 tokens, what equal allocation spends at 7.3 tests."""
+    checkpoints = np.arange(9)
+    accuracy = np.zeros((9, 1, 2))
+    accuracy[1:, 0, 0] = 1.0  # settled by one test
+    accuracy[:, 0, 1] = checkpoints / 8  # every test helps
+    traj = online.Trajectories(checkpoints, accuracy, {"r": np.array([[1, 8]])})
+    costs = online.TestCosts(np.zeros(2), np.array([1.0, 9.0]), parameters=1)
+    row = online.paired_gain(traj, "r", costs)
+    assert row["gain_vs_equal_same_tests"] == pytest.approx(100 - (100 + 4.5 / 8 * 100) / 2)
+    assert row["gain_vs_equal_same_tokens"] == pytest.approx(100 - (100 + 7.3 / 8 * 100) / 2)
+    # FLOPs are tokens times a constant here (no prompt): the same match
+    assert row["gain_vs_equal_same_flops"] == pytest.approx(row["gain_vs_equal_same_tokens"])
+
+
+def test_adaptive_consistency_is_the_packages_beta_criterion():
+    """Our vectorised criterion against Adaptive-Consistency's own `BetaStoppingCriteria` on the votes it
+    would see (the leader's a votes, the runner-up's b)."""
+    from adaptive_consistency import BetaStoppingCriteria
+
+    criterion = BetaStoppingCriteria(conf_thresh=0.95)
+    for a, b in [(1, 0), (4, 0), (5, 2), (9, 4), (12, 11), (30, 20)]:
+        theirs = criterion.should_stop(["x"] * a + ["y"] * b)
+        assert online.leader_confidence(np.array(a), np.array(b)) == pytest.approx(theirs["prob"], abs=1e-7)
+        assert (online.leader_confidence(np.array(a), np.array(b)) >= 0.95) == theirs["stop"]
+
+
+def test_adaptive_stops_when_the_race_is_decided_and_runs_on_a_tie():
+    # one winner: a = t, b = 0; P(Beta(1 + t, 1) > ½) = 1 − 2^-(t+1) ≥ 0.95 first at t = 4
+    assert set(stop_tests(one_winner(), online.Setting("adaptive", 0.05)).ravel()) == {4}
+    # everyone passes everything: a = t against nobody (b = 0), the package's single-answer case: same stop
+    assert set(stop_tests(all_agree(), online.Setting("adaptive", 0.05)).ravel()) == {4}
+    # two solutions that pass alternate tests, revealed in order: a and b stay within one, never decided
+    passes = np.zeros((1, 2, 16), dtype=bool)
+    passes[0, 0, ::2] = passes[0, 1, 1::2] = True
+    tie = cube_of(passes, np.array([[True, False]]))
+    setting = online.Setting("adaptive", 0.05)
+    in_order = online.simulate(tie, [setting], resamples=1, shuffle=False)
+    assert in_order.tests_at(in_order.stops[setting.name]).tolist() == [[16]]
+    # in random orders a streak of four tests for one side decides it early: the criterion reads the
+    # race as it stands, with no guarantee about where it ends
+    assert stop_tests(tie, setting).min() < 16
+
+
+def test_anytime_evalue_keeps_its_guarantee_under_the_null_and_has_power():
+    """Ville's inequality, checked: under θ = ½ (the boundary of the null) the chance that the mixture e-value
+    ever reaches 1/α within 400 separating tests is at most α; with θ = 0.8 it reaches it almost always."""
+    rng = np.random.default_rng(0)
+    alpha, runs, length = 0.1, 4000, 400
+    for theta, check in ((0.5, lambda rate: rate <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / runs)),
+                         (0.8, lambda rate: rate >= 0.95)):
+        wins = rng.random((runs, length)) < theta
+        a = np.cumsum(wins, axis=1)
+        b = np.arange(1, length + 1) - a
+        crossed = (online.log_evalue(a, b) >= np.log(1 / alpha)).any(axis=1)
+        assert check(crossed.mean()), (theta, crossed.mean())
+    # the closed form against the mixture integral it stands for
+    from scipy import integrate
+    value, _ = integrate.quad(lambda th: 2 * (2 * th) ** 7 * (2 * (1 - th)) ** 2, 0.5, 1)
+    assert np.exp(online.log_evalue(np.array(7), np.array(2))) == pytest.approx(value)
+
+
+def test_anytime_stops_only_on_enough_evidence_against_every_outsider():
+    # one winner among 4: E after t unanimous tests is 2^(t+1) (1 − 2^-(t+1)) / (t + 1); the threshold
+    # n(n − 1)/α = 12 / 0.05 = 240 is first reached at t = 11
+    e = np.exp(online.log_evalue(np.arange(16), np.zeros(16)))
+    first = int(np.argmax(e >= 240))
+    assert first == 11
+    assert set(stop_tests(one_winner(), online.Setting("anytime", 0.05)).ravel()) == {first}
+    # a looser α stops no later
+    assert stop_tests(one_winner(), online.Setting("anytime", 0.5)).max() <= first
+    # nobody is ever told apart: no evidence, the rule runs to the cap
+    assert set(stop_tests(all_agree(), online.Setting("anytime", 0.05)).ravel()) == {16}
+    # a kept set whose members disagree on some test is not one voice: solutions 0 and 1 pass the same
+    # number of tests (different ones), 2 and 3 nothing; the rule never stops
+    passes = np.zeros((1, 4, 16), dtype=bool)
+    passes[0, 0, :8] = passes[0, 1, 8:] = True
+    split = cube_of(passes, np.array([[True, False, False, False]]))
+    full = online.simulate(split, [online.Setting("anytime", 0.5)], resamples=5, seed=3)
+    assert (full.tests_at(full.stops["online_anytime_a0.5"]) == 16).mean() > 0.5
 
 
 def test_settings_names_and_config():
@@ -163,7 +252,9 @@ def test_settings_names_and_config():
         online.Setting("patience", 3)
     names = [s.name for s in online.settings_from_config(
         {"ONLINE_STABILITY": [2], "ONLINE_HORIZONS": [8], "ONLINE_ALPHAS": [0.1]})]
-    assert names == ["online_stability_k2", "online_margin_h8", "online_posterior_a0.1"]
+    assert names == ["online_stability_k2", "online_margin_h8", "online_posterior_a0.1", "online_adaptive_a0.1",
+                     "online_anytime_a0.1"]
+    assert all(online.Setting.from_name(n).name == n for n in names)
 
 
 def test_the_decomposition_adds_up_and_names_each_cause():

@@ -348,10 +348,12 @@ def _online_summary(gains: pd.DataFrame, cap: int, crossfitted: pd.DataFrame | N
         head = crossfitted[crossfitted.versus != "every test"].iloc[0]
         parts.append(f"online minus the fixed budget: {head.difference:+.2f} points (95% {head.ci_low:+.2f} to "
                      f"{head.ci_high:+.2f}, {head.verdict}) for {head.tests_generated:+.1f} tests per problem")
-    versus = gains[gains.ci_low > 0].rule.tolist(), gains[gains.ci_high < 0].rule.tolist()
-    parts.append(f"against equal allocation given the same tests: better in {len(versus[0])}, worse in {len(versus[1])} "
-                 f"(intervals excluding zero) of {len(gains)} settings"
-                 + (f"; worse: {', '.join(versus[1])}" if versus[1] else ""))
+    for budget, low, high in (("tests", "ci_low", "ci_high"),
+                              ("tokens", "gain_vs_equal_same_tokens_ci_low", "gain_vs_equal_same_tokens_ci_high"),
+                              ("FLOPs", "gain_vs_equal_same_flops_ci_low", "gain_vs_equal_same_flops_ci_high")):
+        better, worse = gains[gains[low] > 0].rule.tolist(), gains[gains[high] < 0].rule.tolist()
+        parts.append(f"against equal allocation given the same {budget}: better in {len(better)}, worse in {len(worse)} "
+                     f"(intervals excluding zero) of {len(gains)} settings" + (f"; worse: {', '.join(worse)}" if worse else ""))
     return "online stopping, choices made on held-out problems: " + "; ".join(parts)
 
 

@@ -152,7 +152,8 @@ SCHEMA: dict[str, Param] = {
               item_kind=int, minimum=1),
         Param("ONLINE_HORIZONS", list, "margin rule: per-problem cap h; stop when no outsider can catch up by h",
               item_kind=int, minimum=1),
-        Param("ONLINE_ALPHAS", list, "posterior rule: stop when P(a challenger beats the leader) is at most α",
+        Param("ONLINE_ALPHAS", list, "error targets α of the posterior, adaptive (Adaptive-Consistency at 1 − α) "
+              "and anytime (e-value, guaranteed error α) rules",
               item_kind=float, minimum=0.0, maximum=1.0),
         Param("ONLINE_LIVE", str, "generate unit tests in rounds of ONLINE_ROUND and stop a problem once this rule "
               "settles its vote (notebook 03), e.g. online_margin_h8; empty: all N_UNIT_TESTS at once", "not in the paper"),

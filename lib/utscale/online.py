@@ -5,7 +5,7 @@ probe. Here tests arrive in rounds; after each round a *stopping rule* looks onl
 far (never at the ground truth) and decides whether the problem's vote is settled; a total budget that
 settled problems leave unspent goes to the problems still open.
 
-Three rules, each a function of the trajectory of the vote as tests are revealed:
+Five rules, each a function of the trajectory of the vote as tests are revealed:
 
 - ``stability`` (k): the kept set (the solutions the voting rule keeps) has not changed over the last k
   tests.
@@ -17,6 +17,21 @@ Three rules, each a function of the trajectory of the vote as tests are revealed
   leader's wins, b the challenger's); the rule stops when no challenger is better than the leader with
   posterior probability above α. When every solution agrees on every test so far there is no evidence at
   all, and the rule of succession, 1 / (t + 2), is the chance that the next test separates them.
+- ``adaptive`` (α): the published peer, Adaptive-Consistency's Beta criterion (Aggarwal et al., EMNLP
+  2023), applied to the pass-set clusters' votes as they stand: a test is a voter for every solution it
+  passes, solutions that agree on every test so far are one answer, the leader's votes are its pass count
+  a and the strongest other answer's are b (0 when there is none); stop when
+  P(Beta(1 + a, 1 + b) > ½) ≥ 1 − α (the package's `BetaStoppingCriteria` at conf_thresh 1 − α). It
+  treats the two counts as a two-way race, so tests both pass count for both.
+- ``anytime`` (α), a stated error guarantee under data-driven stopping: for the leader and each solution
+  j outside the kept set, E = 2^(a+b+1) B(1 + a, 1 + b) P(Beta(1 + a, 1 + b) > ½) over the a + b tests
+  that separate them is a mixture likelihood ratio, a nonnegative supermartingale with E₀ = 1 while j is
+  at least as good as the leader on separating tests. The rule stops when every outsider's E reaches
+  n(n − 1) / α (a union bound over the ordered pairs of the n solutions), nobody in the kept set differs
+  from the leader on any test so far, and someone is outside it. By Ville's inequality, for tests drawn
+  independently from the generator, with probability at least 1 − α every solution the rule may pick wins
+  most separating tests against every solution it has been told apart from, however the stopping time
+  was chosen.
 
 The simulation reveals the columns of a full pass matrix in random order (resampled over orders and,
 for n < N, solution draws without replacement); equal allocation at m tests is the same trajectory read
@@ -31,6 +46,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy.special import betainc, betaln
 
 from utscale.matrix import PassCube
 from utscale.runs import Run
@@ -38,7 +54,8 @@ from utscale.scaling import problem_bootstrap
 from utscale.tables import write_csv
 from utscale.voting import Rule, expected_accuracy, key_weights, select_from
 
-STOPPING_RULES = ("stability", "margin", "posterior")
+STOPPING_RULES = ("stability", "margin", "posterior", "adaptive", "anytime")
+LETTERS = {"stability": "k", "margin": "h", "posterior": "a", "adaptive": "a", "anytime": "a"}  # in row names
 
 
 @dataclass(frozen=True)
@@ -55,9 +72,7 @@ class Setting:
     @property
     def name(self) -> str:
         """The row name in allocation.csv: online_stability_k4, online_margin_h50, online_posterior_a0.05."""
-        letter = {"stability": "k", "margin": "h", "posterior": "a"}[self.rule]
-        value = f"{self.value:g}"
-        return f"online_{self.rule}_{letter}{value}"
+        return f"online_{self.rule}_{LETTERS[self.rule]}{self.value:g}"
 
     @classmethod
     def from_name(cls, name: str) -> Setting:
@@ -65,17 +80,18 @@ class Setting:
         parts = name.split("_")
         if len(parts) != 3 or parts[0] != "online" or parts[1] not in STOPPING_RULES:
             raise ValueError(f"not an online setting name: {name!r} (e.g. online_margin_h8)")
-        letter = {"stability": "k", "margin": "h", "posterior": "a"}[parts[1]]
+        letter = LETTERS[parts[1]]
         if not parts[2].startswith(letter):
             raise ValueError(f"{name!r}: the {parts[1]} rule's parameter is written {letter}<value>")
         return cls(parts[1], float(parts[2][1:]))
 
 
 def settings_from_config(config: dict) -> list[Setting]:
-    """The online settings a run's parameters ask for (ONLINE_STABILITY, ONLINE_HORIZONS, ONLINE_ALPHAS)."""
+    """The online settings a run's parameters ask for (ONLINE_STABILITY, ONLINE_HORIZONS, ONLINE_ALPHAS;
+    each α serves the three rules that state an error target)."""
     return ([Setting("stability", k) for k in config["ONLINE_STABILITY"]]
             + [Setting("margin", h) for h in config["ONLINE_HORIZONS"]]
-            + [Setting("posterior", a) for a in config["ONLINE_ALPHAS"]])
+            + [Setting(rule, a) for rule in ("posterior", "adaptive", "anytime") for a in config["ONLINE_ALPHAS"]])
 
 
 @dataclass(frozen=True)
@@ -123,6 +139,28 @@ def challenger_better(m: int) -> np.ndarray:
     return table
 
 
+def leader_confidence(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Adaptive-Consistency's Beta criterion, P(Beta(1 + a, 1 + b) > ½), for vote counts a (the leader)
+    and b (the runner-up), real-valued so that weighted votes work too: I_½(1 + b, 1 + a)."""
+    return betainc(1.0 + b, 1.0 + a, 0.5)
+
+
+def log_evalue(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log E for a separating tests won by the leader and b by a challenger: the likelihood ratio of
+    Bernoulli(θ) against θ = ½, mixed over θ uniform on [½, 1]. Under any θ ≤ ½ (the challenger at least as
+    good) each ratio, hence the mixture, is a nonnegative supermartingale starting at 1, so by Ville's
+    inequality P(E ever reaches 1/α) ≤ α. In closed form E = 2^(a+b+1) B(1 + a, 1 + b) I_½(1 + b, 1 + a)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return (a + b + 1.0) * np.log(2.0) + betaln(1.0 + a, 1.0 + b) + np.log(leader_confidence(a, b))
+
+
+def anytime_threshold(n: np.ndarray, alpha: float) -> np.ndarray:
+    """log(n(n − 1)/α): the evidence every pair must reach so that all ordered pairs of n solutions
+    together err with probability at most α (a union bound)."""
+    n = np.asarray(n, dtype=float)
+    return np.log(np.maximum(n * (n - 1.0), 1.0) / alpha)
+
+
 def _first_true(mask: np.ndarray, default: int) -> np.ndarray:
     """Index of the first True along axis 0, `default` where none is."""
     hit = mask.any(axis=0)
@@ -149,6 +187,14 @@ def _stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndar
     posterior = table[wins_leader.astype(np.int64), wins_challenger.astype(np.int64)]  # [T, B, n]
     risk = np.where(outside, posterior, 0.0).max(axis=-1)
     risk = np.where(outside.any(axis=-1), risk, 1.0 / (t + 2.0))
+    # pass-set clusters: solutions that differ from the leader on some test so far are other answers
+    differs = real & (wins_leader + wins_challenger > 0)
+    runner_up = np.where(differs, counts, 0.0).max(axis=-1)
+    confidence = leader_confidence(top, runner_up)
+    # the weakest evidence against any outsider; the kept set must agree with the leader on every test so far
+    weakest = np.where(outside, log_evalue(wins_leader, wins_challenger), np.inf).min(axis=-1)
+    one_voice = ~(kept & differs).any(axis=-1)
+    n_real = real.sum(axis=-1)
     for s in settings:
         if s.rule == "stability":
             settled = allowed & (t - checkpoints[last_change] >= s.value) & (t >= s.value)
@@ -157,8 +203,13 @@ def _stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndar
             # someone must be outside the kept set: while all agree, nothing has been decided yet
             settled = allowed & outside.any(axis=-1) & (top - challenger > horizon_left)
             settled |= t >= s.value  # the horizon itself is a cap
-        else:
+        elif s.rule == "posterior":
             settled = allowed & (risk <= s.value)
+        elif s.rule == "adaptive":
+            settled = allowed & (confidence >= 1.0 - s.value)
+        else:
+            settled = (allowed & outside.any(axis=-1) & one_voice
+                       & (weakest >= anytime_threshold(n_real, s.value)))
         stops[s.name] = _first_true(settled, last)
     return stops
 
@@ -332,29 +383,45 @@ def offline_rows(table: pd.DataFrame, allocations: dict, costs: TestCosts, seed:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def equal_curve_at(table: pd.DataFrame, column: str, values: np.ndarray) -> np.ndarray:
-    """Equal allocation's accuracy interpolated at the given tests / tokens / FLOPs."""
-    equal = table[table.rule == "equal"].sort_values(column)
-    return np.interp(values, equal[column].to_numpy(float), equal.accuracy.to_numpy(float))
+def _equal_at(traj: Trajectories, tests: float) -> np.ndarray:
+    """Each problem's equal-allocation accuracy (%) at `tests` tests (interpolated between checkpoints) [P]."""
+    return np.array([np.interp(tests, traj.checkpoints, np.nanmean(traj.accuracy[:, :, p], axis=1) * 100)
+                     for p in range(traj.accuracy.shape[2])])
 
 
-def paired_gain(traj: Trajectories, name: str, seed: int = 0) -> dict:
-    """An online setting (unconstrained) minus equal allocation given the same average number of tests,
-    per problem then bootstrapped over problems: points, with its 95% interval. Equal allocation at a
-    fractional average is the interpolation between the two neighbouring checkpoints."""
+def _with_interval(prefix: str, diff: np.ndarray, seed: int) -> dict:
+    lo, hi = np.percentile(problem_bootstrap(diff, seed), [2.5, 97.5])
+    return {prefix: float(np.nanmean(diff)), f"{prefix}_ci_low": float(lo), f"{prefix}_ci_high": float(hi)}
+
+
+def paired_gain(traj: Trajectories, name: str, costs: TestCosts, seed: int = 0) -> dict:
+    """An online setting (unconstrained) minus equal allocation, per problem then bootstrapped over
+    problems: points, each with its 95% interval, with equal allocation given the same budget three ways.
+
+    - the same average number of tests (`gain_vs_equal_same_tests`, interval `ci_low`/`ci_high`);
+    - the same generated tokens and the same FLOPs (`…_same_tokens`, `…_same_flops`): a rule that gives
+      more tests to problems whose tests are long spends more per test, so equal allocation gets the
+      constant number of tests that costs what the rule spent on average;
+    - every test (`minus_equal_full_budget`).
+
+    Equal allocation at a fractional number of tests is the interpolation between neighbouring checkpoints."""
     stop = traj.stops[name]
     online = np.nanmean(traj.accuracy_at(stop), axis=0) * 100
-    mean_tests = float(traj.tests_at(stop).mean())
-    equal = np.array([np.interp(mean_tests, traj.checkpoints, np.nanmean(traj.accuracy[:, :, p], axis=1) * 100)
-                      for p in range(traj.accuracy.shape[2])])
-    diff = online - equal
-    lo, hi = np.percentile(problem_bootstrap(diff, seed), [2.5, 97.5])
-    full = np.nanmean(traj.accuracy[-1], axis=0) * 100
-    lo_f, hi_f = np.percentile(problem_bootstrap(online - full, seed), [2.5, 97.5])
-    return {"rule": name, "tests_generated": mean_tests, "share_of_cap": mean_tests / traj.cap,
-            "gain_vs_equal_same_tests": float(np.nanmean(diff)), "ci_low": float(lo), "ci_high": float(hi),
-            "minus_equal_full_budget": float(np.nanmean(online - full)), "full_ci_low": float(lo_f),
-            "full_ci_high": float(hi_f)}
+    tests = traj.tests_at(stop)
+    mean_tests = float(tests.mean())
+    same = _with_interval("gain_vs_equal_same_tests", online - _equal_at(traj, mean_tests), seed)
+    tokens, flops = costs.of(tests.mean(axis=0))
+    per_test_tokens, per_test_flops = costs.of(np.ones(len(online)))
+    row = {"rule": name, "tests_generated": mean_tests, "share_of_cap": mean_tests / traj.cap,
+           "gain_vs_equal_same_tests": same["gain_vs_equal_same_tests"],
+           "ci_low": same["gain_vs_equal_same_tests_ci_low"], "ci_high": same["gain_vs_equal_same_tests_ci_high"]}
+    for what, spent, per_test in (("tokens", tokens, per_test_tokens), ("flops", flops, per_test_flops)):
+        matched = spent / per_test if per_test > 0 else mean_tests  # no recorded cost: the tests themselves
+        row |= _with_interval(f"gain_vs_equal_same_{what}", online - _equal_at(traj, matched), seed)
+    full = _with_interval("minus_equal_full_budget", online - np.nanmean(traj.accuracy[-1], axis=0) * 100, seed)
+    return row | {"minus_equal_full_budget": full["minus_equal_full_budget"],
+                  "full_ci_low": full["minus_equal_full_budget_ci_low"],
+                  "full_ci_high": full["minus_equal_full_budget_ci_high"]}
 
 
 def decomposition(traj: Trajectories, name: str, seed: int = 0) -> dict:
@@ -402,9 +469,9 @@ def allocation_table(traj: Trajectories, settings: Sequence[Setting], budgets: S
     return rows.sort_values(["rule", "budget"], kind="stable").reset_index(drop=True)
 
 
-def gains_table(traj: Trajectories, settings: Sequence[Setting], seed: int = 0) -> pd.DataFrame:
+def gains_table(traj: Trajectories, settings: Sequence[Setting], costs: TestCosts, seed: int = 0) -> pd.DataFrame:
     """`metrics/online_vs_equal.csv`: each online setting against equal allocation (`paired_gain`)."""
-    return pd.DataFrame([paired_gain(traj, s.name, seed) for s in settings])
+    return pd.DataFrame([paired_gain(traj, s.name, costs, seed) for s in settings])
 
 
 EQUIVALENCE_MARGIN = 0.5  # points: what "as accurate as every test" may lose (docs/method.md §8)
