@@ -256,3 +256,21 @@ def test_monte_carlo_error_is_zero_for_identical_draws_and_the_spread_of_draw_me
     assert scaling.monte_carlo_se(same[:1]) == 0.0  # one draw: nothing to estimate it from
     varied = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])  # draw means 0, 1, .5, .5
     assert scaling.monte_carlo_se(varied) == pytest.approx(np.std([0, 1, 0.5, 0.5], ddof=1) / 2)
+
+
+def test_test_funnel_counts_validity_and_correctness_by_hand():
+    """Problem A: solutions 0 and 1 correct, 2 wrong; tests 0 (perfect), 1 (rejects correct solution 1),
+    2 (correct but accepts the wrong one), 3 (not extracted). Problem B: no correct solution, one test run."""
+    unit_tests = pd.DataFrame({"task_id": ["A"] * 4 + ["B"], "test_id": [0, 1, 2, 3, 0],
+                               "extract_status": ["ok", "ok", "ok", "syntax_error", "ok"]})
+    labels = pd.DataFrame({"task_id": ["A"] * 3 + ["B"], "solution_id": [0, 1, 2, 0], "correct": [True, True, False, False]})
+    passed = {0: [True, True, False], 1: [True, False, False], 2: [True, True, True]}
+    executions = pd.DataFrame([{"task_id": "A", "solution_id": s, "test_id": t, "passed": passed[t][s]}
+                               for t in passed for s in range(3)]
+                              + [{"task_id": "B", "solution_id": 0, "test_id": 0, "passed": False}])
+    funnel = metrics.test_funnel(unit_tests, executions, labels).set_index("stage")
+    assert funnel.tests.tolist() == [5, 4, 4, 3, 2, 3, 1, 1]
+    assert funnel.loc["valid (a test could be extracted)", "percent"] == pytest.approx(80.0)
+    assert funnel.loc["correct (accepts every correct solution)", "percent"] == pytest.approx(200 / 3)
+    assert funnel.loc["discriminating (correct, rejects a wrong solution)", "percent"] == pytest.approx(100 / 3)
+    assert funnel.loc["run, on problems with a correct solution", "problems"] == 1

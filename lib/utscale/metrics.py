@@ -98,6 +98,41 @@ def quality_table(cube: PassCube) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_funnel(unit_tests: pd.DataFrame, executions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """What becomes of the sampled unit tests, pooled over problems: how many are valid (one `unittest`
+    class extracted), run (distinct, executed), correct (accept every correct solution of a problem that
+    has one), discriminating (correct and reject at least one wrong solution, where the problem has both)
+    and perfect (accept every correct and reject every wrong solution). Each row's `percent` is of the row
+    named in `of`: the rates a reviewer reads beside the curves (validity, then correctness of what ran)."""
+    judged = executions.merge(labels[["task_id", "solution_id", "correct"]], on=["task_id", "solution_id"])
+    per_test = judged.groupby(["task_id", "test_id"]).apply(
+        lambda t: pd.Series({"correct_all_pass": bool(t.passed[t.correct].all()), "has_correct": bool(t.correct.any()),
+                             "has_wrong": bool((~t.correct).any()), "rejects_wrong": bool((~t.passed[~t.correct]).any()),
+                             "rejects_all_wrong": bool((~t.passed[~t.correct]).all())}), include_groups=False)
+    solvable = per_test[per_test.has_correct]
+    both = solvable[solvable.has_wrong]
+    rows = [("sampled", len(unit_tests), unit_tests.task_id.nunique(), "sampled"),
+            ("valid (a test could be extracted)", int((unit_tests.extract_status == "ok").sum()),
+             unit_tests.loc[unit_tests.extract_status == "ok", "task_id"].nunique(), "sampled"),
+            ("run (distinct, executed)", len(per_test), per_test.index.get_level_values(0).nunique(), "sampled"),
+            ("run, on problems with a correct solution", len(solvable), solvable.index.get_level_values(0).nunique(),
+             "run (distinct, executed)"),
+            ("correct (accepts every correct solution)", int(solvable.correct_all_pass.sum()),
+             solvable[solvable.correct_all_pass].index.get_level_values(0).nunique(), "run, on problems with a correct solution"),
+            ("run, on problems with correct and wrong solutions", len(both), both.index.get_level_values(0).nunique(),
+             "run (distinct, executed)"),
+            ("discriminating (correct, rejects a wrong solution)", int((both.correct_all_pass & both.rejects_wrong).sum()),
+             both[both.correct_all_pass & both.rejects_wrong].index.get_level_values(0).nunique(),
+             "run, on problems with correct and wrong solutions"),
+            ("perfect (correct, rejects every wrong solution)", int((both.correct_all_pass & both.rejects_all_wrong).sum()),
+             both[both.correct_all_pass & both.rejects_all_wrong].index.get_level_values(0).nunique(),
+             "run, on problems with correct and wrong solutions")]
+    table = pd.DataFrame(rows, columns=["stage", "tests", "problems", "of"])
+    base = table.set_index("stage").tests
+    table["percent"] = [100.0 * t / base[o] if base[o] else float("nan") for t, o in zip(table.tests, table.of)]
+    return table[["stage", "tests", "problems", "percent", "of"]]
+
+
 def confusion_from_paper_rates(f1: float, far: float, frr: float) -> Confusion:
     """The normalised pooled confusion matrix implied by the paper's F1, FAR and FRR (all in %),
     reading FAR and FRR as printed. Used to check that reading against the paper's Table 2."""
