@@ -48,6 +48,20 @@ def test_claim_5_reaches_each_verdict_at_every_n():
         grid_of(cube_where_tests_help()), vote_f1=f1).evidence
 
 
+def test_claim_5_is_judged_for_every_reranker_and_each_reaches_its_verdict():
+    grids = {"coderm (unit_test)": grid_of(cube_where_tests_help()), "codet (unit_test)": grid_of(cube_where_tests_mislead()),
+             "coderm (assertion)": grid_of(cube_where_tests_are_noise(p=20)),
+             "one m": grid_of(cube_where_tests_help(), m_values=(0, 12))}
+    table = claims.claim_5_by_rule(grids).set_index("reranker")
+    assert table.verdict.to_dict() == {"coderm (unit_test)": claims.SUPPORTED, "codet (unit_test)": claims.NOT_SUPPORTED,
+                                       "coderm (assertion)": claims.INCONCLUSIVE, "one m": claims.NOT_TESTABLE}
+    helpful = table.loc["coderm (unit_test)"]
+    assert helpful.ci_low > 0 and helpful.page_p_holm < 0.05 and (helpful.m_low, helpful.m_high) == (1, 12)
+    row = claims.claim_5_more_tests_better_reward(grids["coderm (unit_test)"], by_rule=claims.claim_5_by_rule(grids))
+    assert "every reranker at N=8: coderm (unit_test) supported (+" in row.evidence
+    assert "codet (unit_test) not supported (-" in row.evidence and "m 1→12" in row.evidence
+
+
 def test_a_per_n_rule_headlines_the_largest_n_and_names_the_others():
     grid = scaling.scaling_grid(cube_where_tests_help(p=40, noise=0.3), [2, 8], [0, 1, 4, 12], 40, seed=3)
     verdict = claims.claim_5_more_tests_better_reward(grid)

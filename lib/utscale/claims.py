@@ -10,6 +10,7 @@ at the full N and M, however few problems there are.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -96,11 +97,12 @@ class AtN:
     high: float
     p_adjusted: float
     verdict: Label
-    note: str = ""
+    p_trend: float | None = None  # claim 5: Page's trend test, Holm-adjusted
 
     def text(self) -> str:
+        trend = "" if self.p_trend is None else f", Page trend Holm p {self.p_trend:.3g}"
         return (f"N={self.n}: {self.estimate:+.2f} [{self.low:+.2f}, {self.high:+.2f}], Holm p {self.p_adjusted:.3g}"
-                f"{self.note} → {self.verdict}")
+                f"{trend} → {self.verdict}")
 
 
 def headline(per_n: list[AtN], claim: str, what: str, problems: int, extra: str = "") -> ClaimVerdict:
@@ -115,36 +117,75 @@ def headline(per_n: list[AtN], claim: str, what: str, problems: int, extra: str 
     return ClaimVerdict(claim, top.verdict, evidence, reason)
 
 
-def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: pd.DataFrame | None = None) -> ClaimVerdict:
-    """More unit tests → a better reward signal, judged at every N ≥ 2 of the grid. At each N: the paired
-    difference acc(N, most tests) − acc(N, fewest tests ≥ 1) per problem with a problem-bootstrap
-    interval, and Page's trend test across the whole m grid (problems as blocks). Holm over the N values:
-    supported at N when the trend is significant (adjusted p < 0.05) and the difference is above zero;
-    not supported when the difference is significantly below zero; inconclusive otherwise. The ledger
-    states the headline N's verdict (docs/claims.md) and lists every N's."""
+def claim_5_per_n(grid: ScalingGrid, seed: int = 0) -> list[AtN]:
+    """Claim 5's evidence at every N ≥ 2 of a grid (empty when the grid has fewer than two positive m or no
+    such N): the paired difference acc(N, most tests) − acc(N, fewest tests ≥ 1) per problem with a
+    problem-bootstrap interval, and Page's trend test across the whole m grid (problems as blocks); Holm
+    over the N values. Supported at N when the trend is significant (adjusted p < 0.05) and the
+    difference is above zero; not supported when the difference is significantly below zero;
+    inconclusive otherwise."""
     ms = [m for m in grid.m_values if m > 0]
     ns = [n for n in grid.n_values if n >= 2]
     if len(ms) < 2 or not ns:
-        return ClaimVerdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values and N values {list(grid.n_values)}",
-                            "a trend needs at least two m values and an N of at least two solutions")
+        return []
     rows = []
     for n in ns:
         per_m = np.stack([cell_points(grid, n, m) for m in ms])  # [K, P]
         difference = per_m[-1] - per_m[0]
         draws = problem_bootstrap(difference, seed)
-        rows.append((n, float(np.nanmean(difference)), draws, bootstrap_p(draws), page_trend_p(per_m)[1], per_m))
+        rows.append((n, float(np.nanmean(difference)), draws, bootstrap_p(draws), page_trend_p(per_m)[1]))
     p_difference, p_trend = holm([r[3] for r in rows]), holm([r[4] for r in rows])
     per_n = []
-    for (n, estimate, draws, _, _, _), p_d, p_t in zip(rows, p_difference, p_trend):
+    for (n, estimate, draws, _, _), p_d, p_t in zip(rows, p_difference, p_trend):
         lo, hi = np.nanpercentile(draws, [2.5, 97.5])
         verdict = (SUPPORTED if p_t < ALPHA and estimate > 0 else NOT_SUPPORTED if p_d < ALPHA and estimate < 0
                    else INCONCLUSIVE)
-        per_n.append(AtN(n, estimate, float(lo), float(hi), float(p_d), verdict, f", Page trend Holm p {p_t:.3g}"))
-    curve = ", ".join(f"{m}: {v:.1f}" for m, v in zip(ms, np.nanmean(rows[-1][5], axis=1)))
+        per_n.append(AtN(n, estimate, float(lo), float(hi), float(p_d), verdict, float(p_t)))
+    return per_n
+
+
+def claim_5_by_rule(grids: Mapping[str, ScalingGrid], seed: int = 0) -> pd.DataFrame:
+    """Claim 5 judged for every reranker and granularity (`metrics/claim5_by_rule.csv`): one row per
+    (reranker, N) with the paired difference, its interval, the Holm-adjusted p-values and the verdict of
+    `claim_5_per_n`; a grid that cannot be judged is one row with no N and its verdict `not testable`."""
+    rows: list[dict] = []
+    for name, grid in grids.items():
+        per_n = claim_5_per_n(grid, seed)
+        ms = [m for m in grid.m_values if m > 0]
+        if not per_n:
+            rows.append({"reranker": name, "n_solutions": None, "m_low": None, "m_high": None, "verdict": NOT_TESTABLE})
+        for a in per_n:
+            rows.append({"reranker": name, "n_solutions": a.n, "m_low": ms[0], "m_high": ms[-1], "difference": a.estimate,
+                         "ci_low": a.low, "ci_high": a.high, "p_holm": a.p_adjusted,
+                         "page_p_holm": a.p_trend, "verdict": a.verdict})
+    return pd.DataFrame(rows, columns=["reranker", "n_solutions", "m_low", "m_high", "difference", "ci_low", "ci_high",
+                                       "p_holm", "page_p_holm", "verdict"]
+                        ).astype({"n_solutions": "Int64", "m_low": "Int64", "m_high": "Int64"})
+
+
+def claim_5_more_tests_better_reward(grid: ScalingGrid, seed: int = 0, vote_f1: pd.DataFrame | None = None,
+                                     by_rule: pd.DataFrame | None = None) -> ClaimVerdict:
+    """More unit tests → a better reward signal, judged at every N ≥ 2 of the grid (`claim_5_per_n`) for
+    the paper's rule on this run's granularity. The ledger states the headline N's verdict
+    (docs/claims.md) and lists every N's; `by_rule` (`claim_5_by_rule`) adds every other reranker's
+    verdict at the headline N."""
+    per_n = claim_5_per_n(grid, seed)
+    ms = [m for m in grid.m_values if m > 0]
+    if not per_n:
+        return ClaimVerdict("5", NOT_TESTABLE, f"the grid has {len(ms)} positive m values and N values {list(grid.n_values)}",
+                            "a trend needs at least two m values and an N of at least two solutions")
+    top = per_n[-1].n
+    curve = ", ".join(f"{m}: {np.nanmean(cell_points(grid, top, m)):.1f}" for m in ms)
     f1 = "" if vote_f1 is None else "; vote F1 against m: " + ", ".join(
         f"{int(r.n_tests)}: {r.f1:.1f}" for r in vote_f1.itertuples())
+    others = ""
+    if by_rule is not None and len(by_rule):
+        at_top = by_rule[by_rule.n_solutions == top]
+        others = f"; every reranker at N={top}: " + "; ".join(
+            f"{r.reranker} {r.verdict} ({r.difference:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}], m {r.m_low}→{r.m_high})"
+            for r in at_top.itertuples())
     return headline(per_n, "5", f"accuracy with {ms[-1]} tests minus with {ms[0]}", grid.accuracy.shape[-1],
-                    f"; accuracy (%) by m at N={ns[-1]}: {curve}{f1}")
+                    f"; accuracy (%) by m at N={top}: {curve}{f1}{others}")
 
 
 def concentration(gains: np.ndarray) -> str:
