@@ -318,3 +318,13 @@ def test_deviations_name_what_this_run_changed(results_root):
         "difficulty probe's training", "this run"]
     bundle = report.table_bundle(table, "deviations")
     assert bundle["text/html"].count("<tr>") == len(table) + 1 and "benchmark" in bundle["text/plain"]  # + the header
+
+
+def test_the_cap_is_counted_only_where_the_run_knows_why_a_response_ended():
+    live = pd.DataFrame({"finish_reason": ["stop", "length", "length"], "completion_tokens": [10, 300, 300]})
+    assert ledger.cap_use(live, 300, "") == "300; 2 of 3 responses hit it"
+    replayed = pd.DataFrame({"finish_reason": ["unknown"] * 3, "completion_tokens": [10, 301, 420]})
+    text = ledger.cap_use(replayed, 300, "qwen2.5-coder-0.5b-instruct")
+    assert "3 of 3 responses record no finish reason (replayed), so how many hit it is unknown" in text
+    assert "2 are over 300 tokens in the proxy tokenizer (qwen2.5-coder-0.5b-instruct)" in text and "hit it\n" not in text
+    assert "proxy" not in ledger.cap_use(replayed, 300, "")

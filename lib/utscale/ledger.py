@@ -83,6 +83,22 @@ def ledger(run: Run, gain: tuple[float, np.ndarray]) -> pd.DataFrame:
                          for c, claim in CLAIMS.items()])
 
 
+def cap_use(table: pd.DataFrame, cap: int, replay_tokenizer: str) -> str:
+    """How many responses stopped at the token cap, as far as the run can know it. A live engine records
+    why each response ended; replayed files do not (finish reason `unknown`), and their tokens are then
+    counted by a proxy tokenizer, not the generating model's (CodeGen's tokenizer is on the model hub, out of
+    reach offline), so a count over the cap in proxy tokens is not a count of responses that hit it."""
+    unknown = int((table.finish_reason == "unknown").sum())
+    if not unknown:
+        return f"{cap}; {int((table.finish_reason == 'length').sum())} of {len(table)} responses hit it"
+    text = f"{cap}; {unknown} of {len(table)} responses record no finish reason (replayed), so how many hit it is unknown"
+    if replay_tokenizer:
+        over = int((table.completion_tokens > cap).sum())
+        text += (f"; {over} are over {cap} tokens in the proxy tokenizer ({replay_tokenizer}), which is not the "
+                 "generating model's and cannot count its cap")
+    return text
+
+
 def deviations(run: Run) -> pd.DataFrame:
     """Where this run departs from the paper's setting, aspect by aspect, with this run's own counts."""
     cfg = run.config
@@ -95,10 +111,8 @@ def deviations(run: Run) -> pd.DataFrame:
              f"{cfg['PROTOCOL']}, {cfg['RESAMPLES']} resamples; intervals: bootstrap over problems")]
     for name, cap_key in (("solutions", "MAX_TOKENS_SOLUTION"), ("unit_tests", "MAX_TOKENS_TEST")):
         if run.has_table(name):
-            table = run.read_table(name)
-            hit = int((table.finish_reason == "length").sum())
             rows.append((f"token cap, {name.replace('_', ' ')}", "2048 (repo config)",
-                         f"{cfg[cap_key]}; {hit} of {len(table)} responses hit it"))
+                         cap_use(run.read_table(name), cfg[cap_key], cfg.get("REPLAY_TOKENIZER", ""))))
     if run.has_table("unit_tests"):
         sources = run.read_table("unit_tests").drop_duplicates("task_id").prompt_code_source.astype(str)
         kinds = sources.str.split(":").str[0].value_counts().to_dict()
