@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
-from utscale import claims, ledger, matrix, report, scaling, significance
+from utscale import claims, compute, ledger, matrix, report, scaling, significance
 
 
 def cube_where_tests_help(p=60, n=8, m=12, seed=0, noise=0.1) -> matrix.PassCube:
@@ -300,10 +302,20 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
     assert "the same tokens: better in 1, worse in 0 (intervals excluding zero) of 2 settings;" in online_q1
     assert "the same FLOPs: better in 0, worse in 1 (intervals excluding zero) of 2 settings; worse: online_a" in online_q1
     curve = costed_points()[lambda t: t.rule == "same tests for all"][["n_solutions", "n_tests", "accuracy"]]
-    q2 = claims.question_2(curve, test_tokens=300, test_flops=3e11)
+    model = compute.CostModel(policy_parameters=10**9, test_parameters=5 * 10**8, solution_prompt_tokens=100,
+                              solution_completion_tokens=200, test_prompt_tokens=100, test_completion_tokens=300,
+                              solution_seconds_per_token=0.01, test_seconds_per_token=0.01, seconds_per_pair=0.1,
+                              executed_test_share=0.25)
+    q2 = claims.question_2(curve, model)
     assert q2.verdict == claims.ANSWERED and "0: 30.0, 1: 33.0, 4: 38.0, 12: 40.0" in q2.evidence
-    assert "+3.00 (first step)" in q2.evidence and "8 sandbox executions" in q2.evidence
-    assert claims.question_2(curve.iloc[:1], 300, 3e11).verdict == claims.NOT_TESTABLE
+    assert "+3.00 (first step)" in q2.evidence and "costs 300 generated tokens (4e+11 FLOPs)" in q2.evidence
+    # only the quarter of sampled tests that ran reaches the sandbox: 8 solutions × 25%
+    assert "and 2 sandbox executions (8 solutions × the 25.0% of sampled tests" in q2.evidence
+    assert claims.question_2(curve.iloc[:1], model).verdict == claims.NOT_TESTABLE
+    replay = claims.question_2(curve, replace(model, test_seconds_per_token=0.0), "qwen2.5-coder-0.5b-instruct")
+    assert replay.verdict == claims.PARTLY_ANSWERED and "in a proxy tokenizer (qwen2.5-coder-0.5b-instruct)" in replay.evidence
+    assert "missing: the generating model's token counts and measured generation seconds" in replay.reason
+    assert claims.question_2(curve, model, "proxy").verdict == claims.PARTLY_ANSWERED
 
 
 def test_deviations_name_what_this_run_changed(results_root):

@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from utscale.allocation import minus_equal
+from utscale.compute import CostModel
 from utscale.matrix import PassCube
 from utscale.scaling import EASY, HARD, ScalingGrid, cell_points, gain_points, hard_minus_easy, problem_bootstrap
 from utscale.significance import bootstrap_p, holm, page_trend_p
@@ -398,19 +399,33 @@ def _online_summary(gains: pd.DataFrame, cap: int, crossfitted: pd.DataFrame | N
     return "online stopping, choices made on held-out problems: " + "; ".join(parts)
 
 
-def question_2(curve: pd.DataFrame, test_tokens: float, test_flops: float) -> ClaimVerdict:
+def question_2(curve: pd.DataFrame, costs: CostModel, token_source: str = "") -> ClaimVerdict:
     """Q2, tests and correctness: how best-of-N accuracy moves with the number of unit tests (the
     largest N of the grid) and what each test costs to generate and to run. Only deterministic costs go
-    into the evidence: measured seconds depend on the machine and stay in the cost table."""
+    into the evidence: measured seconds depend on the machine and stay in the cost table. A sampled test
+    is charged the sandbox executions that ran (only the executed share of sampled tests reaches the
+    sandbox). `token_source` names a proxy tokenizer when the generating model's own counts are not
+    available (a replay); with that, or without measured generation seconds, the question is only
+    partly answered."""
     n = int(curve.n_solutions.max())
     line = curve[curve.n_solutions == n].sort_values("n_tests")
     if len(line) < 2:
         return ClaimVerdict("Q2", NOT_TESTABLE, "the grid has one m value", "a relation needs several")
     steps = np.diff(line.accuracy.to_numpy()) / np.maximum(np.diff(line.n_tests.to_numpy()), 1)
     shape = ", ".join(f"{int(m)}: {a:.1f}" for m, a in zip(line.n_tests, line.accuracy))
+    flops = float(costs.cost(0, 1)["flops"])
+    tokens = f"{costs.test_completion_tokens:.0f} generated tokens" + (f" in a proxy tokenizer ({token_source})"
+                                                                        if token_source else "")
     evidence = (f"best-of-{n} accuracy (%) by unit tests: {shape}; points per added test from {steps[0]:+.2f} (first step) "
-                f"to {steps[-1]:+.3f} (last); each unit test costs {test_tokens:.0f} generated tokens ({test_flops:.3g} FLOPs) "
-                f"and {n} sandbox executions (their measured seconds are in the cost table)")
+                f"to {steps[-1]:+.3f} (last); each sampled unit test costs {tokens} ({flops:.3g} FLOPs) and "
+                f"{n * costs.executed_test_share:.3g} sandbox executions ({n} solutions × the "
+                f"{100 * costs.executed_test_share:.1f}% of sampled tests that were valid and ran; their measured "
+                "seconds are in the cost table)")
+    missing = [what for what, absent in (("the generating model's token counts", bool(token_source)),
+                                         ("measured generation seconds", costs.test_seconds_per_token <= 0)) if absent]
+    if missing:
+        return ClaimVerdict("Q2", PARTLY_ANSWERED, evidence, f"the accuracy side is measured; missing: {' and '.join(missing)} "
+                            "(a replay), so what a test costs to generate is estimated")
     return ClaimVerdict("Q2", ANSWERED, evidence, "the same resampled grid as the curves; costs measured on this run")
 
 
