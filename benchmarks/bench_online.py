@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from utscale import matrix, online, voting
+from utscale import matrix, online, stopping, voting
 from utscale.runs import Run
 
-SETTINGS = ([online.Setting("stability", k) for k in (2, 4, 8, 16)] + [online.Setting("margin", h) for h in (25, 50, 100)]
-            + [online.Setting("posterior", a) for a in (0.2, 0.1, 0.05)])
+SETTINGS = stopping.settings_from_config({"ONLINE_STABILITY": [2, 4, 8, 16], "ONLINE_HORIZONS": [25, 50, 100],
+                                          "ONLINE_ALPHAS": [0.2, 0.1, 0.05]})
 
 
 def open_committed(path: Path) -> Run:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from utscale import claims, compute, ledger, matrix, report, scaling, significance
+from utscale import claims, compute, ledger, matrix, questions, report, scaling, significance
 
 
 def cube_where_tests_help(p=60, n=8, m=12, seed=0, noise=0.1) -> matrix.PassCube:
@@ -268,15 +268,15 @@ def costed_points(flops_scale: float = 1e9) -> pd.DataFrame:
 
 
 def test_research_questions_are_answered_with_numbers_or_not_testable():
-    q1 = claims.question_1(costed_points())
+    q1 = questions.question_1(costed_points())
     assert q1.verdict == claims.ANSWERED and "+10.00 points" in q1.evidence and "per point" in q1.evidence
     assert "dynamic allocation: 1 of its 1 points on the frontier" in q1.evidence
-    assert claims.question_1(costed_points(0.0)).verdict == claims.NOT_TESTABLE
-    replay = claims.question_1(costed_points().assign(generation_seconds=0.0))
+    assert questions.question_1(costed_points(0.0)).verdict == claims.NOT_TESTABLE
+    replay = questions.question_1(costed_points().assign(generation_seconds=0.0))
     assert replay.verdict == claims.PARTLY_ANSWERED and "no generation time" in replay.reason
-    priced = claims.question_1(costed_points(), gain=(10.0, np.linspace(4.0, 16.0, 100))).evidence
+    priced = questions.question_1(costed_points(), gain=(10.0, np.linspace(4.0, 16.0, 100))).evidence
     assert "+10.00 points (95% interval +4.30 to +15.70)" in priced and "per point" in priced
-    unpriced = claims.question_1(costed_points(), gain=(10.0, np.linspace(-2.0, 22.0, 100))).evidence
+    unpriced = questions.question_1(costed_points(), gain=(10.0, np.linspace(-2.0, 22.0, 100))).evidence
     assert "no price per point: the gain's interval includes zero" in unpriced and "FLOPs and" not in unpriced
     gains = pd.DataFrame({"rule": ["online_a", "online_b"], "tests_generated": [3.0, 6.0], "share_of_cap": [0.25, 0.5],
                           "gain_vs_equal_same_tests": [0.8, -0.4], "ci_low": [0.2, -0.9], "ci_high": [1.4, -0.1],
@@ -292,7 +292,7 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
         {"arm": "online (held-out choice)", "chosen": "", "tests_generated": -6.3, "difference": -0.1,
          "versus": "fixed budget (held-out choice)", "ci_low": -0.8, "ci_high": 0.6, "margin": 0.5,
          "verdict": "no difference shown"}])
-    online_q1 = claims.question_1(costed_points(), gains, crossfitted=crossfitted).evidence
+    online_q1 = questions.question_1(costed_points(), gains, crossfitted=crossfitted).evidence
     assert "online stopping, choices made on held-out problems" in online_q1
     assert "fixed budget (held-out choice) (8, 8, 12): 9.3 tests per problem (78% of the cap), -0.20 points" in online_q1
     assert "(90% -0.90 to +0.20; margin ±0.5: not shown)" in online_q1
@@ -306,16 +306,16 @@ def test_research_questions_are_answered_with_numbers_or_not_testable():
                               solution_completion_tokens=200, test_prompt_tokens=100, test_completion_tokens=300,
                               solution_seconds_per_token=0.01, test_seconds_per_token=0.01, seconds_per_pair=0.1,
                               executed_test_share=0.25)
-    q2 = claims.question_2(curve, model)
+    q2 = questions.question_2(curve, model)
     assert q2.verdict == claims.ANSWERED and "0: 30.0, 1: 33.0, 4: 38.0, 12: 40.0" in q2.evidence
     assert "+3.00 (first step)" in q2.evidence and "costs 300 generated tokens (4e+11 FLOPs)" in q2.evidence
     # only the quarter of sampled tests that ran reaches the sandbox: 8 solutions × 25%
     assert "and 2 sandbox executions (8 solutions × the 25.0% of sampled tests" in q2.evidence
-    assert claims.question_2(curve.iloc[:1], model).verdict == claims.NOT_TESTABLE
-    replay = claims.question_2(curve, replace(model, test_seconds_per_token=0.0), "qwen2.5-coder-0.5b-instruct")
+    assert questions.question_2(curve.iloc[:1], model).verdict == claims.NOT_TESTABLE
+    replay = questions.question_2(curve, replace(model, test_seconds_per_token=0.0), "qwen2.5-coder-0.5b-instruct")
     assert replay.verdict == claims.PARTLY_ANSWERED and "in a proxy tokenizer (qwen2.5-coder-0.5b-instruct)" in replay.evidence
     assert "missing: the generating model's token counts and measured generation seconds" in replay.reason
-    assert claims.question_2(curve, model, "proxy").verdict == claims.PARTLY_ANSWERED
+    assert questions.question_2(curve, model, "proxy").verdict == claims.PARTLY_ANSWERED
 
 
 def test_deviations_name_what_this_run_changed(results_root):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from utscale import execution, generation, live, online, runs
+from utscale import execution, generation, live, online, runs, stopping
 from utscale.engines import make_engine
 from utscale.loading import write_problems
 from utscale.matrix import PassCube
@@ -33,7 +33,7 @@ def leader_cube(tests: int = 8, solutions: int = 4, agree: bool = False) -> Pass
     ("online_posterior_a0.05", 4),
 ])
 def test_a_clear_leader_is_settled_exactly_where_the_rule_says(name, first_settled):
-    setting = online.Setting.from_name(name)
+    setting = stopping.Setting.from_name(name)
     cube = leader_cube()
     # the columns past `generated` are not generated yet: no solution passes them
     for generated in range(0, 9):
@@ -45,18 +45,18 @@ def test_a_clear_leader_is_settled_exactly_where_the_rule_says(name, first_settl
 
 
 def test_solutions_that_agree_are_never_settled_by_the_margin_before_its_horizon():
-    setting = online.Setting("margin", 8)
+    setting = stopping.Setting("margin", 8)
     cube = leader_cube(agree=True)
     assert not live.settled(cube, np.array([7]), setting, 1, 1)[0]
     assert live.settled(cube, np.array([8]), setting, 1, 1)[0]
 
 
 def test_setting_names_round_trip_and_bad_names_are_refused():
-    for s in (online.Setting("margin", 8), online.Setting("stability", 2), online.Setting("posterior", 0.05)):
-        assert online.Setting.from_name(s.name) == s
+    for s in (stopping.Setting("margin", 8), stopping.Setting("stability", 2), stopping.Setting("posterior", 0.05)):
+        assert stopping.Setting.from_name(s.name) == s
     for bad in ("margin_h8", "online_margin_k8", "online_guess_h8"):
         with pytest.raises(ValueError):
-            online.Setting.from_name(bad)
+            stopping.Setting.from_name(bad)
 
 
 class CountingEngine:
@@ -104,7 +104,7 @@ def test_live_rounds_ask_only_for_open_problems_match_the_simulation_and_resume(
     tests = generation.generate_unit_tests(full)
     execution.execute_run(full)
     cube = live.revealed_cube(sorted(by_problem), full.read_table("solutions"), tests, full.read_table("executions"), 8)
-    trajectory = online.simulate(cube, [online.Setting.from_name(name)], 1, shuffle=False)
+    trajectory = online.simulate(cube, [stopping.Setting.from_name(name)], 1, shuffle=False)
     stops = trajectory.checkpoints[trajectory.stops[name][0]]
     assert dict(zip(cube.task_ids, stops.tolist())) == by_problem
     # a rerun replays the rounds from the logs: nothing generated, the same table and decisions
@@ -135,7 +135,7 @@ def test_a_round_whose_tests_are_all_invalid_reveals_nothing_and_does_not_fail(r
     invalid = pd.DataFrame({"task_id": tasks, "test_id": 0, "code": None, "duplicate_of": pd.array([None] * len(tasks), "Int64")})
     cube = live.revealed_cube(tasks, solutions, invalid, pd.DataFrame(), 4)
     assert cube.shape == (len(tasks), 8, 4) and not cube.passes.any()
-    assert not live.settled(cube, np.ones(len(tasks), int), online.Setting("margin", 4), 1, 1).any()
+    assert not live.settled(cube, np.ones(len(tasks), int), stopping.Setting("margin", 4), 1, 1).any()
 
 
 def test_a_round_where_no_executed_test_passes_reveals_nothing_and_does_not_fail(results_root):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from utscale import allocation, online, scaling, voting
+from utscale import allocation, online, scaling, stopping, voting
 from utscale.matrix import PassCube
 
 
@@ -28,37 +28,37 @@ def all_agree(m: int = 16, n: int = 4) -> PassCube:
     return cube_of(np.ones((1, n, m), dtype=bool), np.array([[True, False, False, False]]))
 
 
-def stop_tests(cube: PassCube, setting: online.Setting, **kw) -> np.ndarray:
+def stop_tests(cube: PassCube, setting: stopping.Setting, **kw) -> np.ndarray:
     traj = online.simulate(cube, [setting], resamples=5, seed=3, **kw)
     return traj.tests_at(traj.stops[setting.name])
 
 
 def test_stability_stops_k_tests_after_the_last_change():
     # the kept set changes at test 1 ({all} -> {0}) and never again
-    assert set(stop_tests(one_winner(), online.Setting("stability", 3)).ravel()) == {4}
+    assert set(stop_tests(one_winner(), stopping.Setting("stability", 3)).ravel()) == {4}
     # nothing ever changes: the window is full after k tests
-    assert set(stop_tests(all_agree(), online.Setting("stability", 3)).ravel()) == {3}
+    assert set(stop_tests(all_agree(), stopping.Setting("stability", 3)).ravel()) == {3}
 
 
 def test_margin_stops_when_no_outsider_can_catch_up_by_the_horizon():
     # after t tests the lead is t and h - t tests are left: the first t with t > h - t
-    assert set(stop_tests(one_winner(), online.Setting("margin", 10)).ravel()) == {6}
-    assert set(stop_tests(one_winner(), online.Setting("margin", 9)).ravel()) == {5}
+    assert set(stop_tests(one_winner(), stopping.Setting("margin", 10)).ravel()) == {6}
+    assert set(stop_tests(one_winner(), stopping.Setting("margin", 9)).ravel()) == {5}
     # while everyone agrees nothing is decided: the rule runs to its horizon
-    assert set(stop_tests(all_agree(), online.Setting("margin", 10)).ravel()) == {10}
+    assert set(stop_tests(all_agree(), stopping.Setting("margin", 10)).ravel()) == {10}
 
 
 def test_posterior_stops_at_the_error_target():
     # a = t leader wins, b = 0: P(challenger better) = 2^-(t+1); <= 0.05 first at t = 4 (1/32)
-    assert set(stop_tests(one_winner(), online.Setting("posterior", 0.05)).ravel()) == {4}
+    assert set(stop_tests(one_winner(), stopping.Setting("posterior", 0.05)).ravel()) == {4}
     # no evidence at all: the rule of succession 1 / (t + 2) <= 0.1 first at t = 8
-    assert set(stop_tests(all_agree(), online.Setting("posterior", 0.1)).ravel()) == {8}
+    assert set(stop_tests(all_agree(), stopping.Setting("posterior", 0.1)).ravel()) == {8}
     # a stricter target never stops earlier
-    assert stop_tests(one_winner(), online.Setting("posterior", 0.01)).min() == 6
+    assert stop_tests(one_winner(), stopping.Setting("posterior", 0.01)).min() == 6
 
 
 def test_min_tests_and_rounds_delay_every_stop():
-    setting = online.Setting("stability", 1)
+    setting = stopping.Setting("stability", 1)
     assert set(stop_tests(one_winner(), setting).ravel()) == {2}
     assert set(stop_tests(one_winner(), setting, min_tests=5).ravel()) == {5}
     # rounds of 4: the rule only sees the vote at 4, 8, …; the change lies inside the first round, so the
@@ -67,7 +67,7 @@ def test_min_tests_and_rounds_delay_every_stop():
 
 
 def test_challenger_probability_is_the_beta_posterior():
-    table = online.challenger_better(12)
+    table = stopping.challenger_better(12)
     assert table[0, 0] == pytest.approx(0.5)
     assert table[3, 0] == pytest.approx(0.5**4)  # P(Beta(4, 1) <= 1/2)
     assert table[5, 5] == pytest.approx(0.5)
@@ -103,7 +103,7 @@ def test_result_does_not_depend_on_chunking_and_padding_solutions_never_win():
     passes = cube.passes.copy()
     passes[2, 5:] = True  # rows past problem 2's real solutions: they must not count
     padded = cube_of(passes, cube.correct, n_solutions=np.array([7, 7, 5, 7, 7, 7]))
-    settings = [online.Setting("stability", 2), online.Setting("posterior", 0.1), online.Setting("margin", 6)]
+    settings = [stopping.Setting("stability", 2), stopping.Setting("posterior", 0.1), stopping.Setting("margin", 6)]
     a = online.simulate(padded, settings, resamples=6, seed=4, chunk=1)
     b = online.simulate(padded, settings, resamples=6, seed=4, chunk=4)
     assert np.array_equal(a.accuracy, b.accuracy, equal_nan=True)
@@ -130,7 +130,7 @@ def under(stop, checkpoints, budget):
 
 def test_allocation_table_has_every_rule_with_costs_and_intervals():
     cube = random_cube(2, p=10, m=8)
-    settings = [online.Setting("stability", 2), online.Setting("margin", 8), online.Setting("posterior", 0.1)]
+    settings = [stopping.Setting("stability", 2), stopping.Setting("margin", 8), stopping.Setting("posterior", 0.1)]
     traj = online.simulate(cube, settings, resamples=10, seed=0)
     curves = np.moveaxis(traj.accuracy, 0, 0)  # [M+1, R, P]
     gold = cube.pass_rates()
@@ -186,20 +186,20 @@ def test_adaptive_consistency_is_the_packages_beta_criterion():
     criterion = BetaStoppingCriteria(conf_thresh=0.95)
     for a, b in [(1, 0), (4, 0), (5, 2), (9, 4), (12, 11), (30, 20)]:
         theirs = criterion.should_stop(["x"] * a + ["y"] * b)
-        assert online.leader_confidence(np.array(a), np.array(b)) == pytest.approx(theirs["prob"], abs=1e-7)
-        assert (online.leader_confidence(np.array(a), np.array(b)) >= 0.95) == theirs["stop"]
+        assert stopping.leader_confidence(np.array(a), np.array(b)) == pytest.approx(theirs["prob"], abs=1e-7)
+        assert (stopping.leader_confidence(np.array(a), np.array(b)) >= 0.95) == theirs["stop"]
 
 
 def test_adaptive_stops_when_the_race_is_decided_and_runs_on_a_tie():
     # one winner: a = t, b = 0; P(Beta(1 + t, 1) > ½) = 1 − 2^-(t+1) ≥ 0.95 first at t = 4
-    assert set(stop_tests(one_winner(), online.Setting("adaptive", 0.05)).ravel()) == {4}
+    assert set(stop_tests(one_winner(), stopping.Setting("adaptive", 0.05)).ravel()) == {4}
     # everyone passes everything: a = t against nobody (b = 0), the package's single-answer case: same stop
-    assert set(stop_tests(all_agree(), online.Setting("adaptive", 0.05)).ravel()) == {4}
+    assert set(stop_tests(all_agree(), stopping.Setting("adaptive", 0.05)).ravel()) == {4}
     # two solutions that pass alternate tests, revealed in order: a and b stay within one, never decided
     passes = np.zeros((1, 2, 16), dtype=bool)
     passes[0, 0, ::2] = passes[0, 1, 1::2] = True
     tie = cube_of(passes, np.array([[True, False]]))
-    setting = online.Setting("adaptive", 0.05)
+    setting = stopping.Setting("adaptive", 0.05)
     in_order = online.simulate(tie, [setting], resamples=1, shuffle=False)
     assert in_order.tests_at(in_order.stops[setting.name]).tolist() == [[16]]
     # in random orders a streak of four tests for one side decides it early: the criterion reads the
@@ -217,44 +217,44 @@ def test_anytime_evalue_keeps_its_guarantee_under_the_null_and_has_power():
         wins = rng.random((runs, length)) < theta
         a = np.cumsum(wins, axis=1)
         b = np.arange(1, length + 1) - a
-        crossed = (online.log_evalue(a, b) >= np.log(1 / alpha)).any(axis=1)
+        crossed = (stopping.log_evalue(a, b) >= np.log(1 / alpha)).any(axis=1)
         assert check(crossed.mean()), (theta, crossed.mean())
     # the closed form against the mixture integral it stands for
     from scipy import integrate
     value, _ = integrate.quad(lambda th: 2 * (2 * th) ** 7 * (2 * (1 - th)) ** 2, 0.5, 1)
-    assert np.exp(online.log_evalue(np.array(7), np.array(2))) == pytest.approx(value)
+    assert np.exp(stopping.log_evalue(np.array(7), np.array(2))) == pytest.approx(value)
 
 
 def test_anytime_stops_only_on_enough_evidence_against_every_outsider():
     # one winner among 4: E after t unanimous tests is 2^(t+1) (1 − 2^-(t+1)) / (t + 1); the threshold
     # n(n − 1)/α = 12 / 0.05 = 240 is first reached at t = 11
-    e = np.exp(online.log_evalue(np.arange(16), np.zeros(16)))
+    e = np.exp(stopping.log_evalue(np.arange(16), np.zeros(16)))
     first = int(np.argmax(e >= 240))
     assert first == 11
-    assert set(stop_tests(one_winner(), online.Setting("anytime", 0.05)).ravel()) == {first}
+    assert set(stop_tests(one_winner(), stopping.Setting("anytime", 0.05)).ravel()) == {first}
     # a looser α stops no later
-    assert stop_tests(one_winner(), online.Setting("anytime", 0.5)).max() <= first
+    assert stop_tests(one_winner(), stopping.Setting("anytime", 0.5)).max() <= first
     # nobody is ever told apart: no evidence, the rule runs to the cap
-    assert set(stop_tests(all_agree(), online.Setting("anytime", 0.05)).ravel()) == {16}
+    assert set(stop_tests(all_agree(), stopping.Setting("anytime", 0.05)).ravel()) == {16}
     # a kept set whose members disagree on some test is not one voice: solutions 0 and 1 pass the same
     # number of tests (different ones), 2 and 3 nothing; the rule never stops
     passes = np.zeros((1, 4, 16), dtype=bool)
     passes[0, 0, :8] = passes[0, 1, 8:] = True
     split = cube_of(passes, np.array([[True, False, False, False]]))
-    full = online.simulate(split, [online.Setting("anytime", 0.5)], resamples=5, seed=3)
+    full = online.simulate(split, [stopping.Setting("anytime", 0.5)], resamples=5, seed=3)
     assert (full.tests_at(full.stops["online_anytime_a0.5"]) == 16).mean() > 0.5
 
 
 def test_settings_names_and_config():
-    assert online.Setting("posterior", 0.05).name == "online_posterior_a0.05"
-    assert online.Setting("stability", 4).name == "online_stability_k4"
+    assert stopping.Setting("posterior", 0.05).name == "online_posterior_a0.05"
+    assert stopping.Setting("stability", 4).name == "online_stability_k4"
     with pytest.raises(ValueError, match="unknown stopping rule"):
-        online.Setting("patience", 3)
-    names = [s.name for s in online.settings_from_config(
+        stopping.Setting("patience", 3)
+    names = [s.name for s in stopping.settings_from_config(
         {"ONLINE_STABILITY": [2], "ONLINE_HORIZONS": [8], "ONLINE_ALPHAS": [0.1]})]
     assert names == ["online_stability_k2", "online_margin_h8", "online_posterior_a0.1", "online_adaptive_a0.1",
                      "online_anytime_a0.1"]
-    assert all(online.Setting.from_name(n).name == n for n in names)
+    assert all(stopping.Setting.from_name(n).name == n for n in names)
 
 
 def test_the_decomposition_adds_up_and_names_each_cause():
@@ -291,7 +291,7 @@ def trajectories(curve_by_problem: np.ndarray, stops: dict[str, np.ndarray]) -> 
 def test_crossfit_reaches_each_verdict_and_chooses_on_other_problems():
     p = 40
     saturating = np.tile(np.array([0.2, 0.6, 1.0, 1.0, 1.0])[:, None], (1, p))  # right from 4 tests on
-    settings = [online.Setting("stability", 1), online.Setting("stability", 2)]
+    settings = [stopping.Setting("stability", 1), stopping.Setting("stability", 2)]
     early, enough = np.full(p, 1), np.full(p, 2)  # stop at 2 tests (60%) or at 4 (100%)
     traj = trajectories(saturating, {settings[0].name: early, settings[1].name: enough})
     rows = online.crossfit(traj, settings, margin=0.5, folds=5, seed=0)

@@ -28,8 +28,9 @@ from utscale import execution
 from utscale.engines import Engine
 from utscale.generation import UnitTestStage
 from utscale.matrix import PassCube
-from utscale.online import Setting, simulate
+from utscale.online import simulate
 from utscale.runs import Run
+from utscale.stopping import Setting
 from utscale.tables import natural_order
 from utscale.voting import Rule
 
