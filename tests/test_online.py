@@ -312,3 +312,26 @@ def test_crossfit_reaches_each_verdict_and_chooses_on_other_problems():
     shaky = online.crossfit(trajectories(close, {settings[0].name: early}), settings[:1], margin=0.5, seed=0)
     arm = shaky[(shaky.arm == "online (held-out choice)") & (shaky.versus == "every test")].iloc[0]
     assert arm.difference == pytest.approx(-0.75) and arm.ci_low < -0.5 < arm.ci_high and arm.verdict == "not shown"
+
+
+def test_invalid_tests_are_paid_for_but_are_no_evidence():
+    """Eight invalid tests (nothing extracted: every solution fails, not `valid`) come first, then eight
+    valid ones. Counting them as tests would settle both rules on the invalid run alone."""
+    valid = np.array([[False] * 8 + [True] * 8])
+    winner = one_winner()
+    winner.passes[0, 0, :8] = False
+    late_winner = PassCube(winner.task_ids, winner.passes, winner.correct, winner.n_solutions, np.array([8]), valid=valid)
+    stability = stopping.Setting("stability", 3)
+    traj = online.simulate(late_winner, [stability], resamples=1, shuffle=False)
+    # the kept set changes at the first valid test (t = 9), then three more valid tests: t = 12
+    assert traj.tests_at(traj.stops[stability.name]).tolist() == [[12]]
+    agree = all_agree()
+    agree.passes[0, :, :8] = False
+    late_agree = PassCube(agree.task_ids, agree.passes, agree.correct, agree.n_solutions, np.array([8]), valid=valid)
+    posterior = stopping.Setting("posterior", 0.1)
+    traj = online.simulate(late_agree, [posterior], resamples=1, shuffle=False)
+    # the rule of succession over valid tests: 1 / (8 + 2) <= 0.1 only after all eight valid ones
+    assert traj.tests_at(traj.stops[posterior.name]).tolist() == [[16]]
+    # the default: a cube's first n_tests columns are its valid ones (where from_tables puts them)
+    assert one_winner().valid.all() and PassCube(("t",), np.zeros((1, 2, 4), bool), np.zeros((1, 2), bool),
+                                                   np.array([2]), np.array([3])).valid.tolist() == [[True] * 3 + [False]]

@@ -40,8 +40,8 @@ def revealed_cube(task_ids: Sequence[str], solutions: pd.DataFrame, unit_tests: 
     """The pass matrices so far with columns in generation order (column j = test_id j), [P, N, cap].
 
     Rows are each problem's solutions by solution_id (one without code passes nothing); a test that is
-    invalid, a duplicate (not executed, as in the full matrix) or not generated yet passes for no one.
-    `correct` is all False: the stopping rules never see the ground truth."""
+    invalid, a duplicate (not executed, as in the full matrix) or not generated yet passes for no one and
+    is not `valid` (the stopping rules do not count it as evidence). `correct` is all False: the stopping rules never see the ground truth."""
     tasks = list(task_ids)
     sols = solutions[solutions.task_id.isin(tasks)]
     per_task = sols.groupby("task_id").size().reindex(tasks, fill_value=0).to_numpy()
@@ -59,8 +59,11 @@ def revealed_cube(task_ids: Sequence[str], solutions: pd.DataFrame, unit_tests: 
         rows = row_of.reindex(pd.MultiIndex.from_frame(ex[["task_id", "solution_id"]])).to_numpy()
         ok = ~np.isnan(rows) & (ex.test_id.to_numpy() < cap)
         passes[task_pos.get_indexer(ex.task_id[ok]), rows[ok].astype(np.int64), ex.test_id.to_numpy()[ok]] = True
+    executed = np.zeros((len(tasks), cap), dtype=bool)
+    where = valid[valid.task_id.isin(tasks) & (valid.test_id < cap)]
+    executed[task_pos.get_indexer(where.task_id), where.test_id.to_numpy(dtype=np.int64)] = True
     return PassCube(tuple(tasks), passes, np.zeros(passes.shape[:2], dtype=bool), per_task,
-                    np.full(len(tasks), cap))
+                    np.full(len(tasks), cap), valid=executed)
 
 
 def settled(cube: PassCube, generated: np.ndarray, setting: Setting, round_size: int, min_tests: int,

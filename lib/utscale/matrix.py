@@ -27,7 +27,9 @@ class PassCube:
     passes bool [P, N, M], correct bool [P, N]. Padding rows (missing solutions) and columns (unit tests
     that were invalid or never generated) are all False: a missing test is "not passed" by every
     solution. `weights` [P, M] is how often each test was sampled (1 for unit tests; CodeT counts a
-    repeated assertion once per sample), 0 on padding columns past a problem's own tests.
+    repeated assertion once per sample), 0 on padding columns past a problem's own tests. `valid` [P, M]
+    marks the columns that hold an executed test (by default a problem's first `n_tests` columns, where
+    `from_tables` puts them): the online stopping rules count only those as evidence.
     """
 
     task_ids: tuple[str, ...]
@@ -36,10 +38,14 @@ class PassCube:
     n_solutions: np.ndarray  # [P] real solutions per problem
     n_tests: np.ndarray  # [P] tests per problem (valid, executed)
     weights: np.ndarray = field(default=None)  # type: ignore[arg-type]  # [P, M]; ones when not given
+    valid: np.ndarray = field(default=None)  # type: ignore[arg-type]  # [P, M]; the first n_tests when not given
 
     def __post_init__(self) -> None:
         if self.weights is None:
             object.__setattr__(self, "weights", np.ones(self.passes.shape[::2], dtype=np.float64))
+        if self.valid is None:
+            columns = np.arange(self.passes.shape[2])[None, :]
+            object.__setattr__(self, "valid", columns < np.asarray(self.n_tests)[:, None])
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -109,6 +109,7 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         rows = cube.passes[idx[None, :, None], draw]  # [R, c, n, M]
         revealed = np.take_along_axis(rows, order[:, :, None, :], axis=3)
         weights = np.take_along_axis(np.broadcast_to(cube.weights[idx][None], (resamples, c, m)), order, axis=2)
+        valid = np.take_along_axis(np.broadcast_to(cube.valid[idx][None], (resamples, c, m)), order, axis=2)
         correct = cube.correct[idx[None, :, None], draw]  # [R, c, n]
         real = draw < cube.n_solutions[idx][None, :, None]
         b = resamples * c
@@ -139,8 +140,9 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         discordant = (lead_plain - both, plain - both)
         total_w = weights.sum(axis=1)
         weight_left = total_w[None, :] - np.concatenate([np.zeros((b, 1)), np.cumsum(weights, axis=1)], axis=1)[:, checkpoints].T
+        valid_so_far = np.concatenate([np.zeros((b, 1)), np.cumsum(valid.reshape(b, m), axis=1)], axis=1)[:, checkpoints].T
         chunk_stops = stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
-                                        settings, min_tests)
+                                       valid_so_far, settings, min_tests)
         for name, where in chunk_stops.items():
             stops[name][:, idx] = where.reshape(resamples, c)
     return Trajectories(checkpoints=checkpoints, accuracy=accuracy, stops=stops)

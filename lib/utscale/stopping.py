@@ -6,7 +6,7 @@ on simulated and live trajectories.
 Five rules, each a function of the trajectory of the vote as tests are revealed:
 
 - ``stability`` (k): the kept set (the solutions the voting rule keeps) has not changed over the last k
-  tests.
+  valid tests.
 - ``margin`` (horizon h): no solution outside the kept set can catch up with the kept set's pass count
   with the tests still allowed (h minus the tests so far, weighted). The final pick is then certain to come
   from today's kept set; the kept solutions agree on every test so far and are treated as one.
@@ -14,7 +14,8 @@ Five rules, each a function of the trajectory of the vote as tests are revealed:
   tests that tell them apart are a Beta(1 + b, 1 + a) posterior of how often the challenger wins one (a
   leader's wins, b the challenger's); the rule stops when no challenger is better than the leader with
   posterior probability above α. When every solution agrees on every test so far there is no evidence at
-  all, and the rule of succession, 1 / (t + 2), is the chance that the next test separates them.
+  all, and the rule of succession, 1 / (t + 2) with t valid tests, is the chance that the next test
+  separates them.
 - ``adaptive`` (α): the published peer, Adaptive-Consistency's Beta criterion (Aggarwal et al., EMNLP
   2023), applied to the pass-set clusters' votes as they stand: a test is a voter for every solution it
   passes, solutions that agree on every test so far are one answer, the leader's votes are its pass count
@@ -129,9 +130,14 @@ def _first_true(mask: np.ndarray, default: int) -> np.ndarray:
 
 
 def stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarray, real: np.ndarray,
-                      weight_left: np.ndarray, discordant: tuple[np.ndarray, np.ndarray],
+                      weight_left: np.ndarray, discordant: tuple[np.ndarray, np.ndarray], valid: np.ndarray,
                       settings: Sequence[Setting], min_tests: int) -> dict[str, np.ndarray]:
-    """Each setting's stopping checkpoint, int [B], from one chunk's trajectory (all arrays [T, B, …])."""
+    """Each setting's stopping checkpoint, int [B], from one chunk's trajectory (all arrays [T, B, …]).
+
+    `valid` [T, B] counts the executed tests revealed so far. An invalid test (nothing extracted, a
+    duplicate) is paid for and counts toward min_tests and the margin rule's horizon, both budgets of
+    tests generated, but it is no evidence: the stability window and the rule of succession count valid
+    tests only (a run of invalid tests is not a run of agreement)."""
     last = len(checkpoints) - 1
     t = checkpoints[:, None]
     allowed = t >= min_tests
@@ -147,7 +153,7 @@ def stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarr
     table = challenger_better(int(checkpoints[-1]))
     posterior = table[wins_leader.astype(np.int64), wins_challenger.astype(np.int64)]  # [T, B, n]
     risk = np.where(outside, posterior, 0.0).max(axis=-1)
-    risk = np.where(outside.any(axis=-1), risk, 1.0 / (t + 2.0))
+    risk = np.where(outside.any(axis=-1), risk, 1.0 / (valid + 2.0))
     # pass-set clusters: solutions that differ from the leader on some test so far are other answers
     differs = real & (wins_leader + wins_challenger > 0)
     runner_up = np.where(differs, counts, 0.0).max(axis=-1)
@@ -158,7 +164,8 @@ def stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarr
     n_real = real.sum(axis=-1)
     for s in settings:
         if s.rule == "stability":
-            settled = allowed & (t - checkpoints[last_change] >= s.value) & (t >= s.value)
+            since_change = valid - np.take_along_axis(valid, last_change, axis=0)
+            settled = allowed & (since_change >= s.value) & (valid >= s.value)
         elif s.rule == "margin":
             horizon_left = np.maximum(weight_left - weight_left[np.searchsorted(checkpoints, min(s.value, checkpoints[-1]))], 0)
             # someone must be outside the kept set: while all agree, nothing has been decided yet
