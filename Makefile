@@ -27,7 +27,8 @@ run: $(STAMP)
 	$(BIN)/python -m utscale run --profile embedded
 	$(BIN)/python -m utscale run --profile codet-humaneval
 	$(BIN)/python -m utscale run --profile mbpp-plus-embedded
-	$(BIN)/python -m utscale index embedded codet-humaneval mbpp-plus-embedded
+	$(BIN)/python -m utscale run --profile humaneval-plus-embedded
+	$(BIN)/python -m utscale index embedded codet-humaneval mbpp-plus-embedded humaneval-plus-embedded
 
 test: $(STAMP)
 	bash .ci/test
