@@ -335,3 +335,12 @@ def test_invalid_tests_are_paid_for_but_are_no_evidence():
     # the default: a cube's first n_tests columns are its valid ones (where from_tables puts them)
     assert one_winner().valid.all() and PassCube(("t",), np.zeros((1, 2, 4), bool), np.zeros((1, 2), bool),
                                                    np.array([2]), np.array([3])).valid.tolist() == [[True] * 3 + [False]]
+
+
+def test_last_bit_differences_never_make_an_interval_exclude_zero():
+    """The same accuracies averaged in two orders (a rule that runs to the cap against equal allocation at
+    the cap) differ by ~1e-15 points on every problem: without care, an interval entirely below zero."""
+    rounding = np.array([-2.6e-15, -4.0e-16, -5.3e-15, -1.1e-15])
+    assert online._with_interval("gain", rounding, 0) == {"gain": 0.0, "gain_ci_low": 0.0, "gain_ci_high": 0.0}
+    real = np.array([-2.0, -1.0, -3.0, -1.5])
+    assert online._with_interval("gain", real, 0)["gain_ci_high"] < 0
