@@ -111,22 +111,22 @@ def test_funnel(unit_tests: pd.DataFrame, executions: pd.DataFrame, labels: pd.D
                              "rejects_all_wrong": bool((~t.passed[~t.correct]).all())}), include_groups=False)
     solvable = per_test[per_test.has_correct]
     both = solvable[solvable.has_wrong]
+    valid = unit_tests[unit_tests.extract_status == "ok"]
+
+    def row(stage: str, tests: pd.DataFrame, of: str) -> tuple[str, int, int, str]:
+        return stage, len(tests), tests.index.get_level_values("task_id").nunique(), of
+
     rows = [("sampled", len(unit_tests), unit_tests.task_id.nunique(), "sampled"),
-            ("valid (a test could be extracted)", int((unit_tests.extract_status == "ok").sum()),
-             unit_tests.loc[unit_tests.extract_status == "ok", "task_id"].nunique(), "sampled"),
-            ("run (distinct, executed)", len(per_test), per_test.index.get_level_values(0).nunique(), "sampled"),
-            ("run, on problems with a correct solution", len(solvable), solvable.index.get_level_values(0).nunique(),
-             "run (distinct, executed)"),
-            ("correct (accepts every correct solution)", int(solvable.correct_all_pass.sum()),
-             solvable[solvable.correct_all_pass].index.get_level_values(0).nunique(), "run, on problems with a correct solution"),
-            ("run, on problems with correct and wrong solutions", len(both), both.index.get_level_values(0).nunique(),
-             "run (distinct, executed)"),
-            ("discriminating (correct, rejects a wrong solution)", int((both.correct_all_pass & both.rejects_wrong).sum()),
-             both[both.correct_all_pass & both.rejects_wrong].index.get_level_values(0).nunique(),
-             "run, on problems with correct and wrong solutions"),
-            ("perfect (correct, rejects every wrong solution)", int((both.correct_all_pass & both.rejects_all_wrong).sum()),
-             both[both.correct_all_pass & both.rejects_all_wrong].index.get_level_values(0).nunique(),
-             "run, on problems with correct and wrong solutions")]
+            ("valid (a test could be extracted)", len(valid), valid.task_id.nunique(), "sampled"),
+            row("run (distinct, executed)", per_test, "sampled"),
+            row("run, on problems with a correct solution", solvable, "run (distinct, executed)"),
+            row("correct (accepts every correct solution)", solvable[solvable.correct_all_pass],
+                "run, on problems with a correct solution"),
+            row("run, on problems with correct and wrong solutions", both, "run (distinct, executed)"),
+            row("discriminating (correct, rejects a wrong solution)", both[both.correct_all_pass & both.rejects_wrong],
+                "run, on problems with correct and wrong solutions"),
+            row("perfect (correct, rejects every wrong solution)", both[both.correct_all_pass & both.rejects_all_wrong],
+                "run, on problems with correct and wrong solutions")]
     table = pd.DataFrame(rows, columns=["stage", "tests", "problems", "of"])
     base = table.set_index("stage").tests
     table["percent"] = [100.0 * t / base[o] if base[o] else float("nan") for t, o in zip(table.tests, table.of)]
