@@ -75,6 +75,23 @@ def test_the_batch_comes_from_memory_and_a_machine_without_room_for_one_sequence
              memory=weights + cpu_settings.RUNTIME_RESERVE_BYTES)
 
 
+def test_a_decode_steps_products_are_the_models_matrix_parameters(tmp_path):
+    """The roofline's products (`step_products`) are the matrices one decode step multiplies: for
+    Qwen2.5-0.5B's shapes they hold its 494 M parameters less the 71,552 of norms and biases; and vLLM's
+    kernels run them, one positive rate per sweep."""
+    qwen = {**QWEN, "intermediate_size": 4864, "vocab_size": 151936}
+    (tmp_path / "config.json").write_text(json.dumps(qwen))
+    shapes = cpu_settings.step_products(str(tmp_path))
+    assert len(shapes) == 7 * 24 + 1 and shapes[-1] == (896, 151936)
+    assert sum(i * o for i, o in shapes) == 494_032_768 - 71_552
+    pytest.importorskip("vllm")
+    tiny = {**QWEN, "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2, "intermediate_size": 128,
+            "vocab_size": 256}
+    (tmp_path / "config.json").write_text(json.dumps(tiny))
+    rates = cpu_settings.step_products_gflops(str(tmp_path), "float32", threads=1, rows=4, sweeps=3)
+    assert len(rates) == 3 and all(r > 0 for r in rates)
+
+
 def _vllm_mask(logits, p):
     """vLLM's own sort-based top-p, the reference."""
     from vllm.v1.sample.ops.topk_topp_sampler import apply_top_k_top_p_pytorch

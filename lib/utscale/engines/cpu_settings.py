@@ -17,9 +17,10 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 SEQS_PER_CORE = 16  # measured: 2 cores ran 176 / 189 / 175 tok/s at 16 / 32 / 64 sequences
 RUNTIME_RESERVE_BYTES = 2 * 1024**3  # activations, the sampler's buffers, the Python process itself
@@ -120,6 +121,48 @@ def matmul_gflops(dtype: str, threads: int, rows: int = 32, hidden: int = 896, i
             a @ b
             n += 1
         return 2 * rows * hidden * inner * n / (time.perf_counter() - start) / 1e9
+    finally:
+        torch.set_num_threads(before)
+
+
+def step_products(model_dir: str) -> list[tuple[int, int]]:
+    """The weight matrices (in x out) one decode step multiplies, from the model's config.json: per layer
+    the query, key, value and output projections and the MLP's gate, up and down; then the LM head."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    hidden, inner = cfg["hidden_size"], cfg["intermediate_size"]
+    head_dim = cfg.get("head_dim") or hidden // cfg["num_attention_heads"]
+    q, kv = cfg["num_attention_heads"] * head_dim, cfg.get("num_key_value_heads", cfg["num_attention_heads"]) * head_dim
+    layer = [(hidden, q), (hidden, kv), (hidden, kv), (q, hidden), (hidden, inner), (hidden, inner), (inner, hidden)]
+    return layer * cfg["num_hidden_layers"] + [(hidden, cfg["vocab_size"])]
+
+
+def step_products_gflops(model_dir: str, dtype: str, threads: int, rows: int, sweeps: int = 8) -> list[float]:
+    """The rate of every matrix product of one decode step at `rows` sequences, one figure per sweep, run by
+    vLLM-CPU's own GEMM dispatch (its prepacked oneDNN or sgl kernels, as the engine runs them) with each
+    weight a tensor of its own, so that the whole model's weights stream from memory as in the engine.
+    Its best sweep over 2 x matrix parameters bounds a decode loop's tok/s from above: a step does these
+    products and more (attention, norms, sampling, scheduling). One cache-resident product
+    (`matmul_gflops`) does not: measured here it varied 170-626 GFLOP/s from run to run."""
+    import torch
+    from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        kind, layers = getattr(torch, dtype), []
+        for i, o in step_products(model_dir):
+            layer = torch.nn.Linear(i, o, bias=False, dtype=kind).requires_grad_(False)
+            dispatch_cpu_unquantized_gemm(layer, remove_weight=False)
+            layers.append((torch.randn(rows, i, dtype=kind), cast(Callable[..., Any], layer.cpu_linear), layer.weight))
+        flops = 2 * rows * sum(i * o for i, o in step_products(model_dir))
+        rates = []
+        for sweep in range(sweeps + 1):
+            start = time.perf_counter()
+            for x, kernel, weight in layers:
+                kernel(x, weight, None)
+            if sweep:  # the first sweep warms the kernels and pages
+                rates.append(flops / (time.perf_counter() - start) / 1e9)
+        return rates
     finally:
         torch.set_num_threads(before)
 
