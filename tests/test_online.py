@@ -344,3 +344,25 @@ def test_last_bit_differences_never_make_an_interval_exclude_zero():
     assert online._with_interval("gain", rounding, 0) == {"gain": 0.0, "gain_ci_low": 0.0, "gain_ci_high": 0.0}
     real = np.array([-2.0, -1.0, -3.0, -1.5])
     assert online._with_interval("gain", real, 0)["gain_ci_high"] < 0
+
+
+def test_a_settled_ranking_costs_more_tests_under_codet_when_its_groups_overturn_the_vote():
+    """Solution 0 (right) passes all 8 tests; three identical wrong solutions pass all but test 0. The vote
+    keeps solution 0 once test 0 is revealed, at position r. CodeT's released rule (√|group| × tests) keeps it
+    too while r ≤ 2 (1 > 0, 2 > √3), then the wrong trio for good from the third test on. So with a stability
+    window of 2, the vote stops at r + 2 when r ≤ 2 (else at 2, nothing having changed), and CodeT at 5 when
+    r ≤ 2 (else at 2): the same orders, read under two rankings."""
+    passes = np.ones((1, 4, 8), dtype=bool)
+    passes[0, 1:, 0] = False
+    cube = cube_of(passes, np.array([[True, False, False, False]]))
+    free = [s for s in [stopping.Setting("stability", 2), stopping.Setting("margin", 8)]
+            if s.rule in stopping.RANKING_FREE_RULES]
+    runs = {rule: online.simulate(cube, free, resamples=40, seed=5, rule=rule) for rule in ("coderm", "codet_released")}
+    vote, codet = (runs[r].tests_at(runs[r].stops["online_stability_k2"])[:, 0] for r in ("coderm", "codet_released"))
+    assert set(vote) > {2} and np.all(codet == np.where(vote > 2, 5, 2))
+    costs = online.TestCosts(np.zeros(1), np.ones(1), parameters=1)
+    table = online.reranker_table(runs, free, costs).set_index("reranker")
+    assert list(table.rule) == ["online_stability_k2"] * 2  # the margin rule is not carried over to CodeT
+    assert table.loc["coderm", "accuracy_every_test"] == 100 and table.loc["codet_released", "accuracy_every_test"] == 0
+    assert table.loc["codet_released", "tests_generated"] > table.loc["coderm", "tests_generated"]
+    assert table.loc["coderm", "accuracy"] == pytest.approx(100 * np.mean(np.where(vote > 2, 1.0, 0.25)))

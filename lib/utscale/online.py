@@ -14,7 +14,7 @@ at m, so every rule is compared on the same draws. All of it is vectorised over 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -323,6 +323,25 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], costs: TestCost
     return pd.DataFrame([paired_gain(traj, s.name, costs, seed) for s in settings])
 
 
+def reranker_table(runs: Mapping[str, Trajectories], settings: Sequence[Setting], costs: TestCosts,
+                   seed: int = 0) -> pd.DataFrame:
+    """`metrics/online_by_reranker.csv`: what a settled ranking costs in tests under each ranking of the
+    pass matrix. `runs` maps a reranker (a `voting.Rule`) to its trajectories on the same orders and
+    draws (`simulate(..., rule=...)` with the same seed); per reranker and setting, the tests generated,
+    the accuracy at the stop and with every test (the reranker's own cap), and `paired_gain` against that
+    reranker's equal allocation. Only the settings run for a reranker appear (`stopping.RANKING_FREE_RULES`
+    for a ranking other than the vote)."""
+    rows = []
+    for reranker, traj in sorted(runs.items()):
+        every_test = float(np.nanmean(traj.accuracy[-1]) * 100)
+        for s in settings:
+            if s.name in traj.stops:
+                at_stop = float(np.nanmean(traj.accuracy_at(traj.stops[s.name])) * 100)
+                rows.append({"reranker": reranker, **paired_gain(traj, s.name, costs, seed),
+                             "accuracy": at_stop, "accuracy_every_test": every_test})
+    return pd.DataFrame(rows)
+
+
 EQUIVALENCE_MARGIN = 0.5  # points: what "as accurate as every test" may lose (docs/method.md §8)
 CROSSFIT_FOLDS = 5
 
@@ -383,9 +402,11 @@ def crossfit(traj: Trajectories, settings: Sequence[Setting], margin: float = EQ
     return pd.DataFrame(rows)
 
 
-def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame, crossfitted: pd.DataFrame | None = None) -> None:
+def save(run: Run, allocation: pd.DataFrame, gains: pd.DataFrame, crossfitted: pd.DataFrame | None = None,
+         by_reranker: pd.DataFrame | None = None) -> None:
     """The tables under metrics/ at fixed precision, so that re-rendering a run leaves the files unchanged."""
     write_csv(allocation, run.file("metrics/allocation.csv"))
     write_csv(gains, run.file("metrics/online_vs_equal.csv"))
-    if crossfitted is not None:
-        write_csv(crossfitted, run.file("metrics/online_crossfit.csv"))
+    for name, extra in (("online_crossfit", crossfitted), ("online_by_reranker", by_reranker)):
+        if extra is not None:
+            write_csv(extra, run.file(f"metrics/{name}.csv"))

@@ -44,6 +44,10 @@ from scipy.special import betainc, betaln
 
 STOPPING_RULES = ("stability", "margin", "posterior", "adaptive", "anytime")
 LETTERS = {"stability": "k", "margin": "h", "posterior": "a", "adaptive": "a", "anytime": "a"}  # in row names
+# the rules whose "settled" means the same under any ranking of the pass matrix (the kept set has stopped
+# changing); the others reason about pass counts (margin, adaptive) or pairwise wins (posterior, anytime),
+# which is what the vote ranks by, and guarantee nothing about CodeT's groups
+RANKING_FREE_RULES = ("stability",)
 
 
 @dataclass(frozen=True)
