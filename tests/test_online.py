@@ -362,7 +362,7 @@ def test_a_settled_ranking_costs_more_tests_under_codet_when_its_groups_overturn
     assert set(vote) > {2} and np.all(codet == np.where(vote > 2, 5, 2))
     costs = online.TestCosts(np.zeros(1), np.ones(1), parameters=1)
     table = online.reranker_table(runs, free, costs).set_index("reranker")
-    assert list(table.rule) == ["online_stability_k2"] * 2  # the margin rule is not carried over to CodeT
+    assert list(table.rule) == ["online_stability_k2"] * 2  # the margin rule is not ranking-free: never run here
     assert table.loc["coderm", "accuracy_every_test"] == 100 and table.loc["codet_released", "accuracy_every_test"] == 0
     assert table.loc["codet_released", "tests_generated"] > table.loc["coderm", "tests_generated"]
     assert table.loc["coderm", "accuracy"] == pytest.approx(100 * np.mean(np.where(vote > 2, 1.0, 0.25)))
