@@ -45,19 +45,27 @@ def requests() -> list:
     return generation.solution_requests(problems, CFG) + generation.unit_test_requests(problems, shown, CFG)
 
 
+def timed_chat(llm, reqs: list, seeds: list[int], max_tokens: int | None = None, **options) -> tuple[int, float]:
+    """Generated tokens and seconds of one `llm.chat` over `reqs` at their own temperature and top-p, each
+    with its seed and token cap (`max_tokens`: one cap for all instead)."""
+    from vllm import SamplingParams
+
+    params = [SamplingParams(n=1, temperature=r.sampling.temperature, top_p=r.sampling.top_p, seed=seed,
+                             max_tokens=max_tokens or r.sampling.max_tokens, **options) for r, seed in zip(reqs, seeds)]
+    start = time.perf_counter()
+    outs = llm.chat([r.chat() for r in reqs], params, use_tqdm=False, add_generation_prompt=True)
+    return sum(len(o.outputs[0].token_ids) for o in outs), time.perf_counter() - start
+
+
 def child(which: str) -> dict:
     from utscale.models import resolve_model
 
     model, reqs = resolve_model("qwen2.5-coder-0.5b-instruct"), requests()
     if which == "previous":
-        from vllm import LLM, SamplingParams
+        from vllm import LLM
 
         llm = LLM(model=model.path, seed=CFG["SEED"], **PREVIOUS)
-        params = [SamplingParams(n=1, temperature=r.sampling.temperature, top_p=r.sampling.top_p,
-                                 max_tokens=r.sampling.max_tokens, seed=r.seed) for r in reqs]
-        start = time.perf_counter()
-        outs = llm.chat([r.chat() for r in reqs], params, use_tqdm=False, add_generation_prompt=True)
-        seconds, tokens, plan = time.perf_counter() - start, sum(len(o.outputs[0].token_ids) for o in outs), {}
+        (tokens, seconds), plan, extra = timed_chat(llm, reqs, [r.seed for r in reqs]), {}, {}
     else:
         from utscale.engines.vllm_engine import VLLMEngine
 
@@ -66,23 +74,18 @@ def child(which: str) -> dict:
         tokens = sum(c.completion_tokens for c in engine.generate(reqs))
         seconds = time.perf_counter() - start
         plan = engine.cpu_plan.record() if engine.cpu_plan else {}
-        return {"which": which, "requests": len(reqs), "tokens": tokens, "seconds": seconds, "plan": plan,
-                "parameters": model.parameters, "full_batch": full_batch(engine.llm, reqs, plan["max_num_seqs"])}
+        extra = {"full_batch": full_batch(engine.llm, reqs, plan["max_num_seqs"])}
     return {"which": which, "requests": len(reqs), "tokens": tokens, "seconds": seconds, "plan": plan,
-            "parameters": model.parameters}
+            "parameters": model.parameters, **extra}
 
 
 def full_batch(llm, reqs: list, rows: int) -> dict:
     """The engine at the roofline's batch: `rows` of the mix's requests decoding FULL_BATCH_TOKENS each
     (end of text ignored), all at once, so that every step multiplies `rows` rows; prefill included."""
-    from vllm import SamplingParams
-
     chosen = [reqs[i % len(reqs)] for i in range(rows)]
-    params = [SamplingParams(n=1, temperature=r.sampling.temperature, top_p=r.sampling.top_p, seed=r.seed + i,
-                             max_tokens=FULL_BATCH_TOKENS, ignore_eos=True) for i, r in enumerate(chosen)]
-    start = time.perf_counter()
-    outs = llm.chat([r.chat() for r in chosen], params, use_tqdm=False, add_generation_prompt=True)
-    return {"tokens": sum(len(o.outputs[0].token_ids) for o in outs), "seconds": time.perf_counter() - start}
+    tokens, seconds = timed_chat(llm, chosen, [r.seed + i for i, r in enumerate(chosen)], FULL_BATCH_TOKENS,
+                                 ignore_eos=True)
+    return {"tokens": tokens, "seconds": seconds}
 
 
 def roofline(model_dir: str, dtype: str, threads: int, rows: int) -> dict:

@@ -149,12 +149,12 @@ def step_products_gflops(model_dir: str, dtype: str, threads: int, rows: int, sw
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        kind, layers = getattr(torch, dtype), []
-        for i, o in step_products(model_dir):
+        kind, shapes, layers = getattr(torch, dtype), step_products(model_dir), []
+        for i, o in shapes:
             layer = torch.nn.Linear(i, o, bias=False, dtype=kind).requires_grad_(False)
             dispatch_cpu_unquantized_gemm(layer, remove_weight=False)
             layers.append((torch.randn(rows, i, dtype=kind), cast(Callable[..., Any], layer.cpu_linear), layer.weight))
-        flops = 2 * rows * sum(i * o for i, o in step_products(model_dir))
+        flops = 2 * rows * sum(i * o for i, o in shapes)
         rates = []
         for sweep in range(sweeps + 1):
             start = time.perf_counter()
