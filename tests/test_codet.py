@@ -218,15 +218,18 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     inputs, recorded = run.read_table("test_inputs"), run.read_table("outputs")
     assert len(recorded) == 12 * len(inputs) and recorded.status.eq("pass").mean() > 0.5
     assert recorded.output.notna().eq(recorded.status.eq("pass")).all()
+    expected = run.read_table("expected_values")  # every parsed assertion's expected value, SRank's eval
+    assert len(expected) == sum(len(json.loads(ids)) for ids in inputs.assertion_ids)
+    assert expected.status.eq("pass").mean() > 0.8
     table = rerankers.reranker_table({**cubes, **outputs.load_all(run)})
     assert table.accuracy.iloc[0] == pytest.approx(labels.correct.mean() * 100)
     assert {"codet_released", "codet_paper", "coderm", "max_pass"} <= set(table.rule)
     assert table.set_index("rule").loc[["srank", "mbr_exec"], "accuracy"].notna().all()
     # a committed run ships its tables, not its bulky verdict logs: re-rendering executes nothing again
-    for name in ("labels_log", "assertion_executions_log", "outputs_log"):
+    for name in ("labels_log", "assertion_executions_log", "outputs_log", "expected_values_log"):
         (run.path / f"{name}.jsonl").unlink()
     again = execution.execute_run(run)
-    assert again["labels"].executed == 0 and again["executions"].executed == 0 and again["outputs"].executed == 0
+    assert not any(report.executed for report in again.values())
     assert run.read_table("outputs").equals(recorded)
     assert run.read_table("executions").equals(executions)
     assert run.manifest()["sandbox"]["reports"]["executions"]["executed"] == len(by_assertion)
@@ -242,6 +245,8 @@ def test_committed_codet_run_reproduces_codets_published_numbers():
     random = reranked[reranked.rule == "random"].iloc[0]
     assert abs(row.accuracy - claims.CODET_RELEASED) <= claims.REFERENCE_TOLERANCE
     assert abs(random.accuracy - claims.CODET_BASELINE) <= claims.REFERENCE_TOLERANCE
+    srank = reranked[reranked.rule == "srank"].iloc[0]  # SRank's README, Table 1: 43.07 on these generations
+    assert abs(srank.accuracy - 43.07) <= 1.0
     ledger = pd.read_csv(committed / "metrics" / "claims_ledger.csv", dtype=str).set_index("claim")
     assert ledger.loc["R1", "verdict"] == claims.REPRODUCED
     labels = pd.read_parquet(committed / "labels.parquet")

@@ -145,6 +145,42 @@ def test_the_cube_aligns_outputs_keeps_unencodable_apart_and_weights_agreement()
     assert cube.n_inputs.tolist() == [2]
 
 
+def test_expected_values_are_evaluated_after_the_prompts_stub_as_srank_evaluates_them():
+    problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
+    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
+                               "assertion": ["assert add(1, 2) == 3", "assert add(1, 2) == [1] * 2",
+                                             "assert add(2, 2) == four", "assert 5 == add(2, 3)"]})
+    inputs = outputs.test_inputs(problems, assertions)
+    pairs = outputs.expected_pairs(problems, assertions, inputs)
+    assert {key: test for key, (_, test) in pairs.items()} == {
+        ("T/0", 0): "3", ("T/0", 1): "[1] * 2", ("T/0", 2): "four", ("T/0", 3): "5"}
+    assert {program for program, _ in pairs.values()} == {PROMPT + "\n    pass\n"}  # SRank's exec(prompt + pass)
+    with Executor(workers=1, settings=SandboxSettings(timeout=0.3, mode="srank")) as executor:
+        got = {tuple(json.loads(v.id)): (v.status, v.output) for v in run_pairs(
+            [Pair(json.dumps(list(k)), program, test) for k, (program, test) in pairs.items()], executor)}
+    assert got[("T/0", 1)] == ("pass", canonical([1, 1]))  # an expression, not only a literal
+    assert got[("T/0", 2)] == ("error", None)  # a name the namespace lacks: SRank's eval rejects it
+
+
+def test_srank_agreement_counts_the_sampled_expected_values_a_solution_returns():
+    inputs = pd.DataFrame({"task_id": ["T/0", "T/0"], "input_id": [0, 1], "input": ["f(1)", "f(2)"],
+                           "assertion_ids": ["[0, 1]", "[2, 3]"]})
+    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3], "multiplicity": [3, 1, 2, 5]})
+    expected = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
+                             "status": ["pass", "pass", "pass", "error"], "output": ["1", "2", "4", None]})
+    values = outputs.expected_outputs(expected, assertions, inputs)
+    assert sorted(zip(values.input_id, values.output, values.weight)) == [(0, "1", 3), (0, "2", 1), (1, "4", 2)]
+    rows = [(0, 0, "pass", "1"), (0, 1, "pass", "4"), (1, 0, "pass", "2"), (1, 1, "error", None),
+            (2, 0, "timeout", None), (2, 1, "pass", "4")]
+    recorded = pd.DataFrame([("T/0", s, i, st, out) for s, i, st, out in rows],
+                            columns=["task_id", "solution_id", "input_id", "status", "output"])
+    agreement = outputs.expected_agreement(recorded, values)
+    # the error-valued assertion 3 counts nowhere (SRank drops it): every share is out of 3 + 1 + 2
+    assert agreement.set_index("solution_id").agreement.to_dict() == pytest.approx({0: 5 / 6, 1: 1 / 6, 2: 2 / 6})
+    none = outputs.expected_agreement(recorded, values.iloc[:0])
+    assert none.agreement.tolist() == [0.0, 0.0, 0.0]  # a problem with no expected value: no agreement
+
+
 def test_mbr_exec_keeps_the_largest_group_of_identical_results_errors_included():
     codes = np.array([[1, 2], [1, 2], [7, 7], [7, 7], [7, 7], [1, 3]])  # 7: "raised", shared by three
     assert rerankers.mbr_exec_kept(codes).tolist() == [False, False, True, True, True, False]

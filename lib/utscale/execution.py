@@ -330,6 +330,8 @@ def execute_run(run: Run) -> dict[str, StageReport]:
             run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
             reports["outputs"] = record_outputs(run, programs_of(pairs), outputs.test_inputs(problems, assertions),
                                                 limits)
+            reports["expected_values"] = record_values(run, "expected_values", outputs.expected_pairs(
+                problems, assertions, run.read_table("test_inputs")), outputs.EXPECTED_KEY, limits)
         elif run.config["SANDBOX_MODE"] == "codet":
             raise ValueError("SANDBOX_MODE codet runs CodeT's assertions: it needs REPLAY_FORMAT codet")
         else:
@@ -379,12 +381,20 @@ def record_outputs(run: Run, programs: Mapping[tuple[str, int], str], inputs: pd
     canonical output on each (`outputs` table: status `pass` when the input returned, and the output's
     text), resumable from `outputs_log` like every verdict."""
     run.write_table("test_inputs", inputs, key=["task_id", "input_id"])
+    return record_values(run, "outputs", outputs.output_pairs(programs, run.read_table("test_inputs")),
+                         outputs.OUTPUT_KEY, limits)
+
+
+def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], key: tuple[str, ...],
+                  limits: pd.DataFrame | None) -> StageReport:
+    """Each pair's value in SRank's executor (program, then the expression) as the table `name`, resumable
+    from its log: the solutions' outputs, or the assertions' expected values (`outputs.expected_pairs`)."""
     settings = output_settings(run.config)
-    log = verdict_log(run, "outputs_log", "outputs", outputs.OUTPUT_KEY)
+    log = verdict_log(run, f"{name}_log", name, key)
     with make_executor(run.config, settings) as executor:
-        report = _run_logged(outputs.output_pairs(programs, run.read_table("test_inputs")), log, executor,
-                             _output_fields, signature(settings), limits_of(limits, "test_limit_s"))
-    _write_verdicts(run, "outputs", log.frame(), outputs.OUTPUT_KEY, "output", report, settings)
+        report = _run_logged(pairs, log, executor, _output_fields, signature(settings),
+                             limits_of(limits, "test_limit_s"))
+    _write_verdicts(run, name, log.frame(), key, "output", report, settings)
     return report
 
 

@@ -27,6 +27,7 @@ from utscale.runs import Run
 from utscale.tables import natural_order
 
 OUTPUT_KEY = ("task_id", "solution_id", "input_id")
+EXPECTED_KEY = ("task_id", "assertion_id")  # the `expected_values` table: each parsed assertion's expected value
 RETURNED = "pass"  # the outputs table's status of an input that returned a value (`srank` mode)
 
 
@@ -134,6 +135,51 @@ def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) 
     return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
 
 
+def expected_pairs(problems: pd.DataFrame, assertions: pd.DataFrame, inputs: pd.DataFrame
+                   ) -> dict[tuple, tuple[str, str]]:
+    """(task_id, assertion_id) → (the prompt's function with body `pass`, the assertion's expected-value
+    expression), for every assertion that gave an input: SRank's `execution/run.py` evaluates each expected
+    value with `eval` after `exec(prompt + "\n    pass")`; here the same program runs in SRank's executor
+    in the sandbox (generated text is never evaluated outside it)."""
+    info = problems.set_index("task_id")[["prompt", "entry_point"]].to_dict("index")
+    text = dict(zip(zip(assertions.task_id, assertions.assertion_id), assertions.assertion))
+    pairs = {}
+    for task_id, ids in zip(inputs.task_id, inputs.assertion_ids):
+        prompt, entry = info[task_id]["prompt"], info[task_id]["entry_point"]
+        for assertion_id in json.loads(ids):
+            parsed = input_and_expected(text[(task_id, assertion_id)], prompt, entry)
+            if parsed is not None:
+                pairs[(task_id, assertion_id)] = (prompt + "\n    pass\n", parsed[1].strip())
+    return pairs
+
+
+def expected_outputs(expected: pd.DataFrame, assertions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """task_id, input_id, output, weight: each parsed assertion's expected value as canonical text, on its
+    input, weighted by how often the assertion was sampled (SRank keeps one expected value per sampled
+    test case). A value that did not evaluate (raised, timed out, or cannot be compared: a generator, a
+    view) is left out, as SRank leaves out what its `eval` rejects."""
+    links = pd.DataFrame([(t, int(a), i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
+                          for a in json.loads(ids)], columns=["task_id", "assertion_id", "input_id"])
+    valued = expected[expected.status.eq(RETURNED)][["task_id", "assertion_id", "output"]]
+    table = valued.merge(links, on=["task_id", "assertion_id"]).merge(
+        assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
+    return table.rename(columns={"multiplicity": "weight"})[["task_id", "input_id", "output", "weight"]]
+
+
+def expected_agreement(outputs: pd.DataFrame, expected: pd.DataFrame) -> pd.DataFrame:
+    """task_id, solution_id, agreement: SRank's `calculate_cluster_pass_rate` for each solution: the weighted
+    share of its problem's expected values (`expected_outputs`) that equal what it returned on their input
+    (canonical text; 0 where the problem has none)."""
+    returned = outputs[outputs.status.eq(RETURNED)][["task_id", "solution_id", "input_id", "output"]]
+    hits = returned.merge(expected, on=["task_id", "input_id", "output"]).groupby(
+        ["task_id", "solution_id"]).weight.sum().rename("hits")
+    totals = expected.groupby("task_id").weight.sum().rename("total")
+    table = outputs[["task_id", "solution_id"]].drop_duplicates().join(hits, on=["task_id", "solution_id"])
+    table = table.join(totals, on="task_id").fillna({"hits": 0.0, "total": 0.0})
+    table["agreement"] = np.where(table.total > 0, table.hits / table.total.where(table.total > 0, 1.0), 0.0)
+    return table[["task_id", "solution_id", "agreement"]].reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class OutputCube:
     """Every problem's outputs padded to one shape, for the rerankers on outputs.
@@ -142,8 +188,8 @@ class OutputCube:
     has a code per status (MBR-exec compares execution results, errors included), a value that could
     not be encoded a code of its own (it matches nothing). returned bool [P, N, K]: the input returned
     a value (SRank's `output[0]`; an unencodable value returned but matches nothing). agreement float
-    [P, N]: the share of the problem's parsed assertions the solution passes, each weighted by how often
-    it was sampled (SRank's agreement with the generated tests' expected values). distinct bool [P, N]:
+    [P, N]: SRank's agreement with the generated tests' expected values (`expected_agreement`; for
+    `unittest` classes, whose expected values are not parsed, `unit_test_agreement`). distinct bool [P, N]:
     the first solution with its text (SRank counts a cluster's distinct completions).
     """
 
@@ -171,7 +217,9 @@ def _output_keys(outputs: pd.DataFrame) -> pd.Series:
 def agreement_table(assertion_executions: pd.DataFrame, assertions: pd.DataFrame,
                     inputs: pd.DataFrame) -> pd.DataFrame:
     """task_id, solution_id, agreement: the weighted share of the parsed assertions (those with an input)
-    each solution passes; 0 for a problem none of whose assertions parsed."""
+    each solution passes in CodeT's executor; 0 for a problem none of whose assertions parsed. The suite's
+    SRank agreement until SRank's own (`expected_agreement`) replaced it; `benchmarks/srank_protocol.py`
+    compares the two."""
     parsed = pd.DataFrame([(t, a) for t, ids in zip(inputs.task_id, inputs.assertion_ids) for a in json.loads(ids)],
                           columns=["task_id", "assertion_id"])
     weights = parsed.merge(assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
@@ -236,7 +284,10 @@ def load(run: Run) -> OutputCube:
                          "rerun notebook 04)")
     inputs = run.read_table("test_inputs")
     if run.has_table("assertions"):
-        agreement = agreement_table(run.read_table("assertion_executions"), run.read_table("assertions"), inputs)
+        if not run.has_table("expected_values"):
+            raise ValueError("this run recorded no expected values of its assertions (rerun notebook 04)")
+        agreement = expected_agreement(run.read_table("outputs"), expected_outputs(
+            run.read_table("expected_values"), run.read_table("assertions"), inputs))
     else:
         agreement = unit_test_agreement(run.read_table("executions"), inputs)
     return cube_from_tables(run.read_table("outputs"), run.read_table("labels"), run.read_table("solutions"),
