@@ -14,6 +14,7 @@ from utscale.engines.base import Request, SamplingConfig
 from utscale.engines.replay_engine import ReplayEngine
 from utscale.loading import write_problems
 from utscale.paths import project_root
+from utscale.sandbox import Executor, Pair, run_pairs
 
 RELEASE = project_root() / "data" / "codet-humaneval"
 SOLUTIONS = RELEASE / "HumanEval_codegen16B_temp0.8_topp0.95_num100_max300_code_solution.jsonl.xz"
@@ -218,6 +219,17 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     inputs, recorded = run.read_table("test_inputs"), run.read_table("outputs")
     assert len(recorded) == 12 * len(inputs) and recorded.status.eq("pass").mean() > 0.5
     assert recorded.output.notna().eq(recorded.status.eq("pass")).all()
+    # recorded inside CodeT's executor as it gave the verdicts, SRank's executor for the rest, and the same
+    # outputs SRank's executor gives on its own
+    assert recorded["mode"].eq("codet").mean() > 0.5 and set(recorded["mode"]) == {"codet", "srank"}
+    programs = execution.programs_of(execution.assertion_pairs(run.read_table("problems"), solutions, assertions, "codet"))
+    pairs = outputs.output_pairs(programs, inputs)
+    with Executor(workers=2, settings=execution.output_settings(run.config)) as ex:
+        alone = {tuple(json.loads(v.id)): (v.status, v.output) for v in run_pairs(
+            [Pair(json.dumps(list(k)), program, call) for k, (program, call) in pairs.items()], ex)}
+    same = [alone[(r.task_id, r.solution_id, r.input_id)] == (r.status, None if pd.isna(r.output) else r.output)
+            for r in recorded.itertuples()]
+    assert sum(same) >= 0.99 * len(same)
     expected = run.read_table("expected_values")  # every parsed assertion's expected value, SRank's eval
     assert len(expected) == sum(len(json.loads(ids)) for ids in inputs.assertion_ids)
     assert expected.status.eq("pass").mean() > 0.8

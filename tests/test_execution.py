@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from utscale import benchmarks, execution, runs
+from utscale import benchmarks, calibration, execution, runs
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
 from utscale.sandbox.executor import SCRATCH_PREFIX
@@ -212,7 +212,7 @@ def test_per_problem_limits_give_a_slow_reference_its_time_and_are_measured_once
     run = runs.open_run("ci", {"TIME_LIMIT_FACTOR": 4.0, "LABEL_TIMEOUT_S": 0.1, "TIMEOUT_S": 0.1})
     run.write_table("problems", slow_problems(), key=["task_id"])
     with Executor(workers=2, settings=execution.sandbox_settings(run.config, labels=True)) as ex:
-        limits = execution.time_limits(run, ex).set_index("task_id")
+        limits = calibration.time_limits(run, ex).set_index("task_id")
         assert limits.reference_status.tolist() == ["pass", "fail", "none"]
         assert 0.25 <= limits.loc["Slow/0", "reference_seconds"] < 1.0
         assert limits.loc["Slow/0", "label_limit_s"] == pytest.approx(4 * limits.loc["Slow/0", "reference_seconds"],
@@ -224,12 +224,12 @@ def test_per_problem_limits_give_a_slow_reference_its_time_and_are_measured_once
                                           execution.LABEL_KEY), ex, LEGACY)
         calibrated_log = JsonlLog(results_root / "b.jsonl", execution.LABEL_KEY)
         execution.label_solutions(run.read_table("problems"), sols, calibrated_log, ex, LEGACY,
-                                  execution.limits_of(limits.reset_index(), "label_limit_s"))
+                                  calibration.limits_of(limits.reset_index(), "label_limit_s"))
         assert fixed.executed == 1
         assert JsonlLog(results_root / "a.jsonl", execution.LABEL_KEY).frame().status.tolist() == ["timeout"]
         assert calibrated_log.frame().status.tolist() == ["pass"]
-        monkeypatch.setattr(execution, "reference_times", lambda *a, **k: pytest.fail("measured twice"))
-        assert execution.time_limits(run, ex).equals(limits.reset_index())  # read back on resume
+        monkeypatch.setattr(calibration, "reference_times", lambda *a, **k: pytest.fail("measured twice"))
+        assert calibration.time_limits(run, ex).equals(limits.reset_index())  # read back on resume
     summary = execution.limits_summary(limits.reset_index(), run.config)
     assert (summary["references_passed"], summary["label_limits_raised"], summary["test_limits_raised"]) == (1, 1, 1)
-    assert execution.time_limits(runs.open_run("ci"), ex) is None  # factor 0: the fixed limits
+    assert calibration.time_limits(runs.open_run("ci"), ex) is None  # factor 0: the fixed limits

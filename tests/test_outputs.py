@@ -145,6 +145,38 @@ def test_the_cube_aligns_outputs_keeps_unencodable_apart_and_weights_agreement()
     assert cube.n_inputs.tolist() == [2]
 
 
+@pytest.mark.parametrize(("assertion", "call", "wrapped"), [
+    ("assert add(1, 2) == 3", "add(1, 2)", "assert OUT(IN(), add(1, 2)) == 3"),
+    ("assert 3 == add(1,2), 'msg'", "add(1,2)", "assert 3 == OUT(IN(), add(1,2)), 'msg'"),  # swapped, message kept
+    ("assert add('é', add(1, 2)) == 3", "add('é', add(1, 2))", "assert OUT(IN(), add('é', add(1, 2))) == 3"),
+    ("assert (add(1,\n 1) == 2)", "add(1, 1)", "assert (OUT(IN(), add(1,\n 1)) == 2)"),  # same tree, other layout
+    ("assert add(1, 2) == 3", "add(2, 1)", None),  # not a node of the assertion
+])
+def test_the_recorder_wraps_the_first_node_that_is_the_input_and_nothing_else(assertion, call, wrapped):
+    got = outputs.recording_assertion(assertion, call)
+    expected = wrapped and wrapped.replace("OUT(", "__utscale_out__(").replace("IN()", "__utscale_in__()")
+    assert got == expected
+
+
+def test_recorded_outputs_come_from_each_inputs_first_assertion_that_reached_the_call():
+    from utscale.sandbox.codec import REACHED, UNENCODABLE
+
+    inputs = pd.DataFrame({"task_id": ["T/0"] * 3, "input_id": [0, 1, 2], "input": ["f(1)", "f(2)", "f(3)"],
+                           "assertion_ids": ["[0, 1]", "[2]", "[3]"]})
+    rows = [  # solution, assertion, status, output, recorded
+        (0, 0, "error", None, True), (0, 1, "fail", "7", True), (0, 2, "timeout", REACHED, True), (0, 3, "pass", "9", False),
+        (1, 0, "pass", "1", True), (1, 1, "fail", "2", True), (1, 2, "error", REACHED, True), (1, 3, "pass", UNENCODABLE, True),
+    ]
+    executions = pd.DataFrame([("T/0", s, a, st, out, rec, 0.01) for s, a, st, out, rec in rows],
+                              columns=["task_id", "solution_id", "assertion_id", "status", "output", "recorded", "duration_s"])
+    got = outputs.recorded_outputs(executions, inputs)
+    table = {(r.solution_id, r.input_id): (r.status, None if pd.isna(r.output) else r.output) for r in got.itertuples()}
+    assert table == {(0, 0): ("pass", "7"),  # assertion 0 never reached the call: assertion 1 did
+                     (0, 1): ("timeout", None), (1, 0): ("pass", "1"), (1, 1): ("error", None),
+                     (1, 2): ("unencodable", None)}  # (0, 2): run without the recorder, SRank's executor runs it
+    assert outputs.recorded_outputs(executions.drop(columns="recorded"), inputs).empty  # an older log
+
+
 def test_expected_values_are_evaluated_after_the_prompts_stub_as_srank_evaluates_them():
     problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
     assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],

@@ -217,6 +217,32 @@ def test_codet_mode_keeps_codets_executor_semantics():
     assert alone == {"fine": "pass", "star": "invalid"}  # isolated, only the broken case fails
 
 
+def test_codets_executor_records_each_input_call_without_changing_a_verdict():
+    """The recorder around an assertion's input call (`outputs.recording_assertion`) reports what the call
+    returned, that it began and never returned, or nothing when it was not reached; every verdict is the
+    one the bare assertion gets."""
+    from utscale import outputs
+    from utscale.sandbox.codec import REACHED, UNENCODABLE, canonical
+
+    solution = GOOD + "def gen(n):\n    return (i for i in range(n))\ndef spin(n):\n    while True: pass\n"
+    cases = {"pass": ("assert add(1, 2) == 3", "add(1, 2)"), "fail": ("assert add(1, 2) == 4", "add(1, 2)"),
+             "raises": ("assert add(1) == 1", "add(1)"), "before": ("assert _undefined == add(2, 2)", "add(2, 2)"),
+             "timeout": ("assert spin(1) == 1", "spin(1)"), "generator": ("assert list(gen(2)) == [0, 1]", "gen(2)"),
+             "is": ("assert add(0, 0) is 0", "add(0, 0)")}
+    bare = [Pair(k, solution, text) for k, (text, _) in cases.items()]
+    wrapped = [Pair(k, solution, outputs.recording_assertion(text, call)) for k, (text, call) in cases.items()]
+    assert all(p.test != b.test for p, b in zip(wrapped, bare))
+    with Executor(workers=1, settings=SandboxSettings(jail="none", mode="codet", timeout=0.2)) as ex:
+        plain = {v.id: v.status for v in run_pairs(bare, ex)}
+        recorded = {v.id: (v.status, v.output) for v in run_pairs(wrapped, ex)}
+    assert {k: status for k, (status, _) in recorded.items()} == plain
+    assert plain == {"pass": "pass", "fail": "fail", "raises": "error", "before": "error", "timeout": "timeout",
+                     "generator": "pass", "is": "pass"}
+    outs = {k: out for k, (_, out) in recorded.items()}
+    assert outs == {"pass": canonical(3), "fail": canonical(3), "raises": REACHED, "before": None,
+                    "timeout": REACHED, "generator": UNENCODABLE, "is": canonical(0)}
+
+
 def test_state_leaking_tests_get_a_fresh_interpreter_s_verdicts_in_every_mode():
     """A test that mutates the solution's state (a module global, builtins, a list the solution returns)
     cannot change a later test's verdict: fast forks each test from the freshly loaded solution."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from utscale import benchmarks, execution
+from utscale import benchmarks, calibration, execution
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
 
@@ -106,10 +106,10 @@ def utscale_verdicts(problems: pd.DataFrame, solutions: pd.DataFrame, workdir: P
     with Executor(settings=settings) as executor:
         limits = None
         if time_limit_factor:
-            references = execution.reference_times(problems, executor,
-                                                   execution.CALIBRATION_HEADROOM * settings.timeout)
+            references = calibration.reference_times(problems, executor,
+                                                   calibration.CALIBRATION_HEADROOM * settings.timeout)
             limits = dict(zip(references.task_id,
-                              execution.scaled_limits(references, time_limit_factor, settings.timeout)))
+                              calibration.scaled_limits(references, time_limit_factor, settings.timeout)))
         for column in ("ground_truth", "ground_truth_base"):
             (workdir / f"{column}.jsonl").unlink(missing_ok=True)  # judged afresh: the seconds are this call's
             log = JsonlLog(workdir / f"{column}.jsonl", execution.LABEL_KEY)

@@ -20,9 +20,12 @@ import pandas as pd
 
 from utscale import outputs
 from utscale.benchmarks import solution_for_unit_tests
+from utscale.calibration import limits_of, time_limits
 from utscale.progress import bar as progress_bar
 from utscale.runs import JsonlLog, Run
 from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
+from utscale.sandbox.codec import RECORDER_OUT
+from utscale.tables import sort_rows
 
 LABEL_KEY = ("task_id", "solution_id")
 EXECUTION_KEY = ("task_id", "solution_id", "test_id")
@@ -144,12 +147,16 @@ def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd
 
 
 def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
-                    mode: str = "fast") -> dict[tuple, tuple[str, str]]:
+                    mode: str = "fast", recording: Mapping[tuple[str, int], str] | None = None
+                    ) -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, assertion_id) → (solution program, test) for CodeT's distinct assertions:
     executed once each, they give both granularities' matrices. The test is a one-assertion TestCase,
-    or in the `codet` mode the bare assertion (CodeT's executor packs them itself)."""
+    or in the `codet` mode the bare assertion (CodeT's executor packs them itself), carrying the recorder
+    where `recording` (`outputs.recording_assertions`) has it."""
     column = "assertion" if mode == "codet" else "code"
-    return _cross(problems, solutions, {t: list(zip(g.assertion_id, g[column])) for t, g in assertions.groupby("task_id")})
+    wrapped = recording or {}
+    return _cross(problems, solutions, {t: [(a, wrapped.get((t, a), text)) for a, text in zip(g.assertion_id, g[column])]
+                                        for t, g in assertions.groupby("task_id")})
 
 
 def assertion_sources(assertions: pd.DataFrame) -> pd.DataFrame:
@@ -193,63 +200,6 @@ def execute_unit_tests(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tes
                        limits: Mapping[str, float] | None = None) -> StageReport:
     return _run_logged(matrix_pairs(problems, solutions, unit_tests), log, executor, _execution_fields, legacy,
                        limits)
-
-
-CALIBRATION_REPEATS = 3  # a reference's time is its fastest of three runs: load only ever slows a run down
-CALIBRATION_HEADROOM = 10.0  # the reference runs under ten times the fixed limits
-
-
-def reference_times(problems: pd.DataFrame, executor: Executor, timeout: float,
-                    repeats: int = CALIBRATION_REPEATS) -> pd.DataFrame:
-    """Each problem's reference solution run against its ground truth `repeats` times in one job (each a
-    fresh state): the fastest run's seconds and the status (`none` without a reference solution)."""
-    rows = {r.task_id: {"task_id": r.task_id, "reference_status": "none", "reference_seconds": float("nan")}
-            for r in problems.itertuples()}
-    # the repeats differ by a trailing comment: distinct test texts, so none is deduplicated away
-    pairs = [Pair(json.dumps([r.task_id, k]), r.reference_solution, f"{r.ground_truth}\n# run {k}\n", timeout)
-             for r in problems.itertuples() if isinstance(r.reference_solution, str) and r.reference_solution.strip()
-             for k in range(repeats)]
-    runs: dict[str, list[Any]] = {}
-    for verdict in run_plan(plan_jobs(pairs), executor):
-        runs.setdefault(json.loads(verdict.id)[0], []).append(verdict)
-    for task_id, verdicts in runs.items():
-        passed = [v.duration_s for v in verdicts if v.passed]
-        rows[task_id].update(reference_status="pass" if len(passed) == len(verdicts) else
-                             next(v.status for v in verdicts if not v.passed),
-                             reference_seconds=min(passed) if passed else float("nan"))
-    return pd.DataFrame(list(rows.values()))
-
-
-def time_limits(run: Run, executor: Executor) -> pd.DataFrame | None:
-    """The run's per-problem limits when TIME_LIMIT_FACTOR > 0 (else None): the larger of the fixed limit
-    and the factor times the reference's time, for labels and for unit tests (evalplus's rule; a problem
-    whose reference does not pass keeps the fixed limits). Measured once and stored as `time_limits`:
-    a resumed run reads them back, since a re-measurement on a busier machine would move limits, and so
-    verdicts, mid-run."""
-    factor = run.config["TIME_LIMIT_FACTOR"]
-    if not factor:
-        return None
-    if run.has_table("time_limits"):
-        return run.read_table("time_limits")
-    floor_labels, floor_tests = run.config["LABEL_TIMEOUT_S"], run.config["TIMEOUT_S"]
-    table = reference_times(run.read_table("problems"), executor,
-                            CALIBRATION_HEADROOM * max(floor_labels, floor_tests))
-    table["label_limit_s"] = scaled_limits(table, factor, floor_labels)
-    table["test_limit_s"] = scaled_limits(table, factor, floor_tests)
-    run.write_table("time_limits", table, key=["task_id"])
-    return run.read_table("time_limits")
-
-
-def scaled_limits(references: pd.DataFrame, factor: float, floor: float) -> pd.Series:
-    """Per-problem limits from `reference_times`: the larger of `floor` and `factor` times the reference's
-    seconds (evalplus's rule); a problem whose reference does not pass keeps `floor`."""
-    scaled = factor * references.reference_seconds.where(references.reference_status.eq("pass"), 0.0)
-    return scaled.clip(lower=floor).round(3)
-
-
-def limits_of(table: pd.DataFrame | None, column: str) -> dict[str, float] | None:
-    """task id → limit from a `time_limits` table (`label_limit_s` or `test_limit_s`); None: fixed limits."""
-    return None if table is None else dict(zip(table.task_id, table[column].astype(float)))
 
 
 def labels_table(solutions: pd.DataFrame, log: JsonlLog, legacy: Mapping[str, str]) -> pd.DataFrame:
@@ -320,16 +270,22 @@ def execute_run(run: Run) -> dict[str, StageReport]:
     with make_executor(run.config, settings) as executor:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
+            inputs = outputs.test_inputs(problems, assertions)
             log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY)
-            pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"])
-            reports["executions"] = _run_logged(pairs, log, executor, _execution_fields, legacy,
+            pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"],
+                                    outputs.recording_assertions(assertions, inputs))
+
+            def recorded(v: Any) -> dict:  # what the recorder saw, beside the verdict (docs/codet.md)
+                return {**_execution_fields(v), "output": v.output, "recorded": RECORDER_OUT in pairs[tuple(json.loads(v.id))][1]}
+
+            reports["executions"] = _run_logged(pairs, log, executor, recorded, legacy,
                                                 limits_of(limits, "test_limit_s"))
             _write_verdicts(run, "assertion_executions", with_signature(log.frame(), legacy), ASSERTION_KEY,
                             "passed", reports["executions"], settings)
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
             run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
-            reports["outputs"] = record_outputs(run, programs_of(pairs), outputs.test_inputs(problems, assertions),
-                                                limits)
+            reports["outputs"] = record_outputs(run, programs_of(pairs), inputs, limits,
+                                                run.read_table("assertion_executions"))
             reports["expected_values"] = record_values(run, "expected_values", outputs.expected_pairs(
                 problems, assertions, run.read_table("test_inputs")), outputs.EXPECTED_KEY, limits)
         elif run.config["SANDBOX_MODE"] == "codet":
@@ -375,26 +331,35 @@ def programs_of(pairs: Mapping[tuple, tuple[str, str]]) -> dict[tuple[str, int],
 
 
 def record_outputs(run: Run, programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame,
-                   limits: pd.DataFrame | None) -> StageReport:
+                   limits: pd.DataFrame | None, executions: pd.DataFrame | None = None) -> StageReport:
     """The outputs stage: the tests' distinct inputs (`outputs.test_inputs` for CodeT's assertions,
     `outputs.unit_test_inputs` for unittest classes; stored as `test_inputs`), each solution program's
     canonical output on each (`outputs` table: status `pass` when the input returned, and the output's
-    text), resumable from `outputs_log` like every verdict."""
+    text). What CodeT's executor recorded (`executions`, `outputs.recorded_outputs`) is taken as it is;
+    SRank's executor runs the rest, resumable from `outputs_log` like every verdict."""
     run.write_table("test_inputs", inputs, key=["task_id", "input_id"])
-    return record_values(run, "outputs", outputs.output_pairs(programs, run.read_table("test_inputs")),
-                         outputs.OUTPUT_KEY, limits)
+    inputs = run.read_table("test_inputs")
+    taken = outputs.recorded_outputs(executions, inputs) if executions is not None else None
+    return record_values(run, "outputs", outputs.output_pairs(programs, inputs), outputs.OUTPUT_KEY, limits, taken)
 
 
 def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], key: tuple[str, ...],
-                  limits: pd.DataFrame | None) -> StageReport:
+                  limits: pd.DataFrame | None, taken: pd.DataFrame | None = None) -> StageReport:
     """Each pair's value in SRank's executor (program, then the expression) as the table `name`, resumable
-    from its log: the solutions' outputs, or the assertions' expected values (`outputs.expected_pairs`)."""
-    settings = output_settings(run.config)
-    log = verdict_log(run, f"{name}_log", name, key)
+    from its log: the solutions' outputs, or the assertions' expected values (`outputs.expected_pairs`).
+    `taken`: values CodeT's executor recorded (keyed like the table), not executed again."""
+    settings, log = output_settings(run.config), verdict_log(run, f"{name}_log", name, key)
+    taken = pd.DataFrame(columns=list(key)) if taken is None else taken
+    known = set(zip(*(taken[k] for k in key)))
     with make_executor(run.config, settings) as executor:
-        report = _run_logged(pairs, log, executor, _output_fields, signature(settings),
-                             limits_of(limits, "test_limit_s"))
-    _write_verdicts(run, name, log.frame(), key, "output", report, settings)
+        report = _run_logged({k: v for k, v in pairs.items() if k not in known}, log, executor, _output_fields,
+                             signature(settings), limits_of(limits, "test_limit_s"))
+    logged = log.frame()
+    if known:
+        rest = logged[[k not in known for k in zip(*(logged[k] for k in key))]] if len(logged) else logged
+        logged = sort_rows(pd.concat([taken.assign(**{**signature(settings), "mode": run.config["SANDBOX_MODE"]}), rest],
+                                     ignore_index=True), list(key))
+    _write_verdicts(run, name, logged, key, "output", report, settings)
     return report
 
 
@@ -447,8 +412,7 @@ def base_and_plus(labels: pd.DataFrame, labels_base: pd.DataFrame) -> pd.DataFra
 
 
 def status_counts(table: pd.DataFrame) -> pd.DataFrame:
-    counts = Counter(table.status)
-    return pd.DataFrame(sorted(counts.items()), columns=["status", "pairs"])
+    return pd.DataFrame(sorted(Counter(table.status).items()), columns=["status", "pairs"])
 
 
 def stage_pairs(run: Run) -> dict[tuple, tuple[str, str]]:

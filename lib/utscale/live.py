@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from utscale import execution
+from utscale import calibration, execution
 from utscale.engines import Engine
 from utscale.generation import UnitTestStage
 from utscale.matrix import PassCube
@@ -100,7 +100,7 @@ def generate_in_rounds(run: Run, engine: Engine | None = None) -> pd.DataFrame:
     log = execution.verdict_log(run, "executions_log", "executions", execution.EXECUTION_KEY)
     legacy = execution.legacy_signature(config, labels=False)
     with execution.make_executor(config, execution.sandbox_settings(config)) as executor:
-        limits = execution.limits_of(execution.time_limits(run, executor), "test_limit_s")
+        limits = calibration.limits_of(calibration.time_limits(run, executor), "test_limit_s")
         while open_.any():
             asked = [r for p in np.flatnonzero(open_) for r in by_task[tasks[p]][generated[p]:generated[p] + step]]
             started = time.perf_counter()

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from utscale.codet import valid_test_case
 from utscale.matrix import rank_within
 from utscale.runs import Run
+from utscale.sandbox.codec import REACHED, RECORDER_IN, RECORDER_OUT, UNENCODABLE
 from utscale.tables import natural_order
 
 OUTPUT_KEY = ("task_id", "solution_id", "input_id")
@@ -72,6 +74,32 @@ def input_and_expected(assertion: str, prompt: str, entry_point: str) -> tuple[s
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
     return call, expected
+
+
+def _offset(lines: list[str], line: int, column: int) -> int:
+    """The character offset of an AST position (1-based line, UTF-8 byte column) in the joined lines."""
+    return sum(len(text) for text in lines[:line - 1]) + len(lines[line - 1].encode()[:column].decode())
+
+
+def recording_assertion(assertion: str, call: str) -> str | None:
+    """The assertion with its input call wrapped in the recorder, `OUT(IN(), call)`, which marks the call
+    begun, records what it returned and returns it unchanged, so CodeT's executor records the output as it
+    gives the verdict (docs/codet.md). The call is the first node, in source order, of the assertion's
+    syntax tree that is the input's tree; None when there is none (SRank's parser cut the text around it)
+    or the wrapped assertion does not compile where CodeT's does."""
+    try:
+        target = ast.dump(ast.parse(call.strip(), mode="eval").body)
+        nodes = [n for n in ast.walk(ast.parse(assertion)) if isinstance(n, ast.expr) and ast.dump(n) == target]
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if not nodes:
+        return None
+    node = min(nodes, key=lambda n: (n.lineno, n.col_offset))
+    lines = assertion.splitlines(keepends=True)
+    start = _offset(lines, node.lineno, node.col_offset)
+    end = _offset(lines, node.end_lineno or node.lineno, node.end_col_offset or 0)
+    wrapped = f"{assertion[:start]}{RECORDER_OUT}({RECORDER_IN}(), {assertion[start:end]}){assertion[end:]}"
+    return wrapped if valid_test_case(wrapped) else None
 
 
 def test_inputs(problems: pd.DataFrame, assertions: pd.DataFrame) -> pd.DataFrame:
@@ -133,6 +161,39 @@ def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) 
     for task_id, input_id, call in zip(inputs.task_id, inputs.input_id, inputs.input):
         by_task.setdefault(task_id, []).append((int(input_id), call))
     return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
+
+
+def recording_assertions(assertions: pd.DataFrame, inputs: pd.DataFrame) -> dict[tuple[str, int], str]:
+    """(task_id, assertion_id) → the assertion with the recorder around its input call, for every assertion
+    that gave an input and can carry it (`recording_assertion`)."""
+    text = dict(zip(zip(assertions.task_id, assertions.assertion_id), assertions.assertion))
+    wrapped = {}
+    for task_id, call, ids in zip(inputs.task_id, inputs.input, inputs.assertion_ids):
+        for assertion_id in json.loads(ids):
+            recording = recording_assertion(text[(task_id, assertion_id)], call)
+            if recording is not None:
+                wrapped[(task_id, int(assertion_id))] = recording
+    return wrapped
+
+
+def recorded_outputs(executions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """task_id, solution_id, input_id, status, output, duration_s: each solution's output on each input as
+    CodeT's executor recorded it (`recording_assertion`), from the input's first assertion, in order, whose
+    run reached the call: its value (`pass`), `unencodable`, or, for a call that began and never returned,
+    `timeout` or `error` by the assertion's status. A (solution, input) no recorded run reached (an older
+    log, a program that failed as a whole, a call after a failing part of its assertion) is not here:
+    SRank's executor runs it (`execution.record_outputs`)."""
+    columns = [*OUTPUT_KEY, "status", "output", "duration_s"]
+    if "recorded" not in executions:
+        return pd.DataFrame(columns=columns)
+    links = pd.DataFrame([(t, int(a), i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
+                          for a in json.loads(ids)], columns=["task_id", "assertion_id", "input_id"])
+    runs = executions[executions.recorded.eq(True) & executions.output.notna()].merge(links, on=["task_id", "assertion_id"])
+    runs = runs.sort_values([*OUTPUT_KEY, "assertion_id"]).drop_duplicates(list(OUTPUT_KEY))
+    began = runs.output.eq(REACHED)
+    status = np.select([runs.output.eq(UNENCODABLE), began & runs.status.eq("timeout"), began],
+                       ["unencodable", "timeout", "error"], RETURNED)
+    return runs.assign(status=status, output=runs.output.where(status == RETURNED))[columns].reset_index(drop=True)
 
 
 def expected_pairs(problems: pd.DataFrame, assertions: pd.DataFrame, inputs: pd.DataFrame

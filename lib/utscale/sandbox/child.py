@@ -82,6 +82,17 @@ def _disarm(timer: int | None = None) -> None:
     signal.setitimer(_timer if timer is None else timer, 0.0)
 
 
+def _pause() -> float:
+    """Stop the running alarm and return what was left of it (`_resume` restarts it): time the harness spends
+    on its own work inside a test is not the test's."""
+    return signal.setitimer(_timer, 0.0)[0]
+
+
+def _resume(seconds: float) -> None:
+    if seconds > 0:
+        signal.setitimer(_timer, seconds)
+
+
 def _use_clock(settings: WorkerSettings) -> None:
     """Time limits on the settings' clock: `cpu` counts this process's CPU time (ITIMER_PROF), so a slow or
     busy machine does not turn a slow pass into a timeout; the worker's wall-clock deadline stays a backstop

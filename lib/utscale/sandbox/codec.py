@@ -94,6 +94,12 @@ def _normal(value: Any) -> Any:
     return value  # "i" (a wide int in hex), "b" (bytes in hex): already one form
 
 
+RECORDER_IN, RECORDER_OUT = "__utscale_in__", "__utscale_out__"  # a recorded call: `OUT(IN(), call)`
+REACHED = "!reached"  # a recorded call that began but returned nothing (it raised or ran out of time)
+UNENCODABLE = "!unencodable"  # a recorded call whose value `canonical` cannot encode (it matches nothing)
+# canonical text never starts with "!": these markers share the recorded-value channel without clashing
+
+
 def canonical(value: Any) -> str:
     """What a solution returned, as text that two solutions share exactly when their values are equal
     (`_normal`): one line of ASCII JSON, or, past OUTPUT_BOUND characters, `sha256:` and the hash of that

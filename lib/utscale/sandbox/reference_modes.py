@@ -3,8 +3,9 @@ and test exec'd as one program per pair, a one-shot alarm, a 2 s kill, zero-test
 `codet` (CodeT's released executor for its assertions: one program per solution, the solution then
 every assertion in turn inside one `check()` function, each under its own alarm, in one shared
 namespace; a program that fails as a whole, e.g. because one assertion cannot be compiled inside a
-function, fails every assertion) and `srank` (SRank's executor of test inputs: CodeT's layout, but each
-"test" is an input expression whose value is recorded). Their semantics, not their safety, are the
+function, fails every assertion; an assertion may carry the recorder around its input call, which
+records what the call returned without changing the verdict) and `srank` (SRank's executor of test
+inputs: CodeT's layout, but each "test" is an input expression whose value is recorded). Their semantics, not their safety, are the
 point: docs/sandbox.md.
 """
 
@@ -17,18 +18,21 @@ import time
 import unittest
 from collections.abc import Callable
 
-from utscale.sandbox.child import TimeLimit, _arm, _disarm, _emit, _report, run_test_program
-from utscale.sandbox.codec import Unencodable, canonical
+from utscale.sandbox.child import TimeLimit, _arm, _disarm, _emit, _pause, _report, _resume, run_test_program
+from utscale.sandbox.codec import REACHED, RECORDER_IN, RECORDER_OUT, UNENCODABLE, Unencodable, canonical
 from utscale.sandbox.modes import WorkerSettings
 
 
 class _CaseLimit:
-    """CodeT's per-assertion time limit: a one-shot alarm around one case."""
+    """CodeT's per-assertion time limit: a one-shot alarm around one case; `current` holds the case's test
+    index while it runs (what the recorder reports under)."""
 
-    def __init__(self, seconds: float):
-        self.seconds = seconds
+    def __init__(self, seconds: float, index: int = -1, current: list[int] | None = None):
+        self.seconds, self.index, self.current = seconds, index, current
 
     def __enter__(self) -> None:
+        if self.current is not None:
+            self.current[0] = self.index
         _arm(self.seconds, repeat=False)
 
     def __exit__(self, *exc: object) -> None:
@@ -40,9 +44,9 @@ def codet_program(solution: str, cases: list[str]) -> str:
     records pass / fail / timeout / error: laid out as CodeT's packed program (case at 12 spaces,
     continuation lines likewise), so what fails to compile there fails here."""
     lines = [solution, "", "def __codet_check__():", "    __results__ = []"]
-    for case in cases:
+    for position, case in enumerate(cases):
         body = case.strip().replace("\n", "\n" + " " * 12)
-        lines += ["    try:", "        with __codet_limit__():", f"            {body}",
+        lines += ["    try:", f"        with __codet_limit__({position}):", f"            {body}",
                   "            __results__.append('pass')", "    except __codet_timeout__:",
                   "        __results__.append('timeout')", "    except AssertionError:",
                   "        __results__.append('fail')", "    except Exception:", "        __results__.append('error')"]
@@ -50,11 +54,35 @@ def codet_program(solution: str, cases: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run_codet_program(solution: str, cases: list[str], timeout: float) -> list[str]:
+def _recorder(indexes: list[int], current: list[int]) -> dict[str, Callable]:
+    """The recorder's two functions, for a case `OUT(IN(), call)`: IN marks the call begun (`REACHED`),
+    OUT records the call's canonical value (or `UNENCODABLE`) and returns it unchanged. Encoding pauses
+    the case's alarm, so recording never turns a verdict into a timeout."""
+
+    def began() -> None:
+        _emit("O", indexes[current[0]], REACHED)
+
+    def returned(_: None, value: object) -> object:
+        left = _pause()
+        try:
+            text = canonical(value)
+        except Exception:  # noqa: BLE001 - Unencodable, or a value too deep or large to encode
+            text = UNENCODABLE
+        _emit("O", indexes[current[0]], text)
+        _resume(left)
+        return value
+
+    return {RECORDER_IN: began, RECORDER_OUT: returned}
+
+
+def run_codet_program(solution: str, cases: list[str], timeout: float, indexes: list[int]) -> list[str]:
     """Each case's status under CodeT's semantics; a program that fails as a whole (does not compile,
-    raises at top level or escapes a case's handler) gives every case the same failing status."""
-    namespace = {"__codet_limit__": lambda: _CaseLimit(timeout), "__codet_timeout__": TimeLimit,
-                 "__builtins__": builtins}
+    raises at top level or escapes a case's handler) gives every case the same failing status. `indexes`:
+    the cases' test indexes, under which a recorder in a case reports."""
+    current = [0]
+    namespace = {"__codet_limit__": lambda position: _CaseLimit(timeout, position, current),
+                 "__codet_timeout__": TimeLimit, "__builtins__": builtins,
+                 **_recorder(indexes, current)}
     try:
         exec(compile(codet_program(solution, cases), "<codet>", "exec"), namespace)
         results = namespace["__codet_results__"]
@@ -73,7 +101,7 @@ def run_codet(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
               snapshot: Callable[[], dict]) -> None:  # noqa: ARG001 - the runners' common signature
     """CodeT's executor: one program, every verdict at the end."""
     started = time.perf_counter()
-    statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"])
+    statuses = run_codet_program(solution, [code for _, code in tests], settings["timeout"], [i for i, _ in tests])
     seconds = round((time.perf_counter() - started) / max(len(tests), 1), 6)
     for (index, _), status in zip(tests, statuses):
         _report(index, status, 1, seconds)

@@ -115,7 +115,7 @@ def _new_nonce() -> int:
 
 def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings, uid: int, on_result):
     """Fork one child for these tests, calling on_result(index, status, tests_run, seconds, output) as each
-    verdict arrives (output: the value the test recorded, `srank` mode, else None). Returns (reported
+    verdict arrives (output: what the test recorded, `srank` mode and `codet` mode's recorder, else None). Returns (reported
     indices, solution_status, failure, ready, seconds): failure is None, "timeout" (the deadline passed)
     or "crash" (the child vanished); ready says the solution loaded."""
     read_fd, write_fd = os.pipe()
@@ -182,7 +182,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
                     status, run, seconds = pending.pop(index, ("crash", 0, float(fields[3])))
                     results.add(index)
                     output = outputs.pop(index, None)
-                    on_result(index, status, run, seconds, output if status == "pass" else None)
+                    on_result(index, status, run, seconds, output)
             except (ValueError, IndexError):
                 continue  # a malformed record (only code that read the nonce can write one) counts for nothing
     _kill_group(pid)
