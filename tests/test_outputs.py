@@ -158,14 +158,28 @@ def test_the_recorder_wraps_the_first_node_that_is_the_input_and_nothing_else(as
     assert got == expected
 
 
+def test_an_input_no_assertion_calls_first_gets_a_recording_case_after_every_assertion():
+    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
+                               "assertion": ["assert add(1, 2) == 3", "assert _________ == add(1, 2)",
+                                             "assert _________ == add(2, 2)", "assert 5 == add(2, 3)"]})
+    problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
+    inputs = outputs.test_inputs(problems, assertions)
+    tests = outputs.recording_tests(assertions, inputs)["T/0"]
+    assert [i for i, _ in tests] == [0, 1, 2, 3, outputs.case_id(1), outputs.case_id(2)]  # add(1, 2) is called first by 0
+    assert tests[1][1] == "assert _________ == __utscale_out__(__utscale_in__(), add(1, 2))"
+    assert tests[4][1] == "__utscale_out__(__utscale_in__(), add(2, 2))" and outputs.case_id(1) < 0
+
+
 def test_recorded_outputs_come_from_each_inputs_first_assertion_that_reached_the_call():
     from utscale.sandbox.codec import REACHED, UNENCODABLE
 
-    inputs = pd.DataFrame({"task_id": ["T/0"] * 3, "input_id": [0, 1, 2], "input": ["f(1)", "f(2)", "f(3)"],
-                           "assertion_ids": ["[0, 1]", "[2]", "[3]"]})
+    inputs = pd.DataFrame({"task_id": ["T/0"] * 4, "input_id": [0, 1, 2, 3], "input": ["f(1)", "f(2)", "f(3)", "f(4)"],
+                           "assertion_ids": ["[0, 1]", "[2]", "[3]", "[4]"]})
     rows = [  # solution, assertion, status, output, recorded
         (0, 0, "error", None, True), (0, 1, "fail", "7", True), (0, 2, "timeout", REACHED, True), (0, 3, "pass", "9", False),
         (1, 0, "pass", "1", True), (1, 1, "fail", "2", True), (1, 2, "error", REACHED, True), (1, 3, "pass", UNENCODABLE, True),
+        (0, 4, "error", None, True), (0, outputs.case_id(3), "pass", "4", True),  # f(4)'s recording case
+        (1, 4, "pass", "5", True), (1, outputs.case_id(3), "pass", "6", True),  # an assertion reached it first
     ]
     executions = pd.DataFrame([("T/0", s, a, st, out, rec, 0.01) for s, a, st, out, rec in rows],
                               columns=["task_id", "solution_id", "assertion_id", "status", "output", "recorded", "duration_s"])
@@ -173,7 +187,8 @@ def test_recorded_outputs_come_from_each_inputs_first_assertion_that_reached_the
     table = {(r.solution_id, r.input_id): (r.status, None if pd.isna(r.output) else r.output) for r in got.itertuples()}
     assert table == {(0, 0): ("pass", "7"),  # assertion 0 never reached the call: assertion 1 did
                      (0, 1): ("timeout", None), (1, 0): ("pass", "1"), (1, 1): ("error", None),
-                     (1, 2): ("unencodable", None)}  # (0, 2): run without the recorder, SRank's executor runs it
+                     (1, 2): ("unencodable", None),  # (0, 2): run without the recorder, SRank's executor runs it
+                     (0, 3): ("pass", "4"), (1, 3): ("pass", "5")}
     assert outputs.recorded_outputs(executions.drop(columns="recorded"), inputs).empty  # an older log
 
 

@@ -147,16 +147,15 @@ def matrix_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, unit_tests: pd
 
 
 def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
-                    mode: str = "fast", recording: Mapping[tuple[str, int], str] | None = None
+                    mode: str = "fast", recording: Mapping[str, list[tuple[int, str]]] | None = None
                     ) -> dict[tuple, tuple[str, str]]:
     """(task_id, solution_id, assertion_id) → (solution program, test) for CodeT's distinct assertions:
     executed once each, they give both granularities' matrices. The test is a one-assertion TestCase,
-    or in the `codet` mode the bare assertion (CodeT's executor packs them itself), carrying the recorder
-    where `recording` (`outputs.recording_assertions`) has it."""
+    or in the `codet` mode the bare assertion (CodeT's executor packs them itself); `recording`
+    (`outputs.recording_tests`) replaces each problem's tests by the recorded ones."""
     column = "assertion" if mode == "codet" else "code"
-    wrapped = recording or {}
-    return _cross(problems, solutions, {t: [(a, wrapped.get((t, a), text)) for a, text in zip(g.assertion_id, g[column])]
-                                        for t, g in assertions.groupby("task_id")})
+    return _cross(problems, solutions, recording or {t: list(zip(g.assertion_id, g[column]))
+                                                     for t, g in assertions.groupby("task_id")})
 
 
 def assertion_sources(assertions: pd.DataFrame) -> pd.DataFrame:
@@ -233,13 +232,16 @@ def make_executor(config: Mapping[str, Any], settings: SandboxSettings):
     return Executor(workers=workers, settings=settings)
 
 
-def verdict_log(run: Run, name: str, table: str, key: tuple[str, ...]) -> JsonlLog:
+def verdict_log(run: Run, name: str, table: str, key: tuple[str, ...], *more: str) -> JsonlLog:
     """The stage's verdict log; when it is gone but the stage's table exists (a committed run whose bulky
-    logs are not committed), the log is rebuilt from the table first, so nothing is executed again and a
-    re-render cannot flip a timing-dependent verdict."""
+    logs are not committed), the log is rebuilt from the table (and the `more` tables the stage writes
+    from the same log) first, so nothing is executed again and a re-render cannot flip a timing-dependent
+    verdict."""
     log = run.log(name, key)
     if not log.path.exists() and run.has_table(table):
-        log.append(run.read_table(table).to_dict(orient="records"))
+        for name_of in (table, *more):
+            if run.has_table(name_of):
+                log.append(run.read_table(name_of).to_dict(orient="records"))
     return log
 
 
@@ -271,21 +273,24 @@ def execute_run(run: Run) -> dict[str, StageReport]:
         if run.has_table("assertions"):  # CodeT's release: execute each distinct assertion, derive unit tests
             assertions = run.read_table("assertions")
             inputs = outputs.test_inputs(problems, assertions)
-            log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY)
+            log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY, "recording_cases")
             pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"],
-                                    outputs.recording_assertions(assertions, inputs))
+                                    outputs.recording_tests(assertions, inputs) if run.config["SANDBOX_MODE"] == "codet" else None)
 
             def recorded(v: Any) -> dict:  # what the recorder saw, beside the verdict (docs/codet.md)
                 return {**_execution_fields(v), "output": v.output, "recorded": RECORDER_OUT in pairs[tuple(json.loads(v.id))][1]}
 
             reports["executions"] = _run_logged(pairs, log, executor, recorded, legacy,
                                                 limits_of(limits, "test_limit_s"))
-            _write_verdicts(run, "assertion_executions", with_signature(log.frame(), legacy), ASSERTION_KEY,
-                            "passed", reports["executions"], settings)
+            ran = with_signature(log.frame(), legacy)
+            _write_verdicts(run, "assertion_executions", ran[ran.assertion_id >= 0], ASSERTION_KEY, "passed",
+                            reports["executions"], settings)
+            if (ran.assertion_id < 0).any():  # the recording cases: outputs, not verdicts
+                run.write_table("recording_cases", ran[ran.assertion_id < 0], key=list(ASSERTION_KEY),
+                                force=bool(reports["executions"].recomputed))
             executions = unit_test_verdicts(run.read_table("assertion_executions"), assertions)
             run.write_table("executions", executions, key=list(EXECUTION_KEY), force=bool(reports["executions"].recomputed))
-            reports["outputs"] = record_outputs(run, programs_of(pairs), inputs, limits,
-                                                run.read_table("assertion_executions"))
+            reports["outputs"] = record_outputs(run, programs_of(pairs), inputs, limits, ran)
             reports["expected_values"] = record_values(run, "expected_values", outputs.expected_pairs(
                 problems, assertions, run.read_table("test_inputs")), outputs.EXPECTED_KEY, limits)
         elif run.config["SANDBOX_MODE"] == "codet":

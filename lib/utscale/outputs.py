@@ -163,33 +163,57 @@ def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) 
     return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
 
 
-def recording_assertions(assertions: pd.DataFrame, inputs: pd.DataFrame) -> dict[tuple[str, int], str]:
-    """(task_id, assertion_id) → the assertion with the recorder around its input call, for every assertion
-    that gave an input and can carry it (`recording_assertion`)."""
+def _call_first(assertion: str, call: str) -> bool:
+    """Whether the assertion evaluates its input call before anything else (`assert call == ...`): then
+    only a program that fails as a whole keeps the recorder from it."""
+    try:
+        test = ast.parse(assertion).body[0]
+        return (isinstance(test, ast.Assert) and isinstance(test.test, ast.Compare)
+                and ast.dump(test.test.left) == ast.dump(ast.parse(call.strip(), mode="eval").body))
+    except (SyntaxError, ValueError, MemoryError, RecursionError, IndexError):
+        return False
+
+
+def case_id(input_id: int) -> int:
+    """The assertion_id of an input's recording case (negative: no assertion has it)."""
+    return -1 - input_id
+
+
+def recording_tests(assertions: pd.DataFrame, inputs: pd.DataFrame) -> dict[str, list[tuple[int, str]]]:
+    """task_id → the tests CodeT's executor runs for each solution, in order: every assertion, with the
+    recorder around its input call where it can carry it (`recording_assertion`), then a recording case
+    `OUT(IN(), call)` (no assertion; keyed `case_id(input_id)`) for each input that no assertion evaluates
+    first, so that an expected value that raises before the call (`assert _________ == f(x)`) leaves no
+    output unrecorded. The cases run after every assertion, so no verdict sees their state."""
     text = dict(zip(zip(assertions.task_id, assertions.assertion_id), assertions.assertion))
-    wrapped = {}
-    for task_id, call, ids in zip(inputs.task_id, inputs.input, inputs.assertion_ids):
+    wrapped: dict[tuple[str, int], str] = {}
+    cases: dict[str, list[tuple[int, str]]] = {}
+    for task_id, input_id, call, ids in zip(inputs.task_id, inputs.input_id, inputs.input, inputs.assertion_ids):
         for assertion_id in json.loads(ids):
             recording = recording_assertion(text[(task_id, assertion_id)], call)
             if recording is not None:
                 wrapped[(task_id, int(assertion_id))] = recording
-    return wrapped
+        if not any(_call_first(text[(task_id, a)], call) for a in json.loads(ids)):
+            cases.setdefault(task_id, []).append((case_id(int(input_id)), f"{RECORDER_OUT}({RECORDER_IN}(), {call.strip()})"))
+    return {task_id: [(int(a), wrapped.get((task_id, int(a)), t)) for a, t in zip(group.assertion_id, group.assertion)]
+            + cases.get(task_id, []) for task_id, group in assertions.groupby("task_id", sort=False)}
 
 
 def recorded_outputs(executions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
     """task_id, solution_id, input_id, status, output, duration_s: each solution's output on each input as
-    CodeT's executor recorded it (`recording_assertion`), from the input's first assertion, in order, whose
-    run reached the call: its value (`pass`), `unencodable`, or, for a call that began and never returned,
-    `timeout` or `error` by the assertion's status. A (solution, input) no recorded run reached (an older
+    CodeT's executor recorded it (`recording_tests`), from the input's first assertion, in order, whose
+    run reached the call, else from its recording case: its value (`pass`), `unencodable`, or, for a call
+    that began and never returned, `timeout` or `error` by the test's status. A (solution, input) no recorded run reached (an older
     log, a program that failed as a whole, a call after a failing part of its assertion) is not here:
     SRank's executor runs it (`execution.record_outputs`)."""
     columns = [*OUTPUT_KEY, "status", "output", "duration_s"]
     if "recorded" not in executions:
         return pd.DataFrame(columns=columns)
-    links = pd.DataFrame([(t, int(a), i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
-                          for a in json.loads(ids)], columns=["task_id", "assertion_id", "input_id"])
+    links = pd.DataFrame([(t, a, i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
+                          for a in [*json.loads(ids), case_id(int(i))]], columns=["task_id", "assertion_id", "input_id"])
     runs = executions[executions.recorded.eq(True) & executions.output.notna()].merge(links, on=["task_id", "assertion_id"])
-    runs = runs.sort_values([*OUTPUT_KEY, "assertion_id"]).drop_duplicates(list(OUTPUT_KEY))
+    runs = runs.assign(case=runs.assertion_id < 0).sort_values([*OUTPUT_KEY, "case", "assertion_id"])
+    runs = runs.drop_duplicates(list(OUTPUT_KEY))
     began = runs.output.eq(REACHED)
     status = np.select([runs.output.eq(UNENCODABLE), began & runs.status.eq("timeout"), began],
                        ["unencodable", "timeout", "error"], RETURNED)

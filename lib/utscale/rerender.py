@@ -27,7 +27,8 @@ from utscale.runs import numeric_drift
 # what a re-render reads and cannot recompute (missing ones are simply not part of that run)
 INPUTS = ("solutions_raw.jsonl", "unit_tests_raw.jsonl", "labels_log.jsonl", "labels_base_log.jsonl",
           "executions_log.jsonl", "labels.parquet", "labels_base.parquet", "executions.parquet",
-          "assertion_executions.parquet", "outputs.parquet", "time_limits.parquet", "probe_features.parquet")
+          "assertion_executions.parquet", "recording_cases.parquet", "outputs.parquet", "expected_values.parquet",
+          "time_limits.parquet", "probe_features.parquet")
 # what a re-render writes and is compared: the run's tables, its metrics and the data of every figure
 COMPARED = ("*.parquet", "metrics/*.csv", "metrics/*.json", "figures/*.csv")
 

@@ -41,8 +41,8 @@ TRACKED_PACKAGES = (
 # the notebook whose stage writes each table a later notebook reads (what to run first when it is missing)
 WRITTEN_BY = {"problems": "01_load_benchmark.ipynb", "solutions": "02_sample_solutions.ipynb",
               "unit_tests": "03_generate_unit_tests.ipynb", "assertions": "03_generate_unit_tests.ipynb",
-              **dict.fromkeys(["labels", "labels_base", "executions", "assertion_executions", "time_limits"],
-                              "04_execute.ipynb"),
+              **dict.fromkeys(["labels", "labels_base", "executions", "assertion_executions", "time_limits",
+                               "test_inputs", "outputs", "expected_values", "recording_cases"], "04_execute.ipynb"),
               **dict.fromkeys(["difficulty", "probe_features"], "06_dynamic_scaling.ipynb")}
 # a notebook on its own: the profile its parameters cell names by default (their values are its values,
 # tests/test_notebooks.py), and the environment variable that chooses the run for every notebook at once

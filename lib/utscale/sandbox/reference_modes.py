@@ -24,19 +24,23 @@ from utscale.sandbox.modes import WorkerSettings
 
 
 class _CaseLimit:
-    """CodeT's per-assertion time limit: a one-shot alarm around one case; `current` holds the case's test
-    index while it runs (what the recorder reports under)."""
+    """CodeT's per-assertion time limit: a one-shot alarm around one case. With `case` (the recorder's
+    state: position, call begun, value sent) it marks the case's position on entry and, on exit, reports
+    a call that began and sent no value (it raised or ran out of time) as `REACHED`."""
 
-    def __init__(self, seconds: float, index: int = -1, current: list[int] | None = None):
-        self.seconds, self.index, self.current = seconds, index, current
+    def __init__(self, seconds: float, position: int = -1, case: list | None = None,
+                 indexes: list[int] | None = None):
+        self.seconds, self.position, self.case, self.indexes = seconds, position, case, indexes
 
     def __enter__(self) -> None:
-        if self.current is not None:
-            self.current[0] = self.index
+        if self.case is not None:
+            self.case[:] = [self.position, False, False]
         _arm(self.seconds, repeat=False)
 
     def __exit__(self, *exc: object) -> None:
         _disarm()
+        if self.case is not None and self.indexes is not None and self.case[1] and not self.case[2]:
+            _emit("O", self.indexes[self.position], REACHED)
 
 
 def codet_program(solution: str, cases: list[str]) -> str:
@@ -54,13 +58,14 @@ def codet_program(solution: str, cases: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _recorder(indexes: list[int], current: list[int]) -> dict[str, Callable]:
-    """The recorder's two functions, for a case `OUT(IN(), call)`: IN marks the call begun (`REACHED`),
-    OUT records the call's canonical value (or `UNENCODABLE`) and returns it unchanged. Encoding pauses
-    the case's alarm, so recording never turns a verdict into a timeout."""
+def _recorder(indexes: list[int], case: list) -> dict[str, Callable]:
+    """The recorder's two functions, for a case `OUT(IN(), call)`: IN marks the call begun, OUT sends the
+    call's canonical value (or `UNENCODABLE`) and returns the value unchanged; a call that began and sent
+    nothing is reported when its case ends (`_CaseLimit`). Encoding pauses the case's alarm, so recording
+    never turns a verdict into a timeout."""
 
     def began() -> None:
-        _emit("O", indexes[current[0]], REACHED)
+        case[1] = True
 
     def returned(_: None, value: object) -> object:
         left = _pause()
@@ -68,7 +73,8 @@ def _recorder(indexes: list[int], current: list[int]) -> dict[str, Callable]:
             text = canonical(value)
         except Exception:  # noqa: BLE001 - Unencodable, or a value too deep or large to encode
             text = UNENCODABLE
-        _emit("O", indexes[current[0]], text)
+        _emit("O", indexes[case[0]], text)
+        case[2] = True
         _resume(left)
         return value
 
@@ -79,10 +85,9 @@ def run_codet_program(solution: str, cases: list[str], timeout: float, indexes: 
     """Each case's status under CodeT's semantics; a program that fails as a whole (does not compile,
     raises at top level or escapes a case's handler) gives every case the same failing status. `indexes`:
     the cases' test indexes, under which a recorder in a case reports."""
-    current = [0]
-    namespace = {"__codet_limit__": lambda position: _CaseLimit(timeout, position, current),
-                 "__codet_timeout__": TimeLimit, "__builtins__": builtins,
-                 **_recorder(indexes, current)}
+    case: list = [0, False, False]  # the running case's position, whether its call began, whether it sent
+    namespace = {"__codet_limit__": lambda position: _CaseLimit(timeout, position, case, indexes),
+                 "__codet_timeout__": TimeLimit, "__builtins__": builtins, **_recorder(indexes, case)}
     try:
         exec(compile(codet_program(solution, cases), "<codet>", "exec"), namespace)
         results = namespace["__codet_results__"]
