@@ -6,8 +6,11 @@ solutions agree with each other where every test is wrong. The outputs stage rec
 test input), what the solution returned as canonical text (`sandbox.codec.canonical`: equal values
 share it, floats to 1e-6, large values hashed whole). For CodeT's assertions the input is the entry-point
 call of the assertion, parsed as SRank's released code parses it (`input_and_expected`); for `unittest`
-classes, every call of the entry point a test makes on literal arguments (`unit_test_inputs`). Each
-distinct input runs once per solution under SRank's executor (`srank` mode: one program, inputs in order).
+classes, every call of the entry point a test makes on literal arguments (`unit_test_inputs`). For
+CodeT's assertions the values are recorded inside CodeT's executor as it runs them (`recording_tests`,
+`recorded_outputs`); what it does not reach, and every input of a `unittest` run, runs once per solution
+under SRank's executor (`srank` mode: one program, inputs in order). The assertions' expected values are
+evaluated the same way (`expected_pairs`) for SRank's agreement (`expected_agreement`).
 """
 
 from __future__ import annotations
@@ -163,6 +166,18 @@ def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) 
     return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
 
 
+def _links(inputs: pd.DataFrame, cases: bool = False) -> pd.DataFrame:
+    """task_id, assertion_id, input_id: which assertion's call each input is (and, with `cases`, each
+    input's recording case)."""
+    return pd.DataFrame([(t, int(a), int(i)) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
+                         for a in [*json.loads(ids), *([case_id(int(i))] if cases else [])]],
+                        columns=["task_id", "assertion_id", "input_id"])
+
+
+def _texts(assertions: pd.DataFrame) -> dict[tuple[str, int], str]:
+    return dict(zip(zip(assertions.task_id, assertions.assertion_id.astype(int)), assertions.assertion))
+
+
 def _call_first(assertion: str, call: str) -> bool:
     """Whether the assertion evaluates its input call before anything else (`assert call == ...`): then
     only a program that fails as a whole keeps the recorder from it."""
@@ -185,7 +200,7 @@ def recording_tests(assertions: pd.DataFrame, inputs: pd.DataFrame) -> dict[str,
     `OUT(IN(), call)` (no assertion; keyed `case_id(input_id)`) for each input that no assertion evaluates
     first, so that an expected value that raises before the call (`assert _________ == f(x)`) leaves no
     output unrecorded. The cases run after every assertion, so no verdict sees their state."""
-    text = dict(zip(zip(assertions.task_id, assertions.assertion_id), assertions.assertion))
+    text = _texts(assertions)
     wrapped: dict[tuple[str, int], str] = {}
     cases: dict[str, list[tuple[int, str]]] = {}
     for task_id, input_id, call, ids in zip(inputs.task_id, inputs.input_id, inputs.input, inputs.assertion_ids):
@@ -202,16 +217,15 @@ def recording_tests(assertions: pd.DataFrame, inputs: pd.DataFrame) -> dict[str,
 def recorded_outputs(executions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
     """task_id, solution_id, input_id, status, output, duration_s: each solution's output on each input as
     CodeT's executor recorded it (`recording_tests`), from the input's first assertion, in order, whose
-    run reached the call, else from its recording case: its value (`pass`), `unencodable`, or, for a call
-    that began and never returned, `timeout` or `error` by the test's status. A (solution, input) no recorded run reached (an older
-    log, a program that failed as a whole, a call after a failing part of its assertion) is not here:
-    SRank's executor runs it (`execution.record_outputs`)."""
+    run reached the call, else from its recording case: its value (`pass`), `unencodable`, or, for a
+    call that began and never returned, `timeout` or `error` by the test's status. A (solution, input)
+    no recorded run reached (an older log, a program that failed as a whole) is not here: SRank's
+    executor runs it (`execution.record_outputs`)."""
     columns = [*OUTPUT_KEY, "status", "output", "duration_s"]
     if "recorded" not in executions:
         return pd.DataFrame(columns=columns)
-    links = pd.DataFrame([(t, a, i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
-                          for a in [*json.loads(ids), case_id(int(i))]], columns=["task_id", "assertion_id", "input_id"])
-    runs = executions[executions.recorded.eq(True) & executions.output.notna()].merge(links, on=["task_id", "assertion_id"])
+    runs = executions[executions.recorded.eq(True) & executions.output.notna()].merge(
+        _links(inputs, cases=True), on=["task_id", "assertion_id"])
     runs = runs.assign(case=runs.assertion_id < 0).sort_values([*OUTPUT_KEY, "case", "assertion_id"])
     runs = runs.drop_duplicates(list(OUTPUT_KEY))
     began = runs.output.eq(REACHED)
@@ -227,7 +241,7 @@ def expected_pairs(problems: pd.DataFrame, assertions: pd.DataFrame, inputs: pd.
     value with `eval` after `exec(prompt + "\n    pass")`; here the same program runs in SRank's executor
     in the sandbox (generated text is never evaluated outside it)."""
     info = problems.set_index("task_id")[["prompt", "entry_point"]].to_dict("index")
-    text = dict(zip(zip(assertions.task_id, assertions.assertion_id), assertions.assertion))
+    text = _texts(assertions)
     pairs = {}
     for task_id, ids in zip(inputs.task_id, inputs.assertion_ids):
         prompt, entry = info[task_id]["prompt"], info[task_id]["entry_point"]
@@ -243,10 +257,8 @@ def expected_outputs(expected: pd.DataFrame, assertions: pd.DataFrame, inputs: p
     input, weighted by how often the assertion was sampled (SRank keeps one expected value per sampled
     test case). A value that did not evaluate (raised, timed out, or cannot be compared: a generator, a
     view) is left out, as SRank leaves out what its `eval` rejects."""
-    links = pd.DataFrame([(t, int(a), i) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
-                          for a in json.loads(ids)], columns=["task_id", "assertion_id", "input_id"])
     valued = expected[expected.status.eq(RETURNED)][["task_id", "assertion_id", "output"]]
-    table = valued.merge(links, on=["task_id", "assertion_id"]).merge(
+    table = valued.merge(_links(inputs), on=["task_id", "assertion_id"]).merge(
         assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
     return table.rename(columns={"multiplicity": "weight"})[["task_id", "input_id", "output", "weight"]]
 
@@ -305,9 +317,8 @@ def agreement_table(assertion_executions: pd.DataFrame, assertions: pd.DataFrame
     each solution passes in CodeT's executor; 0 for a problem none of whose assertions parsed. The suite's
     SRank agreement until SRank's own (`expected_agreement`) replaced it; `benchmarks/srank_protocol.py`
     compares the two."""
-    parsed = pd.DataFrame([(t, a) for t, ids in zip(inputs.task_id, inputs.assertion_ids) for a in json.loads(ids)],
-                          columns=["task_id", "assertion_id"])
-    weights = parsed.merge(assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
+    weights = _links(inputs)[["task_id", "assertion_id"]].merge(
+        assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
     runs = assertion_executions[["task_id", "solution_id", "assertion_id", "passed"]].merge(
         weights, on=["task_id", "assertion_id"])
     runs["hits"] = runs.passed.astype(float) * runs.multiplicity
