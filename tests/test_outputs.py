@@ -110,11 +110,15 @@ def test_a_message_that_is_code_is_never_evaluated(tmp_path):
     assert not marker.exists()
 
 
-def test_distinct_inputs_keep_the_assertions_they_come_from():
+def one_problem(texts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The problems and assertions tables of one problem (entry point `add`) with these assertions."""
     problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
-    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
-                               "assertion": ["assert add(1, 2) == 3", "assert add(1, 2) == 4",
-                                             "assert not add(0, 0)", "assert add(2, 2) == 4"]})
+    return problems, pd.DataFrame({"task_id": ["T/0"] * len(texts), "assertion_id": range(len(texts)), "assertion": texts})
+
+
+def test_distinct_inputs_keep_the_assertions_they_come_from():
+    problems, assertions = one_problem(["assert add(1, 2) == 3", "assert add(1, 2) == 4", "assert not add(0, 0)",
+                                        "assert add(2, 2) == 4"])
     table = outputs.test_inputs(problems, assertions)
     assert table.input.tolist() == ["add(1, 2)", "add(2, 2)"]
     assert table.input_id.tolist() == [0, 1]
@@ -159,10 +163,8 @@ def test_the_recorder_wraps_the_first_node_that_is_the_input_and_nothing_else(as
 
 
 def test_an_input_no_assertion_calls_first_gets_a_recording_case_after_every_assertion():
-    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
-                               "assertion": ["assert add(1, 2) == 3", "assert _________ == add(1, 2)",
-                                             "assert _________ == add(2, 2)", "assert 5 == add(2, 3)"]})
-    problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
+    problems, assertions = one_problem(["assert add(1, 2) == 3", "assert _________ == add(1, 2)",
+                                        "assert _________ == add(2, 2)", "assert 5 == add(2, 3)"])
     inputs = outputs.test_inputs(problems, assertions)
     tests = outputs.recording_tests(assertions, inputs)["T/0"]
     assert [i for i, _ in tests] == [0, 1, 2, 3, outputs.case_id(1), outputs.case_id(2)]  # add(1, 2) is called first by 0
@@ -193,10 +195,8 @@ def test_recorded_outputs_come_from_each_inputs_first_assertion_that_reached_the
 
 
 def test_expected_values_are_evaluated_after_the_prompts_stub_as_srank_evaluates_them():
-    problems = pd.DataFrame({"task_id": ["T/0"], "prompt": [PROMPT], "entry_point": ["add"]})
-    assertions = pd.DataFrame({"task_id": ["T/0"] * 4, "assertion_id": [0, 1, 2, 3],
-                               "assertion": ["assert add(1, 2) == 3", "assert add(1, 2) == [1] * 2",
-                                             "assert add(2, 2) == four", "assert 5 == add(2, 3)"]})
+    problems, assertions = one_problem(["assert add(1, 2) == 3", "assert add(1, 2) == [1] * 2", "assert add(2, 2) == four",
+                                        "assert 5 == add(2, 3)"])
     inputs = outputs.test_inputs(problems, assertions)
     pairs = outputs.expected_pairs(problems, assertions, inputs)
     assert {key: test for key, (_, test) in pairs.items()} == {
