@@ -150,10 +150,11 @@ def preloads() -> None:
     itself only for the worker processes it starts; the shipped in-process executor starts none."""
     iomp = Path(sys.prefix) / "lib" / "libiomp5.so"
     tcmalloc = Path("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
-    variants = [(name, lib) for name, lib in (("none", None), ("libiomp5", iomp), ("tcmalloc", tcmalloc))
-                if lib is None or lib.exists()]
+    variants: list[tuple[str, Path | None]] = [("none", None)]
     for name, lib in (("libiomp5", iomp), ("tcmalloc", tcmalloc)):
-        if not lib.exists():
+        if lib.exists():
+            variants.append((name, lib))
+        else:
             print(f"{name:9s}: {lib} is not installed, not measured")
     # each in order, then in reverse (A B C C B A), so that a machine drifting linearly favours none of them
     for name, lib in variants + variants[::-1]:

@@ -107,7 +107,7 @@ def utscale_verdicts(problems: pd.DataFrame, solutions: pd.DataFrame, workdir: P
         limits = None
         if time_limit_factor:
             references = calibration.reference_times(problems, executor,
-                                                   calibration.CALIBRATION_HEADROOM * settings.timeout)
+                                                     calibration.CALIBRATION_HEADROOM * settings.timeout)
             limits = dict(zip(references.task_id,
                               calibration.scaled_limits(references, time_limit_factor, settings.timeout)))
         for column in ("ground_truth", "ground_truth_base"):

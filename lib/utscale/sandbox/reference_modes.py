@@ -5,8 +5,8 @@ every assertion in turn inside one `check()` function, each under its own alarm,
 namespace; a program that fails as a whole, e.g. because one assertion cannot be compiled inside a
 function, fails every assertion; an assertion may carry the recorder around its input call, which
 records what the call returned without changing the verdict) and `srank` (SRank's executor of test
-inputs: CodeT's layout, but each "test" is an input expression whose value is recorded). Their semantics, not their safety, are the
-point: docs/sandbox.md.
+inputs: CodeT's layout, but each "test" is an input expression whose value is recorded). Their
+semantics, not their safety, are the point: docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -23,24 +23,54 @@ from utscale.sandbox.codec import REACHED, RECORDER_IN, RECORDER_OUT, UNENCODABL
 from utscale.sandbox.modes import WorkerSettings
 
 
-class _CaseLimit:
-    """CodeT's per-assertion time limit: a one-shot alarm around one case. With `case` (the recorder's
-    state: position, call begun, value sent) it marks the case's position on entry and, on exit, reports
-    a call that began and sent no value (it raised or ran out of time) as `REACHED`."""
+class _Recording:
+    """The recorder of one CodeT program, for cases `OUT(IN(), call)`: which case runs (its test index),
+    whether its call began (IN) and whether it sent a value (OUT). OUT sends the call's canonical value
+    (or `UNENCODABLE`) and returns the value unchanged; a call that began and sent nothing (it raised or
+    ran out of time) is reported as `REACHED` when its case ends. Encoding pauses the case's alarm, so
+    recording never turns a verdict into a timeout."""
 
-    def __init__(self, seconds: float, position: int = -1, case: list | None = None,
-                 indexes: list[int] | None = None):
-        self.seconds, self.position, self.case, self.indexes = seconds, position, case, indexes
+    def __init__(self, indexes: list[int]):
+        self.indexes, self.index, self.began, self.sent = indexes, -1, False, False
+
+    def start(self, position: int) -> None:
+        self.index, self.began, self.sent = self.indexes[position], False, False
+
+    def end(self) -> None:
+        if self.began and not self.sent:
+            _emit("O", self.index, REACHED)
+
+    def begin(self) -> None:
+        self.began = True
+
+    def record(self, _: None, value: object) -> object:
+        left = _pause()
+        try:
+            text = canonical(value)
+        except Exception:  # noqa: BLE001 - Unencodable, or a value too deep or large to encode
+            text = UNENCODABLE
+        _emit("O", self.index, text)
+        self.sent = True
+        _resume(left)
+        return value
+
+
+class _CaseLimit:
+    """CodeT's per-assertion time limit: a one-shot alarm around one case (at `position`, which the
+    `recording`, when there is one, starts and ends with it)."""
+
+    def __init__(self, seconds: float, position: int = -1, recording: _Recording | None = None):
+        self.seconds, self.position, self.recording = seconds, position, recording
 
     def __enter__(self) -> None:
-        if self.case is not None:
-            self.case[:] = [self.position, False, False]
+        if self.recording is not None:
+            self.recording.start(self.position)
         _arm(self.seconds, repeat=False)
 
     def __exit__(self, *exc: object) -> None:
         _disarm()
-        if self.case is not None and self.indexes is not None and self.case[1] and not self.case[2]:
-            _emit("O", self.indexes[self.position], REACHED)
+        if self.recording is not None:
+            self.recording.end()
 
 
 def codet_program(solution: str, cases: list[str]) -> str:
@@ -58,36 +88,14 @@ def codet_program(solution: str, cases: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _recorder(indexes: list[int], case: list) -> dict[str, Callable]:
-    """The recorder's two functions, for a case `OUT(IN(), call)`: IN marks the call begun, OUT sends the
-    call's canonical value (or `UNENCODABLE`) and returns the value unchanged; a call that began and sent
-    nothing is reported when its case ends (`_CaseLimit`). Encoding pauses the case's alarm, so recording
-    never turns a verdict into a timeout."""
-
-    def began() -> None:
-        case[1] = True
-
-    def returned(_: None, value: object) -> object:
-        left = _pause()
-        try:
-            text = canonical(value)
-        except Exception:  # noqa: BLE001 - Unencodable, or a value too deep or large to encode
-            text = UNENCODABLE
-        _emit("O", indexes[case[0]], text)
-        case[2] = True
-        _resume(left)
-        return value
-
-    return {RECORDER_IN: began, RECORDER_OUT: returned}
-
-
 def run_codet_program(solution: str, cases: list[str], timeout: float, indexes: list[int]) -> list[str]:
     """Each case's status under CodeT's semantics; a program that fails as a whole (does not compile,
     raises at top level or escapes a case's handler) gives every case the same failing status. `indexes`:
     the cases' test indexes, under which a recorder in a case reports."""
-    case: list = [0, False, False]  # the running case's position, whether its call began, whether it sent
-    namespace = {"__codet_limit__": lambda position: _CaseLimit(timeout, position, case, indexes),
-                 "__codet_timeout__": TimeLimit, "__builtins__": builtins, **_recorder(indexes, case)}
+    recording = _Recording(indexes)
+    namespace = {"__codet_limit__": lambda position: _CaseLimit(timeout, position, recording),
+                 "__codet_timeout__": TimeLimit, "__builtins__": builtins,
+                 RECORDER_IN: recording.begin, RECORDER_OUT: recording.record}
     try:
         exec(compile(codet_program(solution, cases), "<codet>", "exec"), namespace)
         results = namespace["__codet_results__"]

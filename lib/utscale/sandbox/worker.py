@@ -115,9 +115,9 @@ def _new_nonce() -> int:
 
 def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSettings, uid: int, on_result):
     """Fork one child for these tests, calling on_result(index, status, tests_run, seconds, output) as each
-    verdict arrives (output: what the test recorded, `srank` mode and `codet` mode's recorder, else None). Returns (reported
-    indices, solution_status, failure, ready, seconds): failure is None, "timeout" (the deadline passed)
-    or "crash" (the child vanished); ready says the solution loaded."""
+    verdict arrives (output: what the test recorded, in `srank` mode or by `codet` mode's recorder, else
+    None). Returns (reported indices, solution_status, failure, ready, seconds): failure is None,
+    "timeout" (the deadline passed) or "crash" (the child vanished); ready says the solution loaded."""
     read_fd, write_fd = os.pipe()
     nonce_fd = _new_nonce()
     pid = os.fork()
