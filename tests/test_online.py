@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from utscale import allocation, online, scaling, stopping, voting
+from utscale import allocation, online, rerankers, scaling, stopping, voting
 from utscale.matrix import PassCube
 
 
@@ -366,3 +366,38 @@ def test_a_settled_ranking_costs_more_tests_under_codet_when_its_groups_overturn
     assert table.loc["coderm", "accuracy_every_test"] == 100 and table.loc["codet_released", "accuracy_every_test"] == 0
     assert table.loc["codet_released", "tests_generated"] > table.loc["coderm", "tests_generated"]
     assert table.loc["coderm", "accuracy"] == pytest.approx(100 * np.mean(np.where(vote > 2, 1.0, 0.25)))
+
+
+@pytest.mark.parametrize("rule", sorted(rerankers.B4_RULES))
+def test_b4_online_is_b4_on_every_revealed_prefix(rule):
+    """Read at each checkpoint, the simulation's B4 is `rerankers.b4_kept` on the tests revealed so far
+    (its vectorised running sums against the per-matrix rule), padding solutions never kept and a padding
+    column (a test the problem does not have) never counted; with every test it is the reranker table's B4."""
+    cube = random_cube(3, p=5, n=8, m=10)
+    weights = np.ones((5, 10))
+    passes, correct = cube.passes.copy(), cube.correct.copy()
+    # problem 1: five solutions, one test, which solution 4 alone passes; B4 at beta_0 = 1e6 keeps solution
+    # 4, but would keep the other four if it counted the nine padding columns as tests all of them fail
+    weights[1, 1:] = 0.0
+    passes[1], correct[1] = False, False
+    passes[1, 4, 0] = correct[1, 4] = True
+    passes[4, 6:] = True  # rows past problem 4's real solutions
+    padded = PassCube(cube.task_ids, passes, correct, np.array([8, 5, 8, 8, 6]), np.array([10, 1, 10, 10, 10]),
+                      weights=weights)
+    traj = online.simulate(padded, [stopping.Setting("stability", 2)], resamples=1, rule=rule, shuffle=False)
+    beta_0 = rerankers.B4_RULES[rule]
+    for i, t in enumerate(traj.checkpoints):
+        prefix = PassCube(padded.task_ids, passes[:, :, :t], padded.correct, padded.n_solutions,
+                          np.minimum(padded.n_tests, t), weights=weights[:, :t])
+        assert np.allclose(traj.accuracy[i, 0], rerankers.b4_accuracy(prefix, beta_0), equal_nan=True), t
+    shuffled = online.simulate(padded, [], resamples=7, seed=2, rule=rule)
+    assert np.allclose(shuffled.accuracy[-1], rerankers.b4_accuracy(padded, beta_0)[None])
+    with pytest.raises(ValueError, match="unknown ranking"):
+        online.simulate(padded, [], resamples=1, rule="b4_beta0_1e+03")
+
+
+def test_the_pairwise_rules_refuse_to_run_without_the_tests_told_apart():
+    kept = np.ones((2, 1, 3), dtype=bool)
+    with pytest.raises(ValueError, match="discordant"):
+        stopping.stopping_indices(np.array([0, 1]), kept, np.zeros((2, 1, 3)), kept, np.zeros((2, 1)), None,
+                                  np.zeros((2, 1)), [stopping.Setting("anytime", 0.05)], 1)

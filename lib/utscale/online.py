@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from utscale.matrix import PassCube
+from utscale.rerankers import B4_RULES, b4_scores
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
-from utscale.stopping import Setting, stopping_indices
+from utscale.stopping import PAIRWISE_RULES, Setting, stopping_indices
 from utscale.tables import write_csv
-from utscale.voting import Rule, expected_accuracy, key_weights, select_from
+from utscale.voting import RULES, Rule, expected_accuracy, group_sizes, key_weights, select_from
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,20 @@ def _popcount(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: int = 0, n: int | None = None,
-             rule: Rule = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8,
+             rule: str = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8,
              shuffle: bool = True) -> Trajectories:
     """Reveal each problem's tests in `resamples` random orders and record the vote after every round.
+
+    `rule` ranks the pass matrix revealed so far: a `voting.Rule`, or one of B4's priors
+    (`rerankers.B4_RULES`, e.g. b4_beta0_1e+04).
 
     A problem's orders and solution draws come from a generator seeded by (seed, problem index), so the
     result does not depend on `chunk` (problems per vectorised step, a memory knob only). With
     `shuffle=False` the tests are revealed in the cube's column order and every solution is used (one
     resample): the order in which live generation produces them (`utscale.live`).
     """
+    if rule not in B4_RULES and rule not in RULES:
+        raise ValueError(f"unknown ranking {rule!r}; choose one of {(*RULES, *B4_RULES)}")
     p_count, n_all, m = cube.shape
     n = n_all if n is None else min(n, n_all)
     if not shuffle and (resamples != 1 or n != n_all):
@@ -88,6 +95,7 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
     accuracy = np.empty((len(checkpoints), resamples, p_count))
     stops = {s.name: np.empty((resamples, p_count), dtype=np.int64) for s in settings}
     key_w = key_weights(m)
+    pairwise = any(s.rule in PAIRWISE_RULES for s in settings)
     for start in range(0, p_count, chunk):
         problems = range(start, min(start + chunk, p_count))
         orders, draws = [], []
@@ -116,28 +124,20 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         revealed = revealed.reshape(b, n, m)
         weights = weights.reshape(b, m)
         as_float = revealed.astype(np.float64)
-        cum_counts = np.concatenate([np.zeros((b, n, 1)), np.cumsum(as_float * weights[:, None, :], axis=2)], axis=2)
-        cum_keys = np.concatenate([np.zeros((b, n, 1)), np.cumsum(as_float * key_w[None, None, :], axis=2)], axis=2)
-        counts = np.ascontiguousarray(np.moveaxis(cum_counts, 2, 0)[checkpoints])  # [T, b, n]
-        keys = np.ascontiguousarray(np.moveaxis(cum_keys, 2, 0)[checkpoints])
+        counts = _at_checkpoints(as_float * weights[:, None, :], checkpoints)  # [T, b, n]
+        keys = _at_checkpoints(as_float * key_w[None, None, :], checkpoints)
         real_b = real.reshape(b, n)
         t_count = len(checkpoints)
-        # padding solutions never win: they pass nothing and are outside every group that matters
-        kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
-                           np.where(real_b[None], keys, -1.0 - np.arange(n)).reshape(t_count * b, n), rule)
-        kept = kept.reshape(t_count, b, n) & real_b[None]
+        if rule in B4_RULES:
+            kept = _b4_trajectory(revealed, weights, real_b, keys, checkpoints, B4_RULES[rule])
+        else:
+            # padding solutions never win: they pass nothing and are outside every group that matters
+            kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
+                               np.where(real_b[None], keys, -1.0 - np.arange(n)).reshape(t_count * b, n), cast(Rule, rule))
+            kept = kept.reshape(t_count, b, n) & real_b[None]
         accuracy[:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
                                                 ).reshape(t_count, resamples, c)
-        # discordant tests between the leader (first kept solution) and every other solution, per checkpoint:
-        # pass vectors packed into 64-bit words, so "tests both passed so far" is a popcount
-        leader = kept.argmax(axis=-1)  # [T, b]
-        bits = _packed(revealed)  # [b, n, words]
-        prefix = _packed(np.arange(m)[None, :] < checkpoints[:, None])  # [T, words]
-        lead_bits = bits[np.arange(b)[None, :], leader] & prefix[:, None, :]  # [T, b, words]
-        both = _popcount(lead_bits[:, :, None, :], bits[None])  # [T, b, n]
-        plain = _popcount(bits[None], prefix[:, None, None, :])
-        lead_plain = np.take_along_axis(plain, leader[..., None], axis=-1)
-        discordant = (lead_plain - both, plain - both)
+        discordant = _discordant(revealed, kept, checkpoints) if pairwise else None
         total_w = weights.sum(axis=1)
         weight_left = total_w[None, :] - np.concatenate([np.zeros((b, 1)), np.cumsum(weights, axis=1)], axis=1)[:, checkpoints].T
         valid_so_far = np.concatenate([np.zeros((b, 1)), np.cumsum(valid.reshape(b, m), axis=1)], axis=1)[:, checkpoints].T
@@ -146,6 +146,47 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         for name, where in chunk_stops.items():
             stops[name][:, idx] = where.reshape(resamples, c)
     return Trajectories(checkpoints=checkpoints, accuracy=accuracy, stops=stops)
+
+
+def _at_checkpoints(values: np.ndarray, checkpoints: np.ndarray) -> np.ndarray:
+    """Running sums over the revealed tests (last axis of [b, n, m]) read at each checkpoint, [T, b, n]."""
+    running = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(values, axis=-1)], axis=-1)
+    return np.ascontiguousarray(np.moveaxis(running[..., checkpoints], -1, 0))
+
+
+def _discordant(revealed: np.ndarray, kept: np.ndarray, checkpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The revealed tests the leader (first kept solution) passes and each other solution fails, and the
+    reverse, per checkpoint, int16 [T, b, n] each, from passes [b, n, m]: pass vectors packed into 64-bit
+    words, so that "tests both passed so far" is a popcount."""
+    b, _, m = revealed.shape
+    leader = kept.argmax(axis=-1)  # [T, b]
+    bits = _packed(revealed)  # [b, n, words]
+    prefix = _packed(np.arange(m)[None, :] < checkpoints[:, None])  # [T, words]
+    lead_bits = bits[np.arange(b)[None, :], leader] & prefix[:, None, :]  # [T, b, words]
+    both = _popcount(lead_bits[:, :, None, :], bits[None])  # [T, b, n]
+    plain = _popcount(bits[None], prefix[:, None, None, :])
+    lead_plain = np.take_along_axis(plain, leader[..., None], axis=-1)
+    return lead_plain - both, plain - both
+
+
+def _b4_trajectory(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, keys: np.ndarray,
+                   checkpoints: np.ndarray, beta_0: float) -> np.ndarray:
+    """B4's kept solutions after each round, bool [T, b, n], every checkpoint of every order scored at
+    once from running sums (`rerankers.b4_scores`); as `rerankers.b4_accuracy` on the full matrix, B4
+    sees each sampled test once (the columns with a weight) and only the real solutions."""
+    sampled = weights > 0  # [b, m]
+    ones = (revealed & sampled[:, None, :] & real[:, :, None]).astype(np.float64)  # [b, n, m]
+    passed = _at_checkpoints(ones, checkpoints)
+    shared = _at_checkpoints(ones * ones.sum(axis=1, keepdims=True), checkpoints)
+    del ones
+    tests = _at_checkpoints(sampled[:, None, :].astype(np.float64), checkpoints)[..., 0]  # [T, b]
+    t_count, b, n = passed.shape
+    members = np.broadcast_to(real[None], passed.shape).reshape(t_count * b, n)
+    group = group_sizes(keys.reshape(t_count * b, n), members).reshape(t_count, b, n).astype(np.float64)
+    scores = b4_scores(passed, shared, group, passed.sum(axis=-1), tests,
+                       np.broadcast_to(real.sum(axis=-1)[None], (t_count, b)), beta_0)
+    scores = np.where(real[None], scores, -np.inf)
+    return real[None] & np.isclose(scores, scores.max(axis=-1, keepdims=True), rtol=0, atol=1e-9)
 
 
 def under_budget(stop: np.ndarray, checkpoints: np.ndarray, budget: float) -> np.ndarray:
@@ -326,7 +367,7 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], costs: TestCost
 def reranker_table(runs: Mapping[str, Trajectories], settings: Sequence[Setting], costs: TestCosts,
                    seed: int = 0) -> pd.DataFrame:
     """`metrics/online_by_reranker.csv`: what a settled ranking costs in tests under each ranking of the
-    pass matrix. `runs` maps a reranker (a `voting.Rule`) to its trajectories on the same orders and
+    pass matrix. `runs` maps a reranker (a `simulate` rule) to its trajectories on the same orders and
     draws (`simulate(..., rule=...)` with the same seed); per reranker and setting, the tests generated,
     the accuracy at the stop and with every test (the reranker's own cap), and `paired_gain` against that
     reranker's equal allocation. Only the settings run for a reranker appear (`stopping.RANKING_FREE_RULES`

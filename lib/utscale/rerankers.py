@@ -55,31 +55,37 @@ B4_ALPHA_XY = 1e3
 B4_BETA_0 = (1e4, 1e5, 1e6)
 
 
-def _log_beta_bernoulli(ones: float, total: float, alpha: float = 1.0, beta: float = 1.0) -> float:
-    """log B(ones + alpha, total - ones + beta): B4's `bernoulli_with_beta_prior`."""
-    return float(betaln(ones + alpha, total - ones + beta))
+B4_RULES = {f"b4_beta0_{beta_0:.0e}": beta_0 for beta_0 in B4_BETA_0}  # the table's names
+
+
+def b4_scores(passed: np.ndarray, shared: np.ndarray, group: np.ndarray, total: np.ndarray | float,
+              tests: np.ndarray | float, solutions: np.ndarray | float, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
+    """B4's log posterior of each solution's hypothesis, "the solutions with my pass pattern and the tests
+    I pass are the correct ones", float [..., n], from per-solution summaries [..., n]: `passed` (tests
+    it passes, k), `shared` (over every solution, the tests both it and that one pass, so that the
+    group's own rows add s·k), `group` (solutions with its pattern, s); and per matrix [...]: `total`
+    passes, `tests` (m) and `solutions` (n). Summaries rather than a matrix, so that a batch of matrices
+    (every checkpoint of every order of `online.simulate`) is scored at once. B4's four Beta-Bernoulli
+    terms: the share of correct tests (prior alpha_xy), of correct solutions (alpha_xy), wrong solutions
+    passing correct tests (uniform), wrong solutions passing wrong tests (beta_0, which makes them unlikely)."""
+    k, s = passed, group
+    m, n, u = (np.asarray(v, dtype=np.float64)[..., None] for v in (tests, solutions, total))
+    e1 = shared - s * k  # the other solutions' passes on the hypothesis's tests
+    e0 = u - s * k - e1  # and on the other tests
+    return (betaln(k + alpha_xy, m - k + 1.0) + betaln(s + alpha_xy, n - s + 1.0)
+            + betaln(e1 + 1.0, (n - s) * k - e1 + 1.0) + betaln(e0 + 1.0, (n - s) * (m - k) - e0 + beta_0))
 
 
 def b4_kept(passes: np.ndarray, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
-    """B4's choice on one problem's pass matrix [n, m] (bool): each distinct row (pass pattern) is a
-    hypothesis "these solutions are the correct ones and the tests they pass are the correct ones",
-    scored by the log posterior of B4's model (Beta priors on the shares of correct solutions and tests,
-    alpha_xy; on wrong solutions passing correct tests, uniform; on wrong solutions passing wrong tests,
-    beta_0, which makes such passes unlikely). Kept: the solutions of the best-scoring pattern(s), [n]."""
+    """B4's choice on one problem's pass matrix [n, m] (bool), rule for rule after its authors'
+    strategy.py: each distinct row (pass pattern) is a hypothesis scored by `b4_scores`. Kept: the
+    solutions of the best-scoring pattern(s), [n]."""
     n, m = passes.shape
-    e = passes.astype(np.int64)
-    patterns, group = np.unique(e, axis=0, return_inverse=True)
-    group = group.reshape(-1)
-    scores = np.empty(len(patterns))
-    for g, y in enumerate(patterns):
-        x = group == g
-        y = y.astype(bool)
-        rest = e[~x]
-        e1, e0 = rest[:, y], rest[:, ~y]
-        scores[g] = (_log_beta_bernoulli(y.sum(), m, alpha=alpha_xy) + _log_beta_bernoulli(x.sum(), n, alpha=alpha_xy)
-                     + _log_beta_bernoulli(e1.sum(), e1.size) + _log_beta_bernoulli(e0.sum(), e0.size, beta=beta_0))
-    best = np.flatnonzero(np.isclose(scores, scores.max(), rtol=0, atol=1e-9))
-    return np.isin(group, best)
+    e = passes.astype(np.float64)
+    _, group, sizes = np.unique(passes, axis=0, return_inverse=True, return_counts=True)
+    scores = b4_scores(e.sum(axis=1), e @ e.sum(axis=0), sizes[group.reshape(-1)].astype(np.float64),
+                       float(e.sum()), float(m), float(n), beta_0, alpha_xy)
+    return np.isclose(scores, scores.max(), rtol=0, atol=1e-9)
 
 
 def b4_accuracy(cube: PassCube, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
@@ -214,7 +220,7 @@ RERANKERS: tuple[Reranker, ...] = (
     Reranker("max_pass", _voting("max_pass", False)),
     Reranker("codet_paper", _voting("codet", True)),
     Reranker("codet_released", _voting("codet_released", True)),
-    *(Reranker(f"b4_beta0_{beta_0:.0e}", _b4(beta_0)) for beta_0 in B4_BETA_0),
+    *(Reranker(name, _b4(beta_0)) for name, beta_0 in B4_RULES.items()),
     Reranker("mbr_exec_pattern", lambda cube: per_problem_accuracy(cube, mbr_exec_pattern_kept)),
     Reranker("dawid_skene", lambda cube: per_problem_accuracy(cube, dawid_skene_kept)),
     Reranker("mbr_exec", lambda cube: per_output_accuracy(cube, _mbr_exec), ("outputs",)),

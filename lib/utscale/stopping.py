@@ -35,7 +35,7 @@ Five rules, each a function of the trajectory of the vote as tests are revealed:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -48,6 +48,7 @@ LETTERS = {"stability": "k", "margin": "h", "posterior": "a", "adaptive": "a", "
 # changing); the others reason about pass counts (margin, adaptive) or pairwise wins (posterior, anytime),
 # which is what the vote ranks by, and guarantee nothing about CodeT's groups
 RANKING_FREE_RULES = ("stability",)
+PAIRWISE_RULES = ("posterior", "adaptive", "anytime")  # those that read the tests told apart, pair by pair
 
 
 @dataclass(frozen=True)
@@ -134,53 +135,75 @@ def _first_true(mask: np.ndarray, default: int) -> np.ndarray:
 
 
 def stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarray, real: np.ndarray,
-                      weight_left: np.ndarray, discordant: tuple[np.ndarray, np.ndarray], valid: np.ndarray,
-                      settings: Sequence[Setting], min_tests: int) -> dict[str, np.ndarray]:
+                     weight_left: np.ndarray, discordant: tuple[np.ndarray, np.ndarray] | None, valid: np.ndarray,
+                     settings: Sequence[Setting], min_tests: int) -> dict[str, np.ndarray]:
     """Each setting's stopping checkpoint, int [B], from one chunk's trajectory (all arrays [T, B, …]).
 
     `valid` [T, B] counts the executed tests revealed so far. An invalid test (nothing extracted, a
     duplicate) is paid for and counts toward min_tests and the margin rule's horizon, both budgets of
     tests generated, but it is no evidence: the stability window and the rule of succession count valid
-    tests only (a run of invalid tests is not a run of agreement)."""
+    tests only (a run of invalid tests is not a run of agreement). `discordant` (the tests the leader
+    and each solution won against each other) is needed only by the rules in PAIRWISE_RULES: None when
+    no setting asks for one of them, so that a caller need not count pairs nobody reads."""
     last = len(checkpoints) - 1
     t = checkpoints[:, None]
     allowed = t >= min_tests
     stops: dict[str, np.ndarray] = {}
-    changed = np.zeros(kept.shape[:2], dtype=bool)
-    changed[1:] = (kept[1:] != kept[:-1]).any(axis=-1)
-    # the checkpoint index of the last change at or before each checkpoint
-    last_change = np.maximum.accumulate(np.where(changed, np.arange(len(checkpoints))[:, None], 0), axis=0)
-    top = np.where(real, counts, -np.inf).max(axis=-1)
     outside = real & ~kept
-    challenger = np.where(outside, counts, -np.inf).max(axis=-1)  # -inf: nobody outside the kept set
-    wins_leader, wins_challenger = discordant
-    table = challenger_better(int(checkpoints[-1]))
-    posterior = table[wins_leader.astype(np.int64), wins_challenger.astype(np.int64)]  # [T, B, n]
-    risk = np.where(outside, posterior, 0.0).max(axis=-1)
-    risk = np.where(outside.any(axis=-1), risk, 1.0 / (valid + 2.0))
-    # pass-set clusters: solutions that differ from the leader on some test so far are other answers
-    differs = real & (wins_leader + wins_challenger > 0)
-    runner_up = np.where(differs, counts, 0.0).max(axis=-1)
-    confidence = leader_confidence(top, runner_up)
-    # the weakest evidence against any outsider; the kept set must agree with the leader on every test so far
-    weakest = np.where(outside, log_evalue(wins_leader, wins_challenger), np.inf).min(axis=-1)
-    one_voice = ~(kept & differs).any(axis=-1)
-    n_real = real.sum(axis=-1)
+    top = np.where(real, counts, -np.inf).max(axis=-1)
+    if any(s.rule in PAIRWISE_RULES for s in settings) and discordant is None:
+        raise ValueError(f"the rules {PAIRWISE_RULES} need the discordant tests")
+    memo: dict[str, np.ndarray] = {}
+
+    def once(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """What several settings of one rule share, computed for the first of them."""
+        if name not in memo:
+            memo[name] = compute()
+        return memo[name]
+
+    def last_change() -> np.ndarray:
+        """The checkpoint index of the last change of the kept set at or before each checkpoint."""
+        changed = np.zeros(kept.shape[:2], dtype=bool)
+        changed[1:] = (kept[1:] != kept[:-1]).any(axis=-1)
+        return np.maximum.accumulate(np.where(changed, np.arange(len(checkpoints))[:, None], 0), axis=0)
+
+    def risk() -> np.ndarray:
+        assert discordant is not None
+        posterior = challenger_better(int(checkpoints[-1]))[discordant[0].astype(np.int64), discordant[1].astype(np.int64)]
+        worst = np.where(outside, posterior, 0.0).max(axis=-1)
+        return np.where(outside.any(axis=-1), worst, 1.0 / (valid + 2.0))
+
+    def differs() -> np.ndarray:
+        """Solutions that differ from the leader on some test so far: other answers (pass-set clusters)."""
+        assert discordant is not None
+        return real & (discordant[0] + discordant[1] > 0)
+
+    def confidence() -> np.ndarray:
+        return leader_confidence(top, np.where(once("differs", differs), counts, 0.0).max(axis=-1))
+
+    def weakest() -> np.ndarray:
+        """The weakest evidence against any outsider."""
+        assert discordant is not None
+        return np.where(outside, log_evalue(*discordant), np.inf).min(axis=-1)
+
     for s in settings:
         if s.rule == "stability":
-            since_change = valid - np.take_along_axis(valid, last_change, axis=0)
+            since_change = valid - np.take_along_axis(valid, once("last_change", last_change), axis=0)
             settled = allowed & (since_change >= s.value) & (valid >= s.value)
         elif s.rule == "margin":
+            challenger = np.where(outside, counts, -np.inf).max(axis=-1)  # -inf: nobody outside the kept set
             horizon_left = np.maximum(weight_left - weight_left[np.searchsorted(checkpoints, min(s.value, checkpoints[-1]))], 0)
             # someone must be outside the kept set: while all agree, nothing has been decided yet
             settled = allowed & outside.any(axis=-1) & (top - challenger > horizon_left)
             settled |= t >= s.value  # the horizon itself is a cap
         elif s.rule == "posterior":
-            settled = allowed & (risk <= s.value)
+            settled = allowed & (once("risk", risk) <= s.value)
         elif s.rule == "adaptive":
-            settled = allowed & (confidence >= 1.0 - s.value)
+            settled = allowed & (once("confidence", confidence) >= 1.0 - s.value)
         else:
+            # the kept set must agree with the leader on every test so far
+            one_voice = ~(kept & once("differs", differs)).any(axis=-1)
             settled = (allowed & outside.any(axis=-1) & one_voice
-                       & (weakest >= anytime_threshold(n_real, s.value)))
+                       & (once("weakest", weakest) >= anytime_threshold(real.sum(axis=-1), s.value)))
         stops[s.name] = _first_true(settled, last)
     return stops
