@@ -224,6 +224,7 @@ def test_codet_slice_end_to_end_in_the_library(results_root):
     assert recorded["mode"].eq("codet").mean() > 0.9 and set(recorded["mode"]) <= {"codet", "srank"}
     cases = run.read_table("recording_cases")  # inputs no assertion calls first: run after the assertions
     assert len(cases) and cases.assertion_id.lt(0).all() and by_assertion.assertion_id.ge(0).all()
+    assert len(execution.stage_pairs(run)) == len(by_assertion) + len(cases)  # what notebook 04 counts
     programs = execution.programs_of(execution.assertion_pairs(run.read_table("problems"), solutions, assertions, "codet"))
     pairs = outputs.output_pairs(programs, inputs)
     with Executor(workers=2, settings=execution.output_settings(run.config)) as ex:

@@ -158,6 +158,14 @@ def assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions:
                                                      for t, g in assertions.groupby("task_id")})
 
 
+def recorded_assertion_pairs(problems: pd.DataFrame, solutions: pd.DataFrame, assertions: pd.DataFrame,
+                             inputs: pd.DataFrame, mode: str) -> dict[tuple, tuple[str, str]]:
+    """The execution stage's pairs for CodeT's assertions: in `codet` mode each assertion records its
+    input's output and each input no assertion calls first has a recording case (`outputs.recording_tests`)."""
+    return assertion_pairs(problems, solutions, assertions, mode,
+                           outputs.recording_tests(assertions, inputs) if mode == "codet" else None)
+
+
 def assertion_sources(assertions: pd.DataFrame) -> pd.DataFrame:
     """One row per (task_id, assertion_id, test_id, position): which unit test holds which assertion."""
     rows = [(t, a, test_id, position) for t, a, sources in zip(assertions.task_id, assertions.assertion_id,
@@ -274,8 +282,7 @@ def execute_run(run: Run) -> dict[str, StageReport]:
             assertions = run.read_table("assertions")
             inputs = outputs.test_inputs(problems, assertions)
             log = verdict_log(run, "assertion_executions_log", "assertion_executions", ASSERTION_KEY, "recording_cases")
-            pairs = assertion_pairs(problems, solutions, assertions, run.config["SANDBOX_MODE"],
-                                    outputs.recording_tests(assertions, inputs) if run.config["SANDBOX_MODE"] == "codet" else None)
+            pairs = recorded_assertion_pairs(problems, solutions, assertions, inputs, run.config["SANDBOX_MODE"])
 
             def recorded(v: Any) -> dict:  # what the recorder saw, beside the verdict (docs/codet.md)
                 return {**_execution_fields(v), "output": v.output, "recorded": RECORDER_OUT in pairs[tuple(json.loads(v.id))][1]}
@@ -421,11 +428,13 @@ def status_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_pairs(run: Run) -> dict[tuple, tuple[str, str]]:
-    """The pairs the execution stage runs for this run: per distinct assertion for CodeT's release,
-    else per valid, unique unit test."""
+    """The pairs the execution stage runs for this run: per distinct assertion for CodeT's release (with
+    its recording cases), else per valid, unique unit test."""
     problems, solutions = run.read_table("problems"), run.read_table("solutions")
     if run.has_table("assertions"):
-        return assertion_pairs(problems, solutions, run.read_table("assertions"), run.config["SANDBOX_MODE"])
+        assertions = run.read_table("assertions")
+        return recorded_assertion_pairs(problems, solutions, assertions, outputs.test_inputs(problems, assertions),
+                                        run.config["SANDBOX_MODE"])
     return matrix_pairs(problems, solutions, run.read_table("unit_tests"))
 
 
