@@ -191,7 +191,8 @@ def stopping_indices(checkpoints: np.ndarray, kept: np.ndarray, counts: np.ndarr
             since_change = valid - np.take_along_axis(valid, once("last_change", last_change), axis=0)
             settled = allowed & (since_change >= s.value) & (valid >= s.value)
         elif s.rule == "margin":
-            challenger = np.where(outside, counts, -np.inf).max(axis=-1)  # -inf: nobody outside the kept set
+            # the strongest solution outside the kept set (-inf: nobody is outside it)
+            challenger = once("challenger", lambda: np.where(outside, counts, -np.inf).max(axis=-1))
             horizon_left = np.maximum(weight_left - weight_left[np.searchsorted(checkpoints, min(s.value, checkpoints[-1]))], 0)
             # someone must be outside the kept set: while all agree, nothing has been decided yet
             settled = allowed & outside.any(axis=-1) & (top - challenger > horizon_left)
