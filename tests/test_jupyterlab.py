@@ -114,7 +114,7 @@ def test_jupyterlab_writes_nothing_new_into_a_committed_notebook_it_opens(lab, t
     changed = notebook_changes(committed, (root / name).read_bytes())
     assert not changed, f"JupyterLab changed the committed notebook on opening it: {changed}"
     if "jp-mod-dirty" in classes:
-        # seen once in CI (stop 40), never here in 20 openings, idle or loaded: JupyterLab's mark with
+        # seen once in CI (stop 40), never here in about 15 openings, idle or loaded: JupyterLab's mark with
         # nothing to save is its own, and what it saved is what was committed
         warnings.warn("JupyterLab marked the committed notebook modified and saved it back unchanged", stacklevel=1)
 
