@@ -138,9 +138,8 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         accuracy[:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
                                                 ).reshape(t_count, resamples, c)
         discordant = _discordant(revealed, kept, checkpoints) if pairwise else None
-        total_w = weights.sum(axis=1)
-        weight_left = total_w[None, :] - np.concatenate([np.zeros((b, 1)), np.cumsum(weights, axis=1)], axis=1)[:, checkpoints].T
-        valid_so_far = np.concatenate([np.zeros((b, 1)), np.cumsum(valid.reshape(b, m), axis=1)], axis=1)[:, checkpoints].T
+        weight_left = weights.sum(axis=1)[None, :] - _at_checkpoints(weights, checkpoints)  # [T, b]
+        valid_so_far = _at_checkpoints(valid.reshape(b, m), checkpoints)
         chunk_stops = stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
                                        valid_so_far, settings, min_tests)
         for name, where in chunk_stops.items():
@@ -149,7 +148,8 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
 
 
 def _at_checkpoints(values: np.ndarray, checkpoints: np.ndarray) -> np.ndarray:
-    """Running sums over the revealed tests (last axis of [b, n, m]) read at each checkpoint, [T, b, n]."""
+    """Running sums over the revealed tests (the last axis, m) read at each checkpoint: [b, n, m] → [T, b, n],
+    [b, m] → [T, b]."""
     running = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(values, axis=-1)], axis=-1)
     return np.ascontiguousarray(np.moveaxis(running[..., checkpoints], -1, 0))
 
@@ -179,7 +179,7 @@ def _b4_trajectory(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, 
     passed = _at_checkpoints(ones, checkpoints)
     shared = _at_checkpoints(ones * ones.sum(axis=1, keepdims=True), checkpoints)
     del ones
-    tests = _at_checkpoints(sampled[:, None, :].astype(np.float64), checkpoints)[..., 0]  # [T, b]
+    tests = _at_checkpoints(sampled, checkpoints)  # [T, b]
     t_count, b, n = passed.shape
     members = np.broadcast_to(real[None], passed.shape).reshape(t_count * b, n)
     group = group_sizes(keys.reshape(t_count * b, n), members).reshape(t_count, b, n).astype(np.float64)
