@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from utscale import allocation, online, rerankers, scaling, stopping, voting
+from utscale import allocation, matrix, online, outputs, rerankers, reveal, scaling, stopping, voting
 from utscale.matrix import PassCube
+from utscale.runs import Run, project_root
 
 
 def cube_of(passes: np.ndarray, correct: np.ndarray, n_solutions: np.ndarray | None = None) -> PassCube:
@@ -401,3 +404,74 @@ def test_the_pairwise_rules_refuse_to_run_without_the_tests_told_apart():
     with pytest.raises(ValueError, match="discordant"):
         stopping.stopping_indices(np.array([0, 1]), kept, np.zeros((2, 1, 3)), kept, np.zeros((2, 1)), None,
                                   np.zeros((2, 1)), [stopping.Setting("anytime", 0.05)], 1)
+
+
+def random_revealed(seed: int, n: int = 7, u: int = 4, k: int = 4, m: int = 6) -> reveal.RevealedOutputs:
+    """One problem's revealed outputs at random: u output groups over k inputs (-1: no output; few values,
+    so that groups tie, agree on some inputs and answer one value everywhere), n solutions, m columns (the
+    last a padding column that brings nothing), each bringing random inputs and expected-value weights."""
+    rng = np.random.default_rng(seed)
+    reveals = rng.random((m, k)) < 0.35
+    reveals[-1] = False
+    totals = rng.integers(0, 3, m).astype(float)
+    totals[-1] = 0.0
+    return reveal.RevealedOutputs(keys=[rng.integers(-1, 2, (u, k))], group=[rng.integers(0, u, n)],
+                                  distinct=[rng.random(n) < 0.7], reveals=[reveals],
+                                  matches=[np.floor(rng.random((m, u)) * (totals[:, None] + 1))], totals=[totals])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_srank_online_is_srank_on_every_revealed_prefix(seed):
+    """Read at each checkpoint, `reveal.srank_trajectory` is `rerankers.srank_kept` on the drawn real
+    solutions, the inputs revealed so far and the agreement with the expected values revealed so far:
+    clusters that split as inputs arrive, solutions that answer one value everywhere (invalid past one
+    input), ties pooled, padding rows never kept."""
+    revealed = random_revealed(seed)
+    keys, group = revealed.keys[0], revealed.group[0]
+    n_real, m = len(group), revealed.reveals[0].shape[0]
+    rng = np.random.default_rng(seed)
+    order = np.stack([rng.permutation(m) for _ in range(4)])
+    draw = np.stack([rng.permutation(n_real + 2)[:6] for _ in range(4)])  # rows n_real, n_real + 1: padding
+    real = draw < n_real
+    checkpoints = np.arange(m + 1)
+    kept = reveal.srank_trajectory(revealed, 0, order, draw, real, checkpoints)
+    for r in range(4):
+        rows = draw[r][real[r]]
+        for t in checkpoints:
+            shown = revealed.reveals[0][order[r, :t]].any(axis=0)
+            total = revealed.totals[0][order[r, :t]].sum()
+            agreement = revealed.matches[0][order[r, :t]].sum(axis=0) / total if total else np.zeros(len(keys))
+            codes = keys[group[rows]][:, shown]
+            expected = rerankers.srank_kept(codes, codes != -1, agreement[group[rows]], revealed.distinct[0][rows])
+            assert np.array_equal(kept[t, r][real[r]], expected), (r, t)
+            assert not kept[t, r][~real[r]].any()
+
+
+def test_srank_online_needs_its_outputs():
+    cube = one_winner()
+    with pytest.raises(ValueError, match="outputs"):
+        online.simulate(cube, [], resamples=1, rule=reveal.SRANK)
+    with pytest.raises(ValueError, match="outputs"):
+        online.simulate(cube, [], resamples=1, outputs=random_revealed(0))
+
+
+@pytest.mark.parametrize("name", ["codet-humaneval", "embedded"])
+def test_srank_online_with_every_test_is_the_reranker_tables_srank(name):
+    """On a committed run (CodeT's assertions; `unittest` classes), what the pass cube's columns bring adds
+    up to the run's output cube: with every test revealed, in any order, the agreement is `outputs.load`'s
+    and the simulation's SRank is the reranker table's."""
+    committed = project_root() / "results" / name
+    if not (committed / "outputs.parquet").exists():
+        pytest.skip(f"results/{name} is not in this checkout")
+    manifest = json.loads((committed / "manifest.json").read_text())
+    run = Run(run_id=name, path=committed, config=manifest["config"], profile=name)
+    cube = matrix.load(run, "unit_test")
+    revealed, cube_of_outputs = reveal.revealed_outputs(run, cube), outputs.load(run)
+    for p, n in enumerate(cube.n_solutions):
+        total = revealed.totals[p].sum()
+        agreement = revealed.matches[p].sum(axis=0) / total if total else np.zeros(len(revealed.keys[p]))
+        assert np.allclose(agreement[revealed.group[p]], cube_of_outputs.agreement[p, :n]), p
+    traj = online.simulate(cube, [], resamples=2, seed=5, rule=reveal.SRANK, outputs=revealed)
+    table = rerankers.per_output_accuracy(cube_of_outputs, lambda c, i, n, k: rerankers.srank_kept(
+        c.codes[i, :n, :k], c.returned[i, :n, :k], c.agreement[i, :n], c.distinct[i, :n]))
+    assert np.allclose(traj.accuracy[-1], table[None], equal_nan=True)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from utscale.matrix import PassCube
 from utscale.rerankers import B4_RULES, b4_scores
+from utscale.reveal import SRANK, RevealedOutputs, at_checkpoints, srank_trajectory
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
 from utscale.stopping import PAIRWISE_RULES, Setting, stopping_indices
@@ -74,19 +75,22 @@ def _popcount(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: int = 0, n: int | None = None,
              rule: str = "coderm", round_size: int = 1, min_tests: int = 1, chunk: int = 8,
-             shuffle: bool = True) -> Trajectories:
+             shuffle: bool = True, outputs: RevealedOutputs | None = None) -> Trajectories:
     """Reveal each problem's tests in `resamples` random orders and record the vote after every round.
 
-    `rule` ranks the pass matrix revealed so far: a `voting.Rule`, or one of B4's priors
-    (`rerankers.B4_RULES`, e.g. b4_beta0_1e+04).
+    `rule` ranks what is revealed so far: the pass matrix by a `voting.Rule` or one of B4's priors
+    (`rerankers.B4_RULES`, e.g. b4_beta0_1e+04), or, with `outputs` (`reveal.revealed_outputs` of the same
+    cube), the revealed tests' inputs and expected values by SRank (`reveal.SRANK`).
 
     A problem's orders and solution draws come from a generator seeded by (seed, problem index), so the
     result does not depend on `chunk` (problems per vectorised step, a memory knob only). With
     `shuffle=False` the tests are revealed in the cube's column order and every solution is used (one
     resample): the order in which live generation produces them (`utscale.live`).
     """
-    if rule not in B4_RULES and rule not in RULES:
-        raise ValueError(f"unknown ranking {rule!r}; choose one of {(*RULES, *B4_RULES)}")
+    if rule not in B4_RULES and rule not in RULES and rule != SRANK:
+        raise ValueError(f"unknown ranking {rule!r}; choose one of {(*RULES, *B4_RULES, SRANK)}")
+    if (rule == SRANK) != (outputs is not None):
+        raise ValueError("SRank ranks the revealed tests' outputs: pass `outputs` with it, and only with it")
     p_count, n_all, m = cube.shape
     n = n_all if n is None else min(n, n_all)
     if not shuffle and (resamples != 1 or n != n_all):
@@ -124,12 +128,15 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         revealed = revealed.reshape(b, n, m)
         weights = weights.reshape(b, m)
         as_float = revealed.astype(np.float64)
-        counts = _at_checkpoints(as_float * weights[:, None, :], checkpoints)  # [T, b, n]
-        keys = _at_checkpoints(as_float * key_w[None, None, :], checkpoints)
+        counts = at_checkpoints(as_float * weights[:, None, :], checkpoints)  # [T, b, n]
+        keys = at_checkpoints(as_float * key_w[None, None, :], checkpoints)
         real_b = real.reshape(b, n)
         t_count = len(checkpoints)
         if rule in B4_RULES:
             kept = _b4_trajectory(revealed, weights, real_b, keys, checkpoints, B4_RULES[rule])
+        elif outputs is not None:
+            kept = np.stack([srank_trajectory(outputs, int(p), order[:, j], draw[:, j], real[:, j], checkpoints)
+                             for j, p in enumerate(idx)], axis=2).reshape(t_count, b, n)
         else:
             # padding solutions never win: they pass nothing and are outside every group that matters
             kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
@@ -138,20 +145,13 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         accuracy[:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
                                                 ).reshape(t_count, resamples, c)
         discordant = _discordant(revealed, kept, checkpoints) if pairwise else None
-        weight_left = weights.sum(axis=1)[None, :] - _at_checkpoints(weights, checkpoints)  # [T, b]
-        valid_so_far = _at_checkpoints(valid.reshape(b, m), checkpoints)
+        weight_left = weights.sum(axis=1)[None, :] - at_checkpoints(weights, checkpoints)  # [T, b]
+        valid_so_far = at_checkpoints(valid.reshape(b, m), checkpoints)
         chunk_stops = stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
                                        valid_so_far, settings, min_tests)
         for name, where in chunk_stops.items():
             stops[name][:, idx] = where.reshape(resamples, c)
     return Trajectories(checkpoints=checkpoints, accuracy=accuracy, stops=stops)
-
-
-def _at_checkpoints(values: np.ndarray, checkpoints: np.ndarray) -> np.ndarray:
-    """Running sums over the revealed tests (the last axis, m) read at each checkpoint: [b, n, m] → [T, b, n],
-    [b, m] → [T, b]."""
-    running = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(values, axis=-1)], axis=-1)
-    return np.ascontiguousarray(np.moveaxis(running[..., checkpoints], -1, 0))
 
 
 def _discordant(revealed: np.ndarray, kept: np.ndarray, checkpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,10 +176,10 @@ def _b4_trajectory(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, 
     sees each sampled test once (the columns with a weight) and only the real solutions."""
     sampled = weights > 0  # [b, m]
     ones = (revealed & sampled[:, None, :] & real[:, :, None]).astype(np.float64)  # [b, n, m]
-    passed = _at_checkpoints(ones, checkpoints)
-    shared = _at_checkpoints(ones * ones.sum(axis=1, keepdims=True), checkpoints)
+    passed = at_checkpoints(ones, checkpoints)
+    shared = at_checkpoints(ones * ones.sum(axis=1, keepdims=True), checkpoints)
     del ones
-    tests = _at_checkpoints(sampled, checkpoints)  # [T, b]
+    tests = at_checkpoints(sampled, checkpoints)  # [T, b]
     t_count, b, n = passed.shape
     members = np.broadcast_to(real[None], passed.shape).reshape(t_count * b, n)
     group = group_sizes(keys.reshape(t_count * b, n), members).reshape(t_count, b, n).astype(np.float64)
@@ -366,8 +366,8 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], costs: TestCost
 
 def reranker_table(runs: Mapping[str, Trajectories], settings: Sequence[Setting], costs: TestCosts,
                    seed: int = 0) -> pd.DataFrame:
-    """`metrics/online_by_reranker.csv`: what a settled ranking costs in tests under each ranking of the
-    pass matrix. `runs` maps a reranker (a `simulate` rule) to its trajectories on the same orders and
+    """`metrics/online_by_reranker.csv`: what a settled ranking costs in tests under each ranking (of the
+    pass matrix, or SRank's of the outputs). `runs` maps a reranker (a `simulate` rule) to its trajectories on the same orders and
     draws (`simulate(..., rule=...)` with the same seed); per reranker and setting, the tests generated,
     the accuracy at the stop and with every test (the reranker's own cap), and `paired_gain` against that
     reranker's equal allocation. Only the settings run for a reranker appear (`stopping.RANKING_FREE_RULES`

@@ -166,7 +166,7 @@ def output_pairs(programs: Mapping[tuple[str, int], str], inputs: pd.DataFrame) 
     return {(t, s, i): (program, call) for (t, s), program in programs.items() for i, call in by_task.get(t, [])}
 
 
-def _links(inputs: pd.DataFrame, cases: bool = False) -> pd.DataFrame:
+def assertion_links(inputs: pd.DataFrame, cases: bool = False) -> pd.DataFrame:
     """task_id, assertion_id, input_id: which assertion's call each input is (and, with `cases`, each
     input's recording case)."""
     return pd.DataFrame([(t, int(a), int(i)) for t, i, ids in zip(inputs.task_id, inputs.input_id, inputs.assertion_ids)
@@ -225,7 +225,7 @@ def recorded_outputs(executions: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataF
     if "recorded" not in executions:
         return pd.DataFrame(columns=columns)
     runs = executions[executions.recorded.eq(True) & executions.output.notna()].merge(
-        _links(inputs, cases=True), on=["task_id", "assertion_id"])
+        assertion_links(inputs, cases=True), on=["task_id", "assertion_id"])
     runs = runs.assign(case=runs.assertion_id < 0).sort_values([*OUTPUT_KEY, "case", "assertion_id"])
     runs = runs.drop_duplicates(list(OUTPUT_KEY))
     began = runs.output.eq(REACHED)
@@ -258,7 +258,7 @@ def expected_outputs(expected: pd.DataFrame, assertions: pd.DataFrame, inputs: p
     test case). A value that did not evaluate (raised, timed out, or cannot be compared: a generator, a
     view) is left out, as SRank leaves out what its `eval` rejects."""
     valued = expected[expected.status.eq(RETURNED)][["task_id", "assertion_id", "output"]]
-    table = valued.merge(_links(inputs), on=["task_id", "assertion_id"]).merge(
+    table = valued.merge(assertion_links(inputs), on=["task_id", "assertion_id"]).merge(
         assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
     return table.rename(columns={"multiplicity": "weight"})[["task_id", "input_id", "output", "weight"]]
 
@@ -317,7 +317,7 @@ def agreement_table(assertion_executions: pd.DataFrame, assertions: pd.DataFrame
     each solution passes in CodeT's executor; 0 for a problem none of whose assertions parsed. The suite's
     SRank agreement until SRank's own (`expected_agreement`) replaced it; `benchmarks/srank_protocol.py`
     compares the two."""
-    weights = _links(inputs)[["task_id", "assertion_id"]].merge(
+    weights = assertion_links(inputs)[["task_id", "assertion_id"]].merge(
         assertions[["task_id", "assertion_id", "multiplicity"]], on=["task_id", "assertion_id"])
     runs = assertion_executions[["task_id", "solution_id", "assertion_id", "passed"]].merge(
         weights, on=["task_id", "assertion_id"])
