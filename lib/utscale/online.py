@@ -367,10 +367,10 @@ def gains_table(traj: Trajectories, settings: Sequence[Setting], costs: TestCost
 def reranker_table(runs: Mapping[str, Trajectories], settings: Sequence[Setting], costs: TestCosts,
                    seed: int = 0) -> pd.DataFrame:
     """`metrics/online_by_reranker.csv`: what a settled ranking costs in tests under each ranking (of the
-    pass matrix, or SRank's of the outputs). `runs` maps a reranker (a `simulate` rule) to its trajectories on the same orders and
-    draws (`simulate(..., rule=...)` with the same seed); per reranker and setting, the tests generated,
-    the accuracy at the stop and with every test (the reranker's own cap), and `paired_gain` against that
-    reranker's equal allocation. Only the settings run for a reranker appear (`stopping.RANKING_FREE_RULES`
+    pass matrix, or SRank's of the outputs). `runs` maps a reranker (a `simulate` rule) to its trajectories
+    on the same orders and draws (`simulate(..., rule=...)` with the same seed); per reranker and setting,
+    the tests generated, the accuracy at the stop and with every test (the reranker's own cap), and
+    `paired_gain` against that reranker's equal allocation. Only the settings run for a reranker appear (`stopping.RANKING_FREE_RULES`
     for a ranking other than the vote)."""
     rows = []
     for reranker, traj in sorted(runs.items()):
