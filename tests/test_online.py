@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from utscale import allocation, matrix, online, outputs, rerankers, reveal, scaling, stopping, voting
 from utscale.matrix import PassCube
@@ -475,3 +477,21 @@ def test_srank_online_with_every_test_is_the_reranker_tables_srank(name):
     table = rerankers.per_output_accuracy(cube_of_outputs, lambda c, i, n, k: rerankers.srank_kept(
         c.codes[i, :n, :k], c.returned[i, :n, :k], c.agreement[i, :n], c.distinct[i, :n]))
     assert np.allclose(traj.accuracy[-1], table[None], equal_nan=True)
+
+
+def test_srank_online_refuses_a_test_that_gives_inputs_but_was_never_executed(tmp_path):
+    committed = project_root() / "results" / "embedded"
+    if not (committed / "outputs.parquet").exists():
+        pytest.skip("results/embedded is not in this checkout")
+    for table in ("manifest.json", "labels.parquet", "solutions.parquet", "executions.parquet", "outputs.parquet",
+                  "test_inputs.parquet"):
+        shutil.copy(committed / table, tmp_path / table)
+    inputs = pd.read_parquet(tmp_path / "test_inputs.parquet")
+    task_id, test_id = inputs.task_id.iloc[0], json.loads(inputs.test_ids.iloc[0])[0]
+    executions = pd.read_parquet(tmp_path / "executions.parquet")
+    executions[~(executions.task_id.eq(task_id) & executions.test_id.eq(test_id))].to_parquet(
+        tmp_path / "executions.parquet")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    run = Run(run_id="embedded", path=tmp_path, config=manifest["config"], profile="embedded")
+    with pytest.raises(ValueError, match=f"{task_id}: test {test_id} gives inputs but was never executed"):
+        reveal.revealed_outputs(run, matrix.load(run, "unit_test"))

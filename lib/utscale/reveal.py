@@ -96,23 +96,29 @@ def revealed_outputs(run: Run, cube: PassCube) -> RevealedOutputs:
     if output_cube.task_ids != cube.task_ids or not np.array_equal(output_cube.n_solutions, cube.n_solutions):
         raise ValueError("the run's outputs and its pass cube hold different problems or solutions")
     columns = _columns(run.read_table("executions"))
+
+    def column(task_id: str, test_id: int) -> int:
+        if (task_id, test_id) not in columns:
+            raise ValueError(f"{task_id}: test {test_id} gives inputs but was never executed (no pass-cube column)")
+        return columns[(task_id, test_id)]
+
     gives, tests, matched = _contributions(run)
-    solution_rank = dict(zip(zip(run.read_table("labels").task_id, run.read_table("labels").solution_id),
-                             rank_within(run.read_table("labels"), "solution_id")))
+    labels = run.read_table("labels")
+    solution_rank = dict(zip(zip(labels.task_id, labels.solution_id), rank_within(labels, "solution_id")))
     m = cube.shape[2]
     result: dict[str, list[np.ndarray]] = {name: [] for name in ("keys", "group", "distinct", "reveals", "matches", "totals")}
     for p, task_id in enumerate(cube.task_ids):
         n, k = int(cube.n_solutions[p]), int(output_cube.n_inputs[p])
         reveals, totals, per_solution = np.zeros((m, k), dtype=bool), np.zeros(m), np.zeros((m, n))
         for t, test, i in gives[gives.task_id.eq(task_id)].itertuples(index=False):
-            reveals[columns[(t, test)], i] = True
+            reveals[column(t, test), i] = True
         for t, test, weight in tests[tests.task_id.eq(task_id)].itertuples(index=False):
-            totals[columns[(t, test)]] += weight
+            totals[column(t, test)] += weight
         for t, test, solution, weight in matched[matched.task_id.eq(task_id)].itertuples(index=False):
-            per_solution[columns[(t, test)], solution_rank[(t, solution)]] += weight
+            per_solution[column(t, test), solution_rank[(t, solution)]] += weight
         keys = np.where(output_cube.returned[p, :n, :k], output_cube.codes[p, :n, :k], -1)
-        rows, first, group = np.unique(np.concatenate([keys, per_solution.T], axis=1), axis=0,
-                                       return_index=True, return_inverse=True)
+        _, first, group = np.unique(np.concatenate([keys, per_solution.T], axis=1), axis=0,
+                                    return_index=True, return_inverse=True)
         result["keys"].append(keys[first])
         result["group"].append(group.reshape(-1))
         result["distinct"].append(output_cube.distinct[p, :n])
