@@ -495,3 +495,20 @@ def test_srank_online_refuses_a_test_that_gives_inputs_but_was_never_executed(tm
     run = Run(run_id="embedded", path=tmp_path, config=manifest["config"], profile="embedded")
     with pytest.raises(ValueError, match=f"{task_id}: test {test_id} gives inputs but was never executed"):
         reveal.revealed_outputs(run, matrix.load(run, "unit_test"))
+
+
+def test_rankings_replayed_together_are_each_as_alone():
+    """`simulate_rankings` shares the revealed tests and B4's summaries between rankings: each ranking's
+    trajectories and stops are those of its own `simulate` call, to the bit."""
+    rng = np.random.default_rng(0)
+    passes = rng.random((4, 9, 12)) < rng.random((4, 1, 12)) * 0.5  # each test its own pass rate: B4's priors differ
+    cube = cube_of(passes, rng.random((4, 9)) < 0.4)
+    settings = [stopping.Setting("stability", 2), stopping.Setting("stability", 4)]
+    rankings = {"coderm": None, "codet_released": None, **{rule: None for rule in rerankers.B4_RULES}}
+    together = online.simulate_rankings(cube, settings, 6, rankings, seed=4, round_size=2)
+    for rule in rankings:
+        alone = online.simulate(cube, settings, 6, seed=4, rule=rule, round_size=2)
+        assert np.array_equal(together[rule].accuracy, alone.accuracy, equal_nan=True), rule
+        assert all(np.array_equal(together[rule].stops[s], alone.stops[s]) for s in alone.stops), rule
+    b4 = [together[rule].accuracy for rule in rerankers.B4_RULES]
+    assert not any(np.array_equal(b4[i], b4[j]) for i, j in [(0, 1), (0, 2), (1, 2)])

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from utscale.matrix import PassCube
-from utscale.rerankers import B4_RULES, b4_scores
+from utscale.rerankers import B4_RULES, b4_scores_by_prior
 from utscale.reveal import SRANK, RevealedOutputs, at_checkpoints, srank_trajectory
 from utscale.runs import Run
 from utscale.scaling import problem_bootstrap
@@ -87,17 +87,30 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
     `shuffle=False` the tests are revealed in the cube's column order and every solution is used (one
     resample): the order in which live generation produces them (`utscale.live`).
     """
-    if rule not in B4_RULES and rule not in RULES and rule != SRANK:
-        raise ValueError(f"unknown ranking {rule!r}; choose one of {(*RULES, *B4_RULES, SRANK)}")
-    if (rule == SRANK) != (outputs is not None):
-        raise ValueError("SRank ranks the revealed tests' outputs: pass `outputs` with it, and only with it")
+    return simulate_rankings(cube, settings, resamples, {rule: outputs}, seed, n, round_size, min_tests, chunk,
+                             shuffle)[rule]
+
+
+def simulate_rankings(cube: PassCube, settings: Sequence[Setting], resamples: int,
+                      rankings: Mapping[str, RevealedOutputs | None], seed: int = 0, n: int | None = None,
+                      round_size: int = 1, min_tests: int = 1, chunk: int = 8, shuffle: bool = True
+                      ) -> dict[str, Trajectories]:
+    """`simulate` under several rankings (each with its `outputs`, None but for SRank) on the same orders and
+    draws, each exactly as alone: what they share (the revealed tests, B4's running summaries for all its
+    priors) is computed once per chunk of problems."""
+    for rule, outputs in rankings.items():
+        if rule not in B4_RULES and rule not in RULES and rule != SRANK:
+            raise ValueError(f"unknown ranking {rule!r}; choose one of {(*RULES, *B4_RULES, SRANK)}")
+        if (rule == SRANK) != (outputs is not None):
+            raise ValueError("SRank ranks the revealed tests' outputs: pass `outputs` with it, and only with it")
     p_count, n_all, m = cube.shape
     n = n_all if n is None else min(n, n_all)
     if not shuffle and (resamples != 1 or n != n_all):
         raise ValueError("revealing tests in their given order is one resample over every solution")
     checkpoints = np.unique(np.append(np.arange(0, m + 1, max(round_size, 1)), m))
-    accuracy = np.empty((len(checkpoints), resamples, p_count))
-    stops = {s.name: np.empty((resamples, p_count), dtype=np.int64) for s in settings}
+    accuracy = {rule: np.empty((len(checkpoints), resamples, p_count)) for rule in rankings}
+    stops = {rule: {s.name: np.empty((resamples, p_count), dtype=np.int64) for s in settings} for rule in rankings}
+    priors = [B4_RULES[rule] for rule in rankings if rule in B4_RULES]
     key_w = key_weights(m)
     pairwise = any(s.rule in PAIRWISE_RULES for s in settings)
     for start in range(0, p_count, chunk):
@@ -132,26 +145,29 @@ def simulate(cube: PassCube, settings: Sequence[Setting], resamples: int, seed: 
         keys = at_checkpoints(as_float * key_w[None, None, :], checkpoints)
         real_b = real.reshape(b, n)
         t_count = len(checkpoints)
-        if rule in B4_RULES:
-            kept = _b4_trajectory(revealed, weights, real_b, keys, checkpoints, B4_RULES[rule])
-        elif outputs is not None:
-            kept = np.stack([srank_trajectory(outputs, int(p), order[:, j], draw[:, j], real[:, j], checkpoints)
-                             for j, p in enumerate(idx)], axis=2).reshape(t_count, b, n)
-        else:
-            # padding solutions never win: they pass nothing and are outside every group that matters
-            kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
-                               np.where(real_b[None], keys, -1.0 - np.arange(n)).reshape(t_count * b, n), cast(Rule, rule))
-            kept = kept.reshape(t_count, b, n) & real_b[None]
-        accuracy[:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
-                                                ).reshape(t_count, resamples, c)
-        discordant = _discordant(revealed, kept, checkpoints) if pairwise else None
         weight_left = weights.sum(axis=1)[None, :] - at_checkpoints(weights, checkpoints)  # [T, b]
         valid_so_far = at_checkpoints(valid.reshape(b, m), checkpoints)
-        chunk_stops = stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
-                                       valid_so_far, settings, min_tests)
-        for name, where in chunk_stops.items():
-            stops[name][:, idx] = where.reshape(resamples, c)
-    return Trajectories(checkpoints=checkpoints, accuracy=accuracy, stops=stops)
+        b4 = _b4_trajectories(revealed, weights, real_b, keys, checkpoints, priors) if priors else {}
+        for rule, outputs in rankings.items():
+            if rule in B4_RULES:
+                kept = b4[B4_RULES[rule]]
+            elif outputs is not None:
+                kept = np.stack([srank_trajectory(outputs, int(p), order[:, j], draw[:, j], real[:, j], checkpoints)
+                                 for j, p in enumerate(idx)], axis=2).reshape(t_count, b, n)
+            else:
+                # padding solutions never win: they pass nothing and are outside every group that matters
+                kept = select_from(np.where(real_b[None], counts, -1.0).reshape(t_count * b, n),
+                                   np.where(real_b[None], keys, -1.0 - np.arange(n)).reshape(t_count * b, n),
+                                   cast(Rule, rule))
+                kept = kept.reshape(t_count, b, n) & real_b[None]
+            accuracy[rule][:, :, idx] = expected_accuracy(kept, np.broadcast_to(correct.reshape(b, n), kept.shape)
+                                                          ).reshape(t_count, resamples, c)
+            discordant = _discordant(revealed, kept, checkpoints) if pairwise else None
+            chunk_stops = stopping_indices(checkpoints, kept, counts, real_b[None], weight_left, discordant,
+                                           valid_so_far, settings, min_tests)
+            for name, where in chunk_stops.items():
+                stops[rule][name][:, idx] = where.reshape(resamples, c)
+    return {rule: Trajectories(checkpoints=checkpoints, accuracy=accuracy[rule], stops=stops[rule]) for rule in rankings}
 
 
 def _discordant(revealed: np.ndarray, kept: np.ndarray, checkpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,11 +185,12 @@ def _discordant(revealed: np.ndarray, kept: np.ndarray, checkpoints: np.ndarray)
     return lead_plain - both, plain - both
 
 
-def _b4_trajectory(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, keys: np.ndarray,
-                   checkpoints: np.ndarray, beta_0: float) -> np.ndarray:
-    """B4's kept solutions after each round, bool [T, b, n], every checkpoint of every order scored at
-    once from running sums (`rerankers.b4_scores`); as `rerankers.b4_accuracy` on the full matrix, B4
-    sees each sampled test once (the columns with a weight) and only the real solutions."""
+def _b4_trajectories(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, keys: np.ndarray,
+                     checkpoints: np.ndarray, priors: Sequence[float]) -> dict[float, np.ndarray]:
+    """B4's kept solutions after each round at each prior, bool [T, b, n], every checkpoint of every order
+    scored at once from running sums (`rerankers.b4_scores_by_prior`, the summaries shared by the priors);
+    as `rerankers.b4_accuracy` on the full matrix, B4 sees each sampled test once (the columns with a
+    weight) and only the real solutions."""
     sampled = weights > 0  # [b, m]
     ones = (revealed & sampled[:, None, :] & real[:, :, None]).astype(np.float64)  # [b, n, m]
     passed = at_checkpoints(ones, checkpoints)
@@ -183,10 +200,13 @@ def _b4_trajectory(revealed: np.ndarray, weights: np.ndarray, real: np.ndarray, 
     t_count, b, n = passed.shape
     members = np.broadcast_to(real[None], passed.shape).reshape(t_count * b, n)
     group = group_sizes(keys.reshape(t_count * b, n), members).reshape(t_count, b, n).astype(np.float64)
-    scores = b4_scores(passed, shared, group, passed.sum(axis=-1), tests,
-                       np.broadcast_to(real.sum(axis=-1)[None], (t_count, b)), beta_0)
-    scores = np.where(real[None], scores, -np.inf)
-    return real[None] & np.isclose(scores, scores.max(axis=-1, keepdims=True), rtol=0, atol=1e-9)
+    by_prior = b4_scores_by_prior(passed, shared, group, passed.sum(axis=-1), tests,
+                                  np.broadcast_to(real.sum(axis=-1)[None], (t_count, b)), priors)
+    kept = {}
+    for beta_0, scores in zip(priors, by_prior):
+        scores = np.where(real[None], scores, -np.inf)
+        kept[beta_0] = real[None] & np.isclose(scores, scores.max(axis=-1, keepdims=True), rtol=0, atol=1e-9)
+    return kept
 
 
 def under_budget(stop: np.ndarray, checkpoints: np.ndarray, budget: float) -> np.ndarray:

@@ -60,6 +60,13 @@ B4_RULES = {f"b4_beta0_{beta_0:.0e}": beta_0 for beta_0 in B4_BETA_0}  # the tab
 
 def b4_scores(passed: np.ndarray, shared: np.ndarray, group: np.ndarray, total: np.ndarray | float,
               tests: np.ndarray | float, solutions: np.ndarray | float, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
+    """B4's scores at one prior (`b4_scores_by_prior`)."""
+    return b4_scores_by_prior(passed, shared, group, total, tests, solutions, [beta_0], alpha_xy)[0]
+
+
+def b4_scores_by_prior(passed: np.ndarray, shared: np.ndarray, group: np.ndarray, total: np.ndarray | float,
+                       tests: np.ndarray | float, solutions: np.ndarray | float, priors: Sequence[float],
+                       alpha_xy: float = B4_ALPHA_XY) -> list[np.ndarray]:
     """B4's log posterior of each solution's hypothesis, "the solutions with my pass pattern and the tests
     I pass are the correct ones", float [..., n], from per-solution summaries [..., n]: `passed` (tests
     it passes, k), `shared` (over every solution, the tests both it and that one pass, so that the
@@ -67,13 +74,15 @@ def b4_scores(passed: np.ndarray, shared: np.ndarray, group: np.ndarray, total: 
     passes, `tests` (m) and `solutions` (n). Summaries rather than a matrix, so that a batch of matrices
     (every checkpoint of every order of `online.simulate`) is scored at once. B4's four Beta-Bernoulli
     terms: the share of correct tests (prior alpha_xy), of correct solutions (alpha_xy), wrong solutions
-    passing correct tests (uniform), wrong solutions passing wrong tests (beta_0, which makes them unlikely)."""
+    passing correct tests (uniform), wrong solutions passing wrong tests (beta_0, which makes them unlikely).
+    One array per prior in `priors`: only the last term depends on it, so the others are summed once."""
     k, s = passed, group
     m, n, u = (np.asarray(v, dtype=np.float64)[..., None] for v in (tests, solutions, total))
     e1 = shared - s * k  # the other solutions' passes on the hypothesis's tests
     e0 = u - s * k - e1  # and on the other tests
-    return (betaln(k + alpha_xy, m - k + 1.0) + betaln(s + alpha_xy, n - s + 1.0)
-            + betaln(e1 + 1.0, (n - s) * k - e1 + 1.0) + betaln(e0 + 1.0, (n - s) * (m - k) - e0 + beta_0))
+    common = (betaln(k + alpha_xy, m - k + 1.0) + betaln(s + alpha_xy, n - s + 1.0)
+              + betaln(e1 + 1.0, (n - s) * k - e1 + 1.0))
+    return [common + betaln(e0 + 1.0, (n - s) * (m - k) - e0 + beta_0) for beta_0 in priors]
 
 
 def b4_kept(passes: np.ndarray, beta_0: float, alpha_xy: float = B4_ALPHA_XY) -> np.ndarray:
