@@ -512,3 +512,20 @@ def test_rankings_replayed_together_are_each_as_alone():
         assert all(np.array_equal(together[rule].stops[s], alone.stops[s]) for s in alone.stops), rule
     b4 = [together[rule].accuracy for rule in rerankers.B4_RULES]
     assert not any(np.array_equal(b4[i], b4[j]) for i, j in [(0, 1), (0, 2), (1, 2)])
+
+
+def test_notebook_06_replays_srank_only_where_a_run_recorded_outputs(tmp_path):
+    committed = project_root() / "results" / "embedded"
+    if not (committed / "outputs.parquet").exists():
+        pytest.skip("results/embedded is not in this checkout")
+    manifest = json.loads((committed / "manifest.json").read_text())
+    run = Run(run_id="embedded", path=committed, config=manifest["config"], profile="embedded")
+    cube = matrix.load(run, "unit_test")
+    rankings = reveal.online_rankings(run, cube)
+    assert list(rankings) == ["codet_released", *rerankers.B4_RULES, reveal.SRANK]
+    assert isinstance(rankings[reveal.SRANK], reveal.RevealedOutputs)
+    assert all(rankings[rule] is None for rule in ["codet_released", *rerankers.B4_RULES])
+    for table in ("manifest.json", "labels.parquet", "executions.parquet"):
+        shutil.copy(committed / table, tmp_path / table)
+    without = Run(run_id="embedded", path=tmp_path, config=manifest["config"], profile="embedded")
+    assert reveal.SRANK not in reveal.online_rankings(without, cube)
