@@ -3,8 +3,8 @@
 Target (issue: online dynamic scaling): simulating every rule over 164 problems × 100 tests × 100 orders
 takes seconds. The baseline, measured in the same run on a slice, is the plain loop: for each (problem,
 order) and each prefix of the order, one `voting.select` call (with `--rule b4_beta0_1e+04`, one
-`rerankers.b4_kept` call on the prefix's sampled tests; with `--rule srank`, one `rerankers.srank_kept` call
-on the inputs and expected values the prefix's tests bring; both with only the ranking-free settings, as
+`rerankers.b4_kept` call on the prefix's sampled tests; with `--rule srank`, one `reveal.srank_after` call
+(`rerankers.srank_kept` on the inputs and expected values the prefix's tests bring); both with only the ranking-free settings, as
 notebook 06 runs them). Prints the vectorised time on the whole run, both times on the slice, their ratio, and checks
 that the two agree on the slice's accuracy trajectory.
 
@@ -31,16 +31,6 @@ def open_committed(path: Path) -> Run:
     return Run(run_id=path.name, path=path, config=manifest["config"], profile=manifest["profile"])
 
 
-def srank_loop_kept(outputs: reveal.RevealedOutputs, p: int, shown: np.ndarray) -> np.ndarray:
-    """`rerankers.srank_kept` on problem p's real solutions after the tests `shown` (column indices)."""
-    keys, group = outputs.keys[p], outputs.group[p]
-    inputs = outputs.reveals[p][shown].any(axis=0)
-    total = outputs.totals[p][shown].sum()
-    agreement = outputs.matches[p][shown].sum(axis=0) / total if total else np.zeros(len(keys))
-    codes = keys[group][:, inputs]
-    return rerankers.srank_kept(codes, codes != -1, agreement[group], outputs.distinct[p])
-
-
 def loop_trajectory(cube: matrix.PassCube, problems: range, resamples: int, seed: int, rule: str,
                     outputs: reveal.RevealedOutputs | None = None) -> np.ndarray:
     """The baseline: accuracy after every prefix, one selection per (problem, order, prefix), [M+1, R, P]."""
@@ -55,7 +45,7 @@ def loop_trajectory(cube: matrix.PassCube, problems: range, resamples: int, seed
             sampled = cube.weights[p, orders[r]] > 0
             for t in range(m + 1):
                 if outputs is not None:
-                    kept = srank_loop_kept(outputs, p, orders[r, :t])[None]
+                    kept = reveal.srank_after(outputs, p, orders[r, :t])[None]
                 elif rule in rerankers.B4_RULES:
                     kept = rerankers.b4_kept(passes[:, :t][:, sampled[:t]], rerankers.B4_RULES[rule])[None]
                 else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -424,13 +425,13 @@ def random_revealed(seed: int, n: int = 7, u: int = 4, k: int = 4, m: int = 6) -
 
 @pytest.mark.parametrize("seed", range(6))
 def test_srank_online_is_srank_on_every_revealed_prefix(seed):
-    """Read at each checkpoint, `reveal.srank_trajectory` is `rerankers.srank_kept` on the drawn real
-    solutions, the inputs revealed so far and the agreement with the expected values revealed so far:
+    """Read at each checkpoint, `reveal.srank_trajectory` is `reveal.srank_after` (`rerankers.srank_kept` on
+    the drawn real solutions, the inputs revealed so far and the agreement with the expected values revealed
+    so far):
     clusters that split as inputs arrive, solutions that answer one value everywhere (invalid past one
     input), ties pooled, padding rows never kept."""
     revealed = random_revealed(seed)
-    keys, group = revealed.keys[0], revealed.group[0]
-    n_real, m = len(group), revealed.reveals[0].shape[0]
+    n_real, m = len(revealed.group[0]), revealed.reveals[0].shape[0]
     rng = np.random.default_rng(seed)
     order = np.stack([rng.permutation(m) for _ in range(4)])
     draw = np.stack([rng.permutation(n_real + 2)[:6] for _ in range(4)])  # rows n_real, n_real + 1: padding
@@ -438,13 +439,8 @@ def test_srank_online_is_srank_on_every_revealed_prefix(seed):
     checkpoints = np.arange(m + 1)
     kept = reveal.srank_trajectory(revealed, 0, order, draw, real, checkpoints)
     for r in range(4):
-        rows = draw[r][real[r]]
         for t in checkpoints:
-            shown = revealed.reveals[0][order[r, :t]].any(axis=0)
-            total = revealed.totals[0][order[r, :t]].sum()
-            agreement = revealed.matches[0][order[r, :t]].sum(axis=0) / total if total else np.zeros(len(keys))
-            codes = keys[group[rows]][:, shown]
-            expected = rerankers.srank_kept(codes, codes != -1, agreement[group[rows]], revealed.distinct[0][rows])
+            expected = reveal.srank_after(revealed, 0, order[r, :t], draw[r][real[r]])
             assert np.array_equal(kept[t, r][real[r]], expected), (r, t)
             assert not kept[t, r][~real[r]].any()
 
@@ -457,6 +453,12 @@ def test_srank_online_needs_its_outputs():
         online.simulate(cube, [], resamples=1, outputs=random_revealed(0))
 
 
+def read_run(path: Path, name: str) -> Run:
+    """A committed run (or a copy of some of its tables) opened for reading, as its manifest describes it."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    return Run(run_id=name, path=path, config=manifest["config"], profile=name)
+
+
 @pytest.mark.parametrize("name", ["codet-humaneval", "embedded"])
 def test_srank_online_with_every_test_is_the_reranker_tables_srank(name):
     """On a committed run (CodeT's assertions; `unittest` classes), what the pass cube's columns bring adds
@@ -465,17 +467,15 @@ def test_srank_online_with_every_test_is_the_reranker_tables_srank(name):
     committed = project_root() / "results" / name
     if not (committed / "outputs.parquet").exists():
         pytest.skip(f"results/{name} is not in this checkout")
-    manifest = json.loads((committed / "manifest.json").read_text())
-    run = Run(run_id=name, path=committed, config=manifest["config"], profile=name)
+    run = read_run(committed, name)
     cube = matrix.load(run, "unit_test")
     revealed, cube_of_outputs = reveal.revealed_outputs(run, cube), outputs.load(run)
+    every_test = np.arange(cube.shape[2])
     for p, n in enumerate(cube.n_solutions):
-        total = revealed.totals[p].sum()
-        agreement = revealed.matches[p].sum(axis=0) / total if total else np.zeros(len(revealed.keys[p]))
+        agreement = reveal.revealed_agreement(revealed, p, every_test)
         assert np.allclose(agreement[revealed.group[p]], cube_of_outputs.agreement[p, :n]), p
     traj = online.simulate(cube, [], resamples=2, seed=5, rule=reveal.SRANK, outputs=revealed)
-    table = rerankers.per_output_accuracy(cube_of_outputs, lambda c, i, n, k: rerankers.srank_kept(
-        c.codes[i, :n, :k], c.returned[i, :n, :k], c.agreement[i, :n], c.distinct[i, :n]))
+    table = next(r for r in rerankers.RERANKERS if r.name == "srank").accuracy(cube_of_outputs)
     assert np.allclose(traj.accuracy[-1], table[None], equal_nan=True)
 
 
@@ -491,8 +491,7 @@ def test_srank_online_refuses_a_test_that_gives_inputs_but_was_never_executed(tm
     executions = pd.read_parquet(tmp_path / "executions.parquet")
     executions[~(executions.task_id.eq(task_id) & executions.test_id.eq(test_id))].to_parquet(
         tmp_path / "executions.parquet")
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    run = Run(run_id="embedded", path=tmp_path, config=manifest["config"], profile="embedded")
+    run = read_run(tmp_path, "embedded")
     with pytest.raises(ValueError, match=f"{task_id}: test {test_id} gives inputs but was never executed"):
         reveal.revealed_outputs(run, matrix.load(run, "unit_test"))
 
@@ -518,8 +517,7 @@ def test_notebook_06_replays_srank_only_where_a_run_recorded_outputs(tmp_path):
     committed = project_root() / "results" / "embedded"
     if not (committed / "outputs.parquet").exists():
         pytest.skip("results/embedded is not in this checkout")
-    manifest = json.loads((committed / "manifest.json").read_text())
-    run = Run(run_id="embedded", path=committed, config=manifest["config"], profile="embedded")
+    run = read_run(committed, "embedded")
     cube = matrix.load(run, "unit_test")
     rankings = reveal.online_rankings(run, cube)
     assert list(rankings) == ["codet_released", *rerankers.B4_RULES, reveal.SRANK]
@@ -527,5 +525,5 @@ def test_notebook_06_replays_srank_only_where_a_run_recorded_outputs(tmp_path):
     assert all(rankings[rule] is None for rule in ["codet_released", *rerankers.B4_RULES])
     for table in ("manifest.json", "labels.parquet", "executions.parquet"):
         shutil.copy(committed / table, tmp_path / table)
-    without = Run(run_id="embedded", path=tmp_path, config=manifest["config"], profile="embedded")
+    without = read_run(tmp_path, "embedded")
     assert reveal.SRANK not in reveal.online_rankings(without, cube)

@@ -22,7 +22,7 @@ import pandas as pd
 from utscale.matrix import PassCube, granularity_of, rank_within
 from utscale.outputs import RETURNED, OutputCube, assertion_links
 from utscale.outputs import load as load_outputs
-from utscale.rerankers import B4_RULES
+from utscale.rerankers import B4_RULES, srank_kept
 from utscale.runs import Run
 
 SRANK = "srank"  # `online.simulate`'s name for the ranking
@@ -107,14 +107,17 @@ def revealed_outputs(run: Run, cube: PassCube) -> RevealedOutputs:
     solution_rank = dict(zip(zip(labels.task_id, labels.solution_id), rank_within(labels, "solution_id")))
     m = cube.shape[2]
     result: dict[str, list[np.ndarray]] = {name: [] for name in ("keys", "group", "distinct", "reveals", "matches", "totals")}
+    gives_of, tests_of, matched_of = ({t: g for t, g in table.groupby("task_id", sort=False)}
+                                      for table in (gives, tests, matched))
+    none = pd.DataFrame()
     for p, task_id in enumerate(cube.task_ids):
         n, k = int(cube.n_solutions[p]), int(output_cube.n_inputs[p])
         reveals, totals, per_solution = np.zeros((m, k), dtype=bool), np.zeros(m), np.zeros((m, n))
-        for t, test, i in gives[gives.task_id.eq(task_id)].itertuples(index=False):
+        for t, test, i in gives_of.get(task_id, none).itertuples(index=False):
             reveals[column(t, test), i] = True
-        for t, test, weight in tests[tests.task_id.eq(task_id)].itertuples(index=False):
+        for t, test, weight in tests_of.get(task_id, none).itertuples(index=False):
             totals[column(t, test)] += weight
-        for t, test, solution, weight in matched[matched.task_id.eq(task_id)].itertuples(index=False):
+        for t, test, solution, weight in matched_of.get(task_id, none).itertuples(index=False):
             per_solution[column(t, test), solution_rank[(t, solution)]] += weight
         keys = np.where(output_cube.returned[p, :n, :k], output_cube.codes[p, :n, :k], -1)
         _, first, group = np.unique(np.concatenate([keys, per_solution.T], axis=1), axis=0,
@@ -138,22 +141,40 @@ def online_rankings(run: Run, cube: PassCube) -> dict[str, RevealedOutputs | Non
     return rankings
 
 
+def revealed_agreement(outputs: RevealedOutputs, p: int, shown: np.ndarray) -> np.ndarray:
+    """Each output group's agreement with the expected values the columns `shown` bring, float [u] (0 when
+    they bring none)."""
+    total = outputs.totals[p][shown].sum()
+    return outputs.matches[p][shown].sum(axis=0) / total if total else np.zeros(len(outputs.keys[p]))
+
+
+def srank_after(outputs: RevealedOutputs, p: int, shown: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """`rerankers.srank_kept` on problem p's real solutions `rows` (default: all) after the columns `shown`:
+    one matrix at a time, the rule `srank_trajectory` scores for every prefix at once (the benchmark's
+    baseline and the tests' reference)."""
+    rows = np.arange(len(outputs.group[p])) if rows is None else rows
+    group = outputs.group[p][rows]
+    codes = outputs.keys[p][group][:, outputs.reveals[p][shown].any(axis=0)]
+    return srank_kept(codes, codes != -1, revealed_agreement(outputs, p, shown)[group],
+                                outputs.distinct[p][rows])
+
+
 def srank_trajectory(outputs: RevealedOutputs, p: int, order: np.ndarray, draw: np.ndarray, real: np.ndarray,
                      checkpoints: np.ndarray) -> np.ndarray:
     """SRank's kept solutions after each round, bool [T, R, n], for problem p revealed in `order` [R, m] with
     the drawn solution rows `draw` [R, n] (`real` [R, n]: a real solution, not padding): on each revealed
-    prefix, as `rerankers.srank_kept` on the drawn real solutions, the inputs revealed so far and the
-    agreement with the expected values revealed so far."""
-    keys, solution_group = outputs.keys[p], outputs.group[p]
+    prefix, `srank_after` on the drawn real solutions."""
+    keys = outputs.keys[p]
     u, k = keys.shape
     t_count, resamples = len(checkpoints), order.shape[0]
-    member = np.where(real, np.minimum(draw, max(len(solution_group) - 1, 0)), 0)
-    group = np.where(real, solution_group[member] if len(solution_group) else 0, -1)  # [R, n]
-    if u == 0:
+    if u == 0:  # no real solution
         return np.zeros((t_count, resamples, draw.shape[1]), dtype=bool)
-    count = np.stack([np.bincount(g[g >= 0], minlength=u) for g in group]).astype(np.float64)  # [R, u]
-    distinct = np.stack([np.bincount(g[g >= 0], weights=outputs.distinct[p][m_][g >= 0], minlength=u)
-                         for g, m_ in zip(group, member)])
+    member = np.where(real, draw, 0)
+    group = np.where(real, outputs.group[p][member], -1)  # [R, n]
+    # each resample's drawn solutions, and distinct ones, per group [R, u]
+    flat = (np.arange(resamples)[:, None] * u + group)[real]
+    count = np.bincount(flat, minlength=resamples * u).reshape(resamples, u).astype(np.float64)
+    distinct = np.bincount(flat, weights=outputs.distinct[p][member][real], minlength=resamples * u).reshape(resamples, u)
     in_order = outputs.reveals[p][order]  # [R, m, K]
     seen = at_checkpoints(np.moveaxis(in_order, 1, 2).astype(np.float64), checkpoints) > 0  # [T, R, K]
     hits = at_checkpoints(np.moveaxis(outputs.matches[p][order], 1, 2), checkpoints)  # [T, R, u]
@@ -172,16 +193,17 @@ def srank_trajectory(outputs: RevealedOutputs, p: int, order: np.ndarray, draw: 
     for start in range(0, resamples, step):
         r = slice(start, min(start + step, resamples))
         kept[:, r] = _kept_groups(seen[:, r], agreement[:, r], count[r], distinct[r], same_answer, differ,
-                                  answered, off_first[r], u)
+                                  answered, off_first[r])
     return np.take_along_axis(kept, np.maximum(group, 0)[None], axis=2) & real[None]
 
 
 def _kept_groups(seen: np.ndarray, agreement: np.ndarray, count: np.ndarray, distinct: np.ndarray,
-                 same_answer: np.ndarray, differ: np.ndarray, answered: np.ndarray, off_first: np.ndarray,
-                 u: int) -> np.ndarray:
+                 same_answer: np.ndarray, differ: np.ndarray, answered: np.ndarray, off_first: np.ndarray
+                 ) -> np.ndarray:
     """SRank's top groups, bool [T, R, u], from the revealed inputs seen [T, R, K], each group's agreement
     [T, R, u], its drawn solutions `count` and distinct ones [R, u], and the pairwise key comparisons."""
     t_count, resamples, k = seen.shape
+    u = count.shape[-1]
     flat = seen.reshape(t_count * resamples, k).astype(np.float64)
     shared = (flat @ same_answer).reshape(t_count, resamples, u, u)  # inputs both answered alike
     together = (flat @ differ).reshape(t_count, resamples, u, u) == 0  # one cluster: no revealed input differs
