@@ -186,3 +186,12 @@ def test_the_utscale_command_is_installed_and_is_the_module_cli():
     assert listed == config.available_profiles()
     refused = subprocess.run([str(command), "run", "--profile", "no-such-profile"], capture_output=True, text=True)
     assert refused.returncode == 2 and "no-such-profile" in refused.stderr
+
+
+def test_codets_release_records_its_outputs_under_its_per_case_limit():
+    """CodeT's assertions record most outputs under TIMEOUT_S: the rest, in SRank's executor, may not get
+    another limit; a unit-test run's inputs may (each input alone, where a class shares TIMEOUT_S)."""
+    with pytest.raises(config.ParameterError, match=r"OUTPUT_TIMEOUT_S \(0.25\) must equal TIMEOUT_S \(0.1\)"):
+        config.resolve("codet-humaneval", {"OUTPUT_TIMEOUT_S": 0.25})
+    assert config.resolve("codet-humaneval").values["OUTPUT_TIMEOUT_S"] == 0.1
+    assert config.resolve("ci", {"OUTPUT_TIMEOUT_S": 0.5}).values["OUTPUT_TIMEOUT_S"] == 0.5

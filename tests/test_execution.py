@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from utscale import benchmarks, calibration, execution, runs
+from utscale import benchmarks, calibration, execution, outputs, runs
 from utscale.runs import JsonlLog
 from utscale.sandbox import Executor, SandboxSettings
 from utscale.sandbox.executor import SCRATCH_PREFIX
@@ -192,6 +193,44 @@ def test_recomputed_verdicts_replace_their_table_remove_what_was_derived_and_say
     with pytest.raises(runs.RunConflict):
         execution._write_verdicts(run, "labels", old, execution.LABEL_KEY, "correct", unchanged,
                                   SandboxSettings(mode="isolated"))
+
+
+BUSY = "import time\n\ndef f(x):\n    end = time.perf_counter() + x\n    while time.perf_counter() < end:\n        pass\n    return x\n"
+
+
+def test_outputs_computed_under_another_input_limit_are_computed_again_and_said(results_root, monkeypatch):
+    """A run made before OUTPUT_TIMEOUT_S ran its inputs under TIMEOUT_S: opened with a smaller input limit,
+    its outputs log is kept aside, every output is computed again (also after an interruption), the table
+    is replaced and the manifest says from what limit to what and how many outputs changed."""
+    run = runs.open_run("ci", {"LIMIT": 1, "OUTPUT_TIMEOUT_S": 1.0})
+    inputs = pd.DataFrame({"task_id": ["T/0", "T/0"], "input_id": [0, 1], "input": ["f(0.5)", "f(0.0)"],
+                           "test_ids": ["[0]", "[0]"]})
+    programs = {("T/0", 0): BUSY}
+    assert execution.record_outputs(run, programs, inputs, None).executed == 2
+    assert run.read_table("outputs").status.tolist() == ["pass", "pass"]
+    manifest = run.manifest()
+    manifest["sandbox"].pop("value_limits")  # as a run made before the input limit had its own parameter
+    runs.manifest_mod.write(run.manifest_path, manifest)
+    quarter = dataclasses.replace(run, config={**run.config, "OUTPUT_TIMEOUT_S": 0.25})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(execution, "_run_logged", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            execution.record_outputs(quarter, programs, inputs, None)
+    assert len(JsonlLog(run.file("outputs_log.limit-1.0s.jsonl"), outputs.OUTPUT_KEY).frame()) == 2  # kept
+    assert run.file("outputs_log.jsonl").read_text() == ""  # the new log: never rebuilt from the old table
+    report = execution.record_outputs(quarter, programs, inputs, None)  # the replacement, resumed
+    assert (report.executed, report.recomputed) == (2, 2)
+    assert run.read_table("outputs").status.tolist() == ["timeout", "pass"]
+    (event,) = run.manifest()["recomputed"]
+    assert event["from"] == ["srank/wall/1.0 s per input"] and event["to"] == "srank/wall/0.25 s per input"
+    assert event["output_changed"] == 1 and event["verdicts"] == 2
+    assert run.manifest()["sandbox"]["value_limits"] == {"outputs": {"timeout_s": 0.25}}
+    again = execution.record_outputs(quarter, programs, inputs, None)  # settled: nothing runs twice
+    assert (again.executed, again.recomputed) == (0, 0) and len(run.manifest()["recomputed"]) == 1
 
 
 SLOW_REFERENCE = ("import time\n\ndef slow(x):\n    end = time.process_time() + 0.25\n    while time.process_time() < end:\n"

@@ -63,6 +63,7 @@ def scaled_limits(references: pd.DataFrame, factor: float, floor: float) -> pd.S
     return scaled.clip(lower=floor).round(3)
 
 
-def limits_of(table: pd.DataFrame | None, column: str) -> dict[str, float] | None:
-    """task id → limit from a `time_limits` table (`label_limit_s` or `test_limit_s`); None: fixed limits."""
-    return None if table is None else dict(zip(table.task_id, table[column].astype(float)))
+def limits_of(table: pd.DataFrame | None, column: str, scale: float = 1.0) -> dict[str, float] | None:
+    """task id → limit from a `time_limits` table (`label_limit_s` or `test_limit_s`), times `scale` (SRank's
+    input limit: OUTPUT_TIMEOUT_S as a share of TIMEOUT_S); None: fixed limits."""
+    return None if table is None else dict(zip(table.task_id, table[column].astype(float) * scale))

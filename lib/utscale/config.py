@@ -110,6 +110,10 @@ SCHEMA: dict[str, Param] = {
         # execution (notebook 04)
         Param("TIMEOUT_S", float, "time limit per unit-test program", "1 s", minimum=0.01, maximum=3600.0),
         Param("LABEL_TIMEOUT_S", float, "time limit per ground-truth run", minimum=0.01, maximum=3600.0),
+        Param("OUTPUT_TIMEOUT_S", float, "time limit per test input in SRank's executor (the outputs stage): CodeT's "
+              "release records its outputs under TIMEOUT_S, its per-case limit, so there it must equal TIMEOUT_S; "
+              "a unit-test class shares TIMEOUT_S among all its calls", "SRank: CodeT's per-case limit",
+              minimum=0.01, maximum=3600.0),
         Param("TIME_LIMIT_FACTOR", float, "per-problem limits: each problem's limit is the larger of the fixed "
               "one and this multiple of its reference solution's time on the ground truth (evalplus uses 4); "
               "0: the fixed limits only", "fixed 1 s", minimum=0.0, maximum=1000.0),
@@ -209,6 +213,10 @@ def check_together(values: Mapping[str, Any]) -> None:
     if live and values.get("REPLAY_FORMAT") == "codet":
         problems.append("ONLINE_LIVE executes unit tests round by round; CodeT's release is executed per assertion "
                         "(simulate online stopping on it in notebook 06 instead)")
+    if (values.get("REPLAY_FORMAT") == "codet" and "OUTPUT_TIMEOUT_S" in values
+            and values["OUTPUT_TIMEOUT_S"] != values.get("TIMEOUT_S")):
+        problems.append(f"OUTPUT_TIMEOUT_S ({values['OUTPUT_TIMEOUT_S']}) must equal TIMEOUT_S ({values.get('TIMEOUT_S')}) "
+                        "for CodeT's release: its assertions record most outputs under the per-case limit")
     if problems:
         raise ParameterError("; ".join(problems))
 

@@ -329,8 +329,30 @@ def execute_run(run: Run) -> dict[str, StageReport]:
 
 
 def output_settings(config: Mapping[str, Any]) -> SandboxSettings:
-    """SRank's executor of test inputs, under the matrix's per-case limit, memory and jail."""
-    return replace(sandbox_settings(config), mode="srank")
+    """SRank's executor of test inputs, each under OUTPUT_TIMEOUT_S, in the matrix's memory and jail."""
+    return replace(sandbox_settings(config), mode="srank", timeout=config["OUTPUT_TIMEOUT_S"])
+
+
+def _value_limit_changed(run: Run, name: str, key: tuple[str, ...], limit: float) -> dict[str, Any] | None:
+    """The value table `name`'s input limit, kept in the manifest (`sandbox.value_limits`). When the run's
+    limit is no longer the one its log was computed under (a run made before OUTPUT_TIMEOUT_S ran its
+    inputs under TIMEOUT_S), the old log is moved aside, kept, and every value is computed again: returns
+    what is replaced (also when resuming such a replacement), else None. Each step can be interrupted."""
+    log = run.log(f"{name}_log", key)
+    states = dict(run.manifest().get("sandbox", {}).get("value_limits", {}))
+    made = log.path.exists() or run.has_table(name)
+    state = states.get(name) or {"timeout_s": run.config["TIMEOUT_S"] if made else limit}
+    if "replacing" not in state and state["timeout_s"] != limit:
+        values = len(verdict_log(run, f"{name}_log", name, key).frame())  # a committed run's, from its table
+        state = {"timeout_s": limit, "replacing": {"timeout_s": state["timeout_s"], "values": values,
+                                                    "log": f"{log.path.stem}.limit-{state['timeout_s']}s.jsonl"}}
+    run.update_manifest(sandbox={"value_limits": {**states, name: state}})
+    if "replacing" in state:
+        kept = log.path.with_name(state["replacing"]["log"])
+        if not kept.exists() and log.path.exists():
+            log.path.rename(kept)
+        log.path.touch()  # the new log, empty: never rebuilt from the old table
+    return state.get("replacing")
 
 
 def _output_fields(v: Any) -> dict:
@@ -360,18 +382,27 @@ def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], k
     """Each pair's value in SRank's executor (program, then the expression) as the table `name`, resumable
     from its log: the solutions' outputs, or the assertions' expected values (`outputs.expected_pairs`).
     `taken`: values CodeT's executor recorded (keyed like the table), not executed again."""
-    settings, log = output_settings(run.config), verdict_log(run, f"{name}_log", name, key)
+    settings = output_settings(run.config)
+    replacing = _value_limit_changed(run, name, key, settings.timeout)
+    log = verdict_log(run, f"{name}_log", name, key)
     taken = pd.DataFrame(columns=list(key)) if taken is None else taken
     known = set(zip(*(taken[k] for k in key)))
     with make_executor(run.config, settings) as executor:
         report = _run_logged({k: v for k, v in pairs.items() if k not in known}, log, executor, _output_fields,
-                             signature(settings), limits_of(limits, "test_limit_s"))
+                             signature(settings), limits_of(limits, "test_limit_s", settings.timeout / run.config["TIMEOUT_S"]))
+    if replacing:
+        now = signature(settings)
+        report = replace(report, recomputed=replacing["values"],
+                         recomputed_from=(f"{now['mode']}/{now['clock']}/{replacing['timeout_s']} s per input",))
     logged = log.frame()
     if known:
         rest = logged[[k not in known for k in zip(*(logged[k] for k in key))]] if len(logged) else logged
         logged = sort_rows(pd.concat([taken.assign(**{**signature(settings), "mode": run.config["SANDBOX_MODE"]}), rest],
                                      ignore_index=True), list(key))
-    _write_verdicts(run, name, logged, key, "output", report, settings)
+    _write_verdicts(run, name, logged, key, "output", report, settings, f"/{settings.timeout} s per input")
+    if replacing:
+        run.update_manifest(sandbox={"value_limits": {**run.manifest()["sandbox"]["value_limits"],
+                                                      name: {"timeout_s": settings.timeout}}})
     return report
 
 
@@ -391,9 +422,10 @@ DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdi
 
 
 def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
-                    report: StageReport, settings: SandboxSettings) -> None:
-    """Write a verdict table. When verdicts of another signature were computed again the table is replaced,
-    and the manifest's `recomputed` list says what, from what, to what, and how many outcomes changed."""
+                    report: StageReport, settings: SandboxSettings, limit: str = "") -> None:
+    """Write a verdict table. When verdicts of another signature (or, `limit` said, another input limit)
+    were computed again the table is replaced, and the manifest's `recomputed` list says what, from what,
+    to what, and how many outcomes changed."""
     if report.recomputed and run.has_table(name):
         before = run.read_table(name)
         both = table.merge(before, on=list(key), suffixes=("", "_before"))
@@ -403,7 +435,7 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
         for table_name in derived:  # computed later from these verdicts: recomputed by its own stage
             run.file(f"{table_name}.parquet").unlink()
         events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
-                       "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}",
+                       "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}{limit}",
                        f"{outcome}_changed": int((both[outcome] != both[f"{outcome}_before"]).sum()),
                        "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
