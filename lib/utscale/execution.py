@@ -421,6 +421,11 @@ def limits_summary(table: pd.DataFrame | None, config: Mapping[str, Any]) -> dic
 DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdict table (the gold pass rates)
 
 
+def _changed(now: pd.Series, before: pd.Series) -> pd.Series:
+    """Which values differ, a missing one (an output of an input that raised) equal to a missing one."""
+    return (now != before) & ~(now.isna() & before.isna())
+
+
 def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
                     report: StageReport, settings: SandboxSettings, limit: str = "") -> None:
     """Write a verdict table. When verdicts of another signature (or, `limit` said, another input limit)
@@ -436,7 +441,7 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
             run.file(f"{table_name}.parquet").unlink()
         events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
                        "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}{limit}",
-                       f"{outcome}_changed": int((both[outcome] != both[f"{outcome}_before"]).sum()),
+                       f"{outcome}_changed": int(_changed(both[outcome], both[f"{outcome}_before"]).sum()),
                        "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
     run.write_table(name, table, key=list(key), force=bool(report.recomputed))
