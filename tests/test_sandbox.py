@@ -217,6 +217,23 @@ def test_codet_mode_keeps_codets_executor_semantics():
     assert alone == {"fine": "pass", "star": "invalid"}  # isolated, only the broken case fails
 
 
+@pytest.mark.parametrize("mode", ["fast", "isolated", "strict", "coderm", "codet", "srank"])
+def test_every_mode_runs_code_under_one_fixed_hash_seed(mode):
+    """Set and dict orders of strings, and so verdicts and outputs that depend on them, are the same in
+    every worker and every run: the code sees PYTHONHASHSEED=0's hashes (a worker started with -I ignored
+    it and drew a random seed)."""
+    seeded = subprocess.run([sys.executable, "-c", "print(hash('utscale'))"], env={"PYTHONHASHSEED": "0"},
+                            capture_output=True, text=True, check=True).stdout.strip()
+    solution = "def h():\n    return hash('utscale')\n"
+    test = ("h()" if mode == "srank" else f"assert h() == {seeded}" if mode == "codet" else
+            unit_test_program(f"self.assertEqual(h(), {seeded})"))
+    with Executor(workers=2, settings=SandboxSettings(mode=mode)) as ex:  # in the jail, as runs execute
+        verdicts = list(run_pairs([Pair(str(i), solution + f"# {i}\n", test) for i in range(4)], ex))
+    assert [v.status for v in verdicts] == ["pass"] * 4
+    if mode == "srank":
+        assert {v.output for v in verdicts} == {seeded}
+
+
 def test_codets_executor_records_each_input_call_without_changing_a_verdict():
     """The recorder around an assertion's input call (`outputs.recording_assertion`) reports what the call
     returned, that it began and never returned, or nothing when it was not reached; every verdict is the

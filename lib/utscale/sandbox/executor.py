@@ -224,8 +224,11 @@ class _Worker:
         inner = "/tmp/utscale-scratch" if prefix else self.scratch_root  # bwrap gives a private /tmp
         args = json.dumps(settings.worker_settings(index, inner, self.uid))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+        # -I without its -E (which would ignore PYTHONHASHSEED: every worker a random hash seed, so an order
+        # of set or dict iteration, and a verdict or output that depends on it, would vary between runs):
+        # no user site (-s), no unsafe path first in sys.path (-P); the environment is only the above
         self.proc = subprocess.Popen(
-            (prefix or []) + [sys.executable, "-I", "-m", "utscale.sandbox.worker", args],
+            (prefix or []) + [sys.executable, "-s", "-P", "-m", "utscale.sandbox.worker", args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
             bufsize=1, cwd="/",
         )
