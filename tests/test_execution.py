@@ -203,11 +203,11 @@ def test_outputs_computed_under_another_input_limit_are_computed_again_and_said(
     its outputs log is kept aside, every output is computed again (also after an interruption), the table
     is replaced and the manifest says from what limit to what and how many outputs changed."""
     run = runs.open_run("ci", {"LIMIT": 1, "OUTPUT_TIMEOUT_S": 1.0})
-    inputs = pd.DataFrame({"task_id": ["T/0"] * 3, "input_id": [0, 1, 2], "input": ["f(0.5)", "f(0.0)", "f('x')"],
-                           "test_ids": ["[0]"] * 3})
+    inputs = pd.DataFrame({"task_id": ["T/0"] * 4, "input_id": [0, 1, 2, 3], "input": ["f(0.5)", "f(0.0)", "f('x')", "f(0.5) + 'x'"],
+                           "test_ids": ["[0]"] * 4})
     programs = {("T/0", 0): BUSY}
-    assert execution.record_outputs(run, programs, inputs, None).executed == 3
-    assert run.read_table("outputs").status.tolist() == ["pass", "pass", "error"]
+    assert execution.record_outputs(run, programs, inputs, None).executed == 4
+    assert run.read_table("outputs").status.tolist() == ["pass", "pass", "error", "error"]
     manifest = run.manifest()
     manifest["sandbox"].pop("value_limits")  # as a run made before the input limit had its own parameter
     runs.manifest_mod.write(run.manifest_path, manifest)
@@ -220,14 +220,14 @@ def test_outputs_computed_under_another_input_limit_are_computed_again_and_said(
         patch.setattr(execution, "_run_logged", interrupted)
         with pytest.raises(KeyboardInterrupt):
             execution.record_outputs(quarter, programs, inputs, None)
-    assert len(JsonlLog(run.file("outputs_log.limit-1.0s.jsonl"), outputs.OUTPUT_KEY).frame()) == 3  # kept
+    assert len(JsonlLog(run.file("outputs_log.limit-1.0s.jsonl"), outputs.OUTPUT_KEY).frame()) == 4  # kept
     assert run.file("outputs_log.jsonl").read_text() == ""  # the new log: never rebuilt from the old table
     report = execution.record_outputs(quarter, programs, inputs, None)  # the replacement, resumed
-    assert (report.executed, report.recomputed) == (3, 3)
-    assert run.read_table("outputs").status.tolist() == ["timeout", "pass", "error"]
+    assert (report.executed, report.recomputed) == (4, 4)
+    assert run.read_table("outputs").status.tolist() == ["timeout", "pass", "error", "timeout"]
     (event,) = run.manifest()["recomputed"]
     assert event["from"] == ["srank/wall/1.0 s per input"] and event["to"] == "srank/wall/0.25 s per input"
-    assert event["output_changed"] == 1 and event["verdicts"] == 3  # no output, before and now: unchanged
+    assert event["verdicts"] == 4 and event["output_changed"] == 2  # a status or a text; no text twice: the same
     assert run.manifest()["sandbox"]["value_limits"] == {"outputs": {"timeout_s": 0.25}}
     again = execution.record_outputs(quarter, programs, inputs, None)  # settled: nothing runs twice
     assert (again.executed, again.recomputed) == (0, 0) and len(run.manifest()["recomputed"]) == 1
@@ -269,6 +269,6 @@ def test_per_problem_limits_give_a_slow_reference_its_time_and_are_measured_once
         assert calibrated_log.frame().status.tolist() == ["pass"]
         monkeypatch.setattr(calibration, "reference_times", lambda *a, **k: pytest.fail("measured twice"))
         assert calibration.time_limits(run, ex).equals(limits.reset_index())  # read back on resume
-    summary = execution.limits_summary(limits.reset_index(), run.config)
+    summary = calibration.limits_summary(limits.reset_index(), run.config)
     assert (summary["references_passed"], summary["label_limits_raised"], summary["test_limits_raised"]) == (1, 1, 1)
     assert calibration.time_limits(runs.open_run("ci"), ex) is None  # factor 0: the fixed limits

@@ -4,6 +4,7 @@ a slow but correct solution of a heavy problem is not a timeout because the fixe
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -67,3 +68,15 @@ def limits_of(table: pd.DataFrame | None, column: str, scale: float = 1.0) -> di
     """task id → limit from a `time_limits` table (`label_limit_s` or `test_limit_s`), times `scale` (SRank's
     input limit: OUTPUT_TIMEOUT_S as a share of TIMEOUT_S); None: fixed limits."""
     return None if table is None else dict(zip(table.task_id, table[column].astype(float) * scale))
+
+
+def limits_summary(table: pd.DataFrame | None, config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the manifest says about the limits: fixed, or calibrated (how many problems got more time)."""
+    if table is None:
+        return {"calibrated": False}
+    return {"calibrated": True, "factor": config["TIME_LIMIT_FACTOR"], "problems": len(table),
+            "references_passed": int(table.reference_status.eq("pass").sum()),
+            "label_limits_raised": int((table.label_limit_s > config["LABEL_TIMEOUT_S"]).sum()),
+            "test_limits_raised": int((table.test_limit_s > config["TIMEOUT_S"]).sum()),
+            "test_limit_s": {"median": float(table.test_limit_s.median()), "max": float(table.test_limit_s.max())},
+            "label_limit_s": {"median": float(table.label_limit_s.median()), "max": float(table.label_limit_s.max())}}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from utscale import outputs
 from utscale.benchmarks import solution_for_unit_tests
-from utscale.calibration import limits_of, time_limits
+from utscale.calibration import limits_of, limits_summary, time_limits
 from utscale.progress import bar as progress_bar
 from utscale.runs import JsonlLog, Run
 from utscale.sandbox import Executor, Pair, SandboxSettings, plan_jobs, run_plan
@@ -406,24 +406,15 @@ def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], k
     return report
 
 
-def limits_summary(table: pd.DataFrame | None, config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the manifest says about the limits: fixed, or calibrated (how many problems got more time)."""
-    if table is None:
-        return {"calibrated": False}
-    return {"calibrated": True, "factor": config["TIME_LIMIT_FACTOR"], "problems": len(table),
-            "references_passed": int(table.reference_status.eq("pass").sum()),
-            "label_limits_raised": int((table.label_limit_s > config["LABEL_TIMEOUT_S"]).sum()),
-            "test_limits_raised": int((table.test_limit_s > config["TIMEOUT_S"]).sum()),
-            "test_limit_s": {"median": float(table.test_limit_s.median()), "max": float(table.test_limit_s.max())},
-            "label_limit_s": {"median": float(table.label_limit_s.median()), "max": float(table.label_limit_s.max())}}
-
-
 DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdict table (the gold pass rates)
 
 
-def _changed(now: pd.Series, before: pd.Series) -> pd.Series:
-    """Which values differ, a missing one (an output of an input that raised) equal to a missing one."""
-    return (now != before) & ~(now.isna() & before.isna())
+def _changed(both: pd.DataFrame, outcome: str) -> pd.Series:
+    """Which rows' outcomes differ from before. An output is its status and its text, a missing text (an
+    input that raised or ran out of time) equal to a missing one."""
+    columns = ("status", "output") if outcome == "output" else (outcome,)
+    return pd.concat([(both[c] != both[f"{c}_before"]) & ~(both[c].isna() & both[f"{c}_before"].isna())
+                      for c in columns], axis=1).any(axis=1)
 
 
 def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
@@ -441,7 +432,7 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
             run.file(f"{table_name}.parquet").unlink()
         events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
                        "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}{limit}",
-                       f"{outcome}_changed": int(_changed(both[outcome], both[f"{outcome}_before"]).sum()),
+                       f"{outcome}_changed": int(_changed(both, outcome).sum()),
                        "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
     run.write_table(name, table, key=list(key), force=bool(report.recomputed))
