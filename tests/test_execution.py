@@ -233,6 +233,21 @@ def test_outputs_computed_under_another_input_limit_are_computed_again_and_said(
     assert (again.executed, again.recomputed) == (0, 0) and len(run.manifest()["recomputed"]) == 1
 
 
+def test_a_committed_runs_outputs_copied_into_a_fresh_folder_are_taken_as_they_are(results_root):
+    """`rerender` copies a committed run's value tables into a fresh folder, whose new manifest records no
+    input limit yet: they are inputs, like its verdicts, never computed again under a guessed old limit."""
+    run = runs.open_run("ci", {"LIMIT": 1})
+    inputs = pd.DataFrame({"task_id": ["T/0"], "input_id": [0], "input": ["f(0.5)"], "test_ids": ["[0]"]})
+    committed = pd.DataFrame({"task_id": ["T/0"], "solution_id": [0], "input_id": [0], "status": ["pass"],
+                              "output": ["0.5"], "duration_s": [0.5], "mode": ["srank"], "clock": ["wall"]})
+    run.write_table("outputs", committed[sorted(committed)], key=list(outputs.OUTPUT_KEY))  # as logs write
+    assert "sandbox" not in run.manifest()
+    report = execution.record_outputs(run, {("T/0", 0): BUSY}, inputs, None)  # 0.1 s would time it out
+    assert (report.executed, report.recomputed) == (0, 0)
+    assert run.read_table("outputs").status.tolist() == ["pass"] and "recomputed" not in run.manifest()
+    assert run.manifest()["sandbox"]["value_limits"] == {"outputs": {"timeout_s": run.config["OUTPUT_TIMEOUT_S"]}}
+
+
 SLOW_REFERENCE = ("import time\n\ndef slow(x):\n    end = time.process_time() + 0.25\n    while time.process_time() < end:\n"
                   "        pass\n    return x\n")
 

@@ -337,10 +337,12 @@ def _value_limit_changed(run: Run, name: str, key: tuple[str, ...], limit: float
     """The value table `name`'s input limit, kept in the manifest (`sandbox.value_limits`). When the run's
     limit is no longer the one its log was computed under (a run made before OUTPUT_TIMEOUT_S ran its
     inputs under TIMEOUT_S), the old log is moved aside, kept, and every value is computed again: returns
-    what is replaced (also when resuming such a replacement), else None. Each step can be interrupted."""
-    log = run.log(f"{name}_log", key)
-    states = dict(run.manifest().get("sandbox", {}).get("value_limits", {}))
-    made = log.path.exists() or run.has_table(name)
+    what is replaced (also when resuming such a replacement), else None. Each step can be interrupted.
+    Values without a recorded limit in a run whose manifest has no sandbox section yet (a committed run's
+    inputs copied into a fresh folder, `rerender`) are taken as they are, like its verdicts."""
+    log, sandbox = run.log(f"{name}_log", key), run.manifest().get("sandbox")
+    states = dict((sandbox or {}).get("value_limits", {}))
+    made = sandbox is not None and (log.path.exists() or run.has_table(name))
     state = states.get(name) or {"timeout_s": run.config["TIMEOUT_S"] if made else limit}
     if "replacing" not in state and state["timeout_s"] != limit:
         values = len(verdict_log(run, f"{name}_log", name, key).frame())  # a committed run's, from its table
