@@ -79,9 +79,8 @@ def main() -> None:
     plain_2 = plain()
     base = (plain_1 + plain_2) / 2
     with_recorder = (recorded_1 + recorded_2) / 2
-    merged = table_1.merge(table_s, on=list(outputs.OUTPUT_KEY), suffixes=("", "_srank"))
-    same = (merged.status.eq(merged.status_srank)
-            & (merged.output.eq(merged.output_srank) | (merged.output.isna() & merged.output_srank.isna())))
+    merged = table_1.merge(table_s, on=list(outputs.OUTPUT_KEY), suffixes=("", "_before"))
+    same = ~execution.changed(merged, "output")
     result = {"problems": len(kept), "assertion_pairs": len(plain_pairs), "output_pairs": len(all_outputs),
               "plain_s": [round(plain_1, 1), round(plain_2, 1)], "recorded_s": [round(recorded_1, 1), round(recorded_2, 1)],
               "separate_s": round(separate_s, 1),

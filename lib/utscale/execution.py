@@ -393,15 +393,14 @@ def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], k
         report = _run_logged({k: v for k, v in pairs.items() if k not in known}, log, executor, _output_fields,
                              signature(settings), limits_of(limits, "test_limit_s", settings.timeout / run.config["TIMEOUT_S"]))
     if replacing:
-        now = signature(settings)
         report = replace(report, recomputed=replacing["values"],
-                         recomputed_from=(f"{now['mode']}/{now['clock']}/{replacing['timeout_s']} s per input",))
+                         recomputed_from=(_said(signature(settings), replacing["timeout_s"]),))
     logged = log.frame()
     if known:
         rest = logged[[k not in known for k in zip(*(logged[k] for k in key))]] if len(logged) else logged
         logged = sort_rows(pd.concat([taken.assign(**{**signature(settings), "mode": run.config["SANDBOX_MODE"]}), rest],
                                      ignore_index=True), list(key))
-    _write_verdicts(run, name, logged, key, "output", report, settings, f"/{settings.timeout} s per input")
+    _write_verdicts(run, name, logged, key, "output", report, settings, settings.timeout)
     if replacing:
         run.update_manifest(sandbox={"value_limits": {**run.manifest()["sandbox"]["value_limits"],
                                                       name: {"timeout_s": settings.timeout}}})
@@ -411,7 +410,12 @@ def record_values(run: Run, name: str, pairs: Mapping[tuple, tuple[str, str]], k
 DERIVED = {"labels": ("difficulty",)}  # tables later stages derive from a verdict table (the gold pass rates)
 
 
-def _changed(both: pd.DataFrame, outcome: str) -> pd.Series:
+def _said(signature: Mapping[str, str], limit: float | None = None) -> str:
+    """A signature as the manifest's `recomputed` says it: "mode/clock", and the input limit of a value table."""
+    return f"{signature['mode']}/{signature['clock']}" + ("" if limit is None else f"/{limit} s per input")
+
+
+def changed(both: pd.DataFrame, outcome: str) -> pd.Series:
     """Which rows' outcomes differ from before. An output is its status and its text, a missing text (an
     input that raised or ran out of time) equal to a missing one."""
     columns = ("status", "output") if outcome == "output" else (outcome,)
@@ -420,7 +424,7 @@ def _changed(both: pd.DataFrame, outcome: str) -> pd.Series:
 
 
 def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ...], outcome: str,
-                    report: StageReport, settings: SandboxSettings, limit: str = "") -> None:
+                    report: StageReport, settings: SandboxSettings, limit: float | None = None) -> None:
     """Write a verdict table. When verdicts of another signature (or, `limit` said, another input limit)
     were computed again the table is replaced, and the manifest's `recomputed` list says what, from what,
     to what, and how many outcomes changed."""
@@ -433,8 +437,8 @@ def _write_verdicts(run: Run, name: str, table: pd.DataFrame, key: tuple[str, ..
         for table_name in derived:  # computed later from these verdicts: recomputed by its own stage
             run.file(f"{table_name}.parquet").unlink()
         events.append({"date": time.strftime("%Y-%m-%d"), "table": name, "verdicts": report.recomputed,
-                       "from": list(report.recomputed_from), "to": f"{now['mode']}/{now['clock']}{limit}",
-                       f"{outcome}_changed": int(_changed(both, outcome).sum()),
+                       "from": list(report.recomputed_from), "to": _said(now, limit),
+                       f"{outcome}_changed": int(changed(both, outcome).sum()),
                        "derived_tables_removed": derived})
         run.update_manifest(recomputed=events)
     run.write_table(name, table, key=list(key), force=bool(report.recomputed))
