@@ -118,3 +118,42 @@ def test_the_sort_free_top_p_keeps_exactly_the_nucleus(scale, sorted_rows):
     assert torch.equal(got[kept], logits[kept])  # kept logits are untouched
     assert calls == sorted_rows
     assert cpu_sampling.apply_top_p_prefix(logits.clone(), torch.tensor([5] * 6), p, lambda *a: "vllm") == "vllm"
+
+
+def _prefix_only(logits, p):
+    """The sampler before its quick pass: the mask from the 1,024 largest logits alone (vLLM's sort never
+    reached in these rows)."""
+    values, index = logits.topk(cpu_sampling.PREFIX, dim=-1)
+    probs = (values.float() - torch.logsumexp(logits.float(), dim=-1, keepdim=True)).exp()
+    above = probs.cumsum(dim=-1) - probs
+    assert bool(((above[:, -1] + probs[:, -1]) >= p).all())
+    kept = torch.where(above < p.unsqueeze(1), values, torch.full_like(values, -float("inf")))
+    return torch.full_like(logits, -float("inf")).scatter_(1, index, kept)
+
+
+def test_the_quick_pass_changes_no_mask_and_leaves_a_nucleus_ending_in_a_tie_to_the_full_pass(monkeypatch):
+    """bfloat16 logits (as the model's) tie often: the 64-candidate pass must give the 1,024-candidate
+    mask on every row, and a row whose nucleus ends inside a run of tied logits must go to the second pass,
+    where ranking the run in another order could otherwise change which of it are kept."""
+    pytest.importorskip("vllm")
+    generator = torch.Generator().manual_seed(1)
+    rows = [torch.randn(8, 151_936, generator=generator) * scale for scale in (14.0, 10.0, 7.0)]
+    tied = torch.full((1, 151_936), -20.0)
+    tied[0, :20] = 10.0  # 20 tokens of mass 0.05 each: p = 0.52 ends the nucleus at the 12th, inside the run
+    logits = torch.cat([*rows, tied]).bfloat16().float()
+    p = torch.full((len(logits),), 0.95)
+    p[-1] = 0.52
+    passes = []
+    candidates = cpu_sampling._candidates
+
+    def spy(rows, lse, top_p, size):
+        passes.append((size, len(rows)))
+        return candidates(rows, lse, top_p, size)
+
+    monkeypatch.setattr(cpu_sampling, "_candidates", spy)
+    got = cpu_sampling.apply_top_p_prefix(logits.clone(), None, p, lambda *a: pytest.fail("no row needs the sort"))
+    assert torch.equal(got, _prefix_only(logits, p))
+    assert (~torch.isinf(got[-1])).sum() == 11
+    quick, full = passes
+    assert quick == (cpu_sampling.QUICK, len(logits)) and full[0] == cpu_sampling.PREFIX
+    assert 1 <= full[1] < len(logits) // 2  # the tied row and the flattest; most rows settled by the quick pass
