@@ -70,7 +70,7 @@ def apply_top_p_prefix(logits: Any, k: Any, p: Any, fallback: Any) -> Any:
     values, index, kept, covered = _candidates(rows, lse[rest], p[rest], PREFIX)
     _write(rows, covered, values, index, kept)
     if not bool(covered.all()):
-        rows[~covered] = fallback(rows[~covered].clone(), None, p[rest][~covered])
+        rows[~covered] = fallback(rows[~covered], None, p[rest][~covered])  # a boolean index is already a copy
     logits[rest] = rows
     return logits
 
