@@ -281,7 +281,7 @@ def arguments() -> argparse.Namespace:
     mode.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # one setting, in a process of its own
     parser.add_argument("--problems", type=int, default=N_PROBLEMS,
                         help=f"HumanEval problems in the mix, each with {N_SAMPLES} solution and {N_SAMPLES} "
-                             f"unit-test prompts (default {N_PROBLEMS}: 48 requests)")
+                             f"unit-test prompts (default {N_PROBLEMS}: {2 * N_SAMPLES * N_PROBLEMS} requests)")
     parser.add_argument("--slots", type=int, nargs="+", help="the peer's slot counts (default: the shipped batch)")
     args = parser.parse_args()
     if args.problems < 1 or any(n < 1 for n in args.slots or []):
