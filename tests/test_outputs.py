@@ -5,6 +5,7 @@ problems whose picks are known."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,22 @@ def test_srank_mode_records_each_inputs_value_in_one_program_in_order():
     assert got["f(5)"] == ("unencodable", None)
     assert got["g(1)"] == ("error", None)
     assert got["f(6)"] == ("pass", canonical([6, 3, 6]))
+
+
+def test_a_killed_programs_inputs_are_timed_each_not_each_with_the_whole_programs_time():
+    # one C call (no bytecode boundary for its alarm's signal) runs until the worker kills the program
+    # at its whole-program deadline: that input ran from the last input's end to the kill, the input
+    # after it never started, and the inputs' times add up to no more than the program's
+    solution = "import time\ndef f(x):\n    if x > 1:\n        return sum(range(10 ** 12))\n    time.sleep(x)\n    return x\n"
+    inputs = ["f(0.2)", "f(0.21)", "f(0.22)", "f(0.23)", "f(100)", "f(0.1)"]
+    with Executor(workers=1, settings=SandboxSettings(timeout=0.3, mode="srank")) as executor:
+        started = time.monotonic()
+        verdicts = [v for v in run_pairs([Pair(str(i), solution, call) for i, call in enumerate(inputs)], executor)]
+        program_s = time.monotonic() - started
+    got = {v.id: v for v in verdicts}
+    assert [got[str(i)].status for i in range(6)] == ["pass"] * 4 + ["timeout"] * 2
+    assert got["4"].duration_s > 0.3 and got["5"].duration_s == 0.0
+    assert sum(v.duration_s for v in verdicts) <= program_s
 
 
 def test_srank_mode_fails_every_input_of_a_solution_that_does_not_load():

@@ -117,7 +117,9 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
     """Fork one child for these tests, calling on_result(index, status, tests_run, seconds, output) as each
     verdict arrives (output: what the test recorded, in `srank` mode or by `codet` mode's recorder, else
     None). Returns (reported indices, solution_status, failure, ready, seconds): failure is None,
-    "timeout" (the deadline passed) or "crash" (the child vanished); ready says the solution loaded."""
+    "timeout" (the deadline passed) or "crash" (the child vanished); ready says the solution loaded;
+    seconds are those since the child's last record (since its start if none came): the time of the
+    test it left unfinished, not of the tests it finished before that one."""
     read_fd, write_fd = os.pipe()
     nonce_fd = _new_nonce()
     pid = os.fork()
@@ -144,7 +146,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
     deadline = time.monotonic() + budget + (settings["timeout"] if mode.deadline == "per_test_and_load" else 0.0)
     if mode.deadline == "whole_program":  # CodeT's whole-program budget: the per-case limit times the cases
         deadline = time.monotonic() + settings["timeout"] * len(tests) + 0.1 + settings["grace"]
-    started = time.monotonic()
+    last = time.monotonic()  # the child's start, then its last record
     while results != wanted and solution_status is None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -163,8 +165,9 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
             fields = raw.decode(errors="replace").split("\t")
             if len(fields) < 2 or fields[0] != nonce:
                 continue  # not from our child code
+            last = time.monotonic()
             if mode.deadline != "whole_program":  # a whole program's budget is not renewed by its records
-                deadline = time.monotonic() + budget
+                deadline = last + budget
             try:
                 if fields[1] == "S":
                     solution_status = fields[2] if fields[2] in STATUSES else "crash"
@@ -185,6 +188,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
                     on_result(index, status, run, seconds, output)
             except (ValueError, IndexError):
                 continue  # a malformed record (only code that read the nonce can write one) counts for nothing
+    unfinished_s = time.monotonic() - last
     _kill_group(pid)
     os.close(read_fd)
     if os.geteuid() == 0 and settings["drop_privileges"] and uid > 0 and (settings["max_processes"] > 1
@@ -192,7 +196,7 @@ def run_child(solution: str, tests: list[tuple[int, str]], settings: WorkerSetti
         _reap_uid(uid)  # with one process slot (strict, coderm, codet) the uid cannot fork: nothing escaped
     _reap_orphans()
     _clear(settings["scratch_root"])
-    return results, solution_status, failure, ready, time.monotonic() - started
+    return results, solution_status, failure, ready, unfinished_s
 
 
 def run_job(job: dict, settings: WorkerSettings, uid: int, emit) -> None:
@@ -214,9 +218,9 @@ def run_job(job: dict, settings: WorkerSettings, uid: int, emit) -> None:
         batch, pending = pending[:per_child], pending[per_child:]
         results, solution_status, failure, ready, elapsed = run_child(job["solution"], batch, settings, uid, verdict)
         if mode.deadline == "whole_program" and failure is not None:  # CodeT: the whole program timed out or died
-            for index, _ in batch:
-                if index not in results:
-                    verdict(index, failure, 0, elapsed)
+            # in order: the first unreported test is the one it was running; the rest never started
+            for n, index in enumerate(index for index, _ in batch if index not in results):
+                verdict(index, failure, 0, 0.0 if n else elapsed)
             return
         if solution_status is not None or (failure == "timeout" and not ready and mode.reports_loading):
             # the solution itself fails or hangs while loading: every remaining test fails the same way
