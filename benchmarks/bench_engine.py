@@ -2,7 +2,8 @@
 request mix, and the fraction of this machine's roofline the shipped settings reach.
 
 - previous: `VLLMEngine` as it shipped before (vLLM's default binding, which reserves a core for its
-  engine-core process; its multiprocess executor; its sort-based top-p; 16 sequences; dtype auto).
+  engine-core process; its multiprocess executor; its sort-based top-p; 16 sequences; the model's
+  bfloat16 on a CPU with AVX-512 BF16 or AMX, float32 without).
 - shipped: `VLLMEngine` as it is (`utscale.engines.cpu_settings.plan`, `cpu_sampling`).
 Each runs in a process of its own (vLLM binds its threads at start-up), the same requests and seeds.
 The mix: N_PROBLEMS HumanEval problems x N_SAMPLES solution prompts, and as many unit-test prompts (the
@@ -27,6 +28,7 @@ Run: .venv/bin/python benchmarks/bench_engine.py   (about 15 minutes on 2 cores;
      .venv/bin/python benchmarks/bench_engine.py --peer --slots 8 32   (the peer at each slot count)
      .venv/bin/python benchmarks/bench_engine.py --preloads   (the shipped engine with each preload, in order then reversed, 24 minutes)
      --problems 12: a mix of 96 requests, the size of the embedded job's engine calls (twice as long)
+     --isa avx2: every process as on a CPU without AVX-512 (`emulate_avx2`; a stand-in on this CPU)
 """
 
 from __future__ import annotations
@@ -43,12 +45,39 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 N_PROBLEMS, N_SAMPLES = 6, 4  # N_PROBLEMS: the default of --problems
+ISA = "native"  # --isa, passed on to the processes this one starts
 CFG = {"SEED": 1234, "TEMPERATURE": 0.8, "TOP_P": 0.95, "MAX_TOKENS_SOLUTION": 768, "MAX_TOKENS_TEST": 1024,
        "N_SOLUTIONS": N_SAMPLES, "N_UNIT_TESTS": N_SAMPLES}
 FULL_BATCH_TOKENS = 256
 LLAMA_CPP = Path(os.environ.get("LLAMA_CPP_DIR", Path(__file__).resolve().parents[1] / "build" / "llama.cpp"))
 PREVIOUS = {"max_model_len": 2048, "gpu_memory_utilization": 0.2, "enforce_eager": True, "dtype": "auto",
             "max_num_seqs": 16, "max_num_batched_tokens": 16 * 2048}
+# --isa avx2: oneDNN, ATen and MKL held to AVX2, set before any process loads them (`emulate_avx2` does the rest)
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def emulate_avx2() -> None:
+    """This process as a CPU without AVX-512 runs it, on this one: vLLM loads its AVX2 kernels (it picks
+    them by torch's AVX-512 checks), utscale's plan sees no AVX-512 or AMX flag, and AVX2_ENV (already in
+    the environment) holds the matrix-product libraries to AVX2. A stand-in: the same cores, caches and
+    memory, so AVX2 code may run at a clock a real AVX2-only CPU would not have."""
+    import torch
+    from utscale.engines import cpu_settings
+
+    torch.cpu._is_avx512_supported = lambda: False
+    torch.cpu._is_avx512_bf16_supported = lambda: False
+    flags = {f for f in cpu_settings.cpu_flags() if not f.startswith(("avx512", "amx"))}
+    cpu_settings.cpu_flags = lambda: flags
+
+
+def previous_options() -> dict:
+    """PREVIOUS as the engine before it ran on this CPU: float32 without AVX-512 BF16 or AMX (with twice
+    the memory share), the model's own bfloat16 with them."""
+    from utscale.engines.cpu_settings import BF16_FLAGS, cpu_flags
+
+    if cpu_flags() & set(BF16_FLAGS):
+        return PREVIOUS
+    return {**PREVIOUS, "dtype": "float32", "gpu_memory_utilization": 0.4}
 
 
 def requests(n_problems: int) -> list:
@@ -81,8 +110,9 @@ def child(which: str, n_problems: int) -> dict:
     if which == "previous":
         from vllm import LLM
 
-        llm = LLM(model=model.path, seed=CFG["SEED"], **PREVIOUS)
-        (tokens, seconds), plan, extra = timed_chat(llm, reqs, [r.seed for r in reqs]), {}, {}
+        options = previous_options()
+        llm = LLM(model=model.path, seed=CFG["SEED"], **options)
+        (tokens, seconds), plan, extra = timed_chat(llm, reqs, [r.seed for r in reqs]), {"dtype": options["dtype"]}, {}
     else:
         from utscale.engines.vllm_engine import VLLMEngine
 
@@ -210,8 +240,8 @@ def run(which: str, *args: str, n_problems: int = N_PROBLEMS, preload: str = "")
     env = {"TQDM_DISABLE": "1", **os.environ, **({"LD_PRELOAD": preload} if preload else {})}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        done = subprocess.run([sys.executable, __file__, "--problems", str(n_problems), "--child", which, str(out),
-                               *args], capture_output=True, text=True, env=env)
+        done = subprocess.run([sys.executable, __file__, "--problems", str(n_problems), "--isa", ISA, "--child", which,
+                               str(out), *args], capture_output=True, text=True, env=env)
         if done.returncode or not out.exists():
             raise SystemExit(f"{which} failed:\n{done.stderr[-4000:]}")
         return json.loads(out.read_text())
@@ -222,6 +252,7 @@ def main(n_problems: int, slot_counts: list[int] | None) -> None:
     from utscale.models import resolve_model
 
     flags = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in cpu_flags())
+    flags += " (AVX-512 hidden: --isa avx2)" if ISA == "avx2" else ""
     model = resolve_model("qwen2.5-coder-0.5b-instruct")
     chosen = plan(model.path, model.parameters, 2048)
     step = (model.path, chosen.dtype, str(len(chosen.cores)), str(chosen.max_num_seqs))
@@ -230,7 +261,8 @@ def main(n_problems: int, slot_counts: list[int] | None) -> None:
     sweeps = before["gflops"] + run("roofline", *step)["gflops"]
     rate = {k: r["tokens"] / r["seconds"] for k, r in results.items()}
     for k, r in results.items():
-        print(f"{k:8s}: {r['requests']} requests, {r['tokens']} tokens in {r['seconds']:.1f} s -> {rate[k]:.1f} tok/s")
+        print(f"{k:8s}: {r['requests']} requests, {r['tokens']} tokens in {r['seconds']:.1f} s -> {rate[k]:.1f} tok/s "
+              f"(dtype {r['plan']['dtype']})")
     shipped = results["shipped"]["plan"]
     print(f"shipped settings: cores {shipped['threads_bind']}, {shipped['dtype']}, {shipped['max_num_seqs']} sequences, "
           f"KV cache {shipped['kv_cache_bytes'] / 1024**2:.0f} MiB; CPU flags: {flags}")
@@ -258,7 +290,8 @@ def main(n_problems: int, slot_counts: list[int] | None) -> None:
     single = shipped["matmul_gflops"][shipped["dtype"]]
     print(f"start-up figure, one cache-resident MLP product: {single:.0f} GFLOP/s -> {shipped['roofline_tokens_per_s']:.0f} "
           f"tok/s, of which shipped reaches {rate['shipped'] / shipped['roofline_tokens_per_s']:.0%}")
-    peers(slot_counts or [shipped["max_num_seqs"]], len(chosen.cores), rate["shipped"], n_problems)
+    if ISA == "native":
+        peers(slot_counts or [shipped["max_num_seqs"]], len(chosen.cores), rate["shipped"], n_problems)
 
 
 def peer_only(n_problems: int, slot_counts: list[int] | None) -> None:
@@ -306,14 +339,22 @@ def arguments() -> argparse.Namespace:
                         help=f"HumanEval problems in the mix, each with {N_SAMPLES} solution and {N_SAMPLES} "
                              f"unit-test prompts (default {N_PROBLEMS}: {2 * N_SAMPLES * N_PROBLEMS} requests)")
     parser.add_argument("--slots", type=int, nargs="+", help="the peer's slot counts (default: the shipped batch)")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native",
+                        help="avx2: every engine and product as on a CPU without AVX-512 (emulate_avx2; no peer)")
     args = parser.parse_args()
     if args.problems < 1 or any(n < 1 for n in args.slots or []):
         parser.error("--problems and --slots take positive counts")
+    if args.isa == "avx2" and (args.peer or args.slots):
+        parser.error("--isa avx2 runs no peer: the llama.cpp build is this CPU's")
     return args
 
 
 if __name__ == "__main__":
     ARGS = arguments()
+    ISA = ARGS.isa
+    if ISA == "avx2":
+        os.environ.update(AVX2_ENV)  # before torch loads, in this process and the ones it starts
+        emulate_avx2()
     if ARGS.child:
         which, out, rest = ARGS.child[0], Path(ARGS.child[1]), ARGS.child[2:]
         result = (roofline(rest[0], rest[1], int(rest[2]), int(rest[3])) if which == "roofline"
