@@ -73,9 +73,9 @@ def emulate_avx2() -> None:
 def previous_options() -> dict:
     """PREVIOUS as the engine before it ran on this CPU: float32 without AVX-512 BF16 or AMX (with twice
     the memory share), the model's own bfloat16 with them."""
-    from utscale.engines.cpu_settings import BF16_FLAGS, cpu_flags
+    from utscale.engines.cpu_settings import native_bf16
 
-    if cpu_flags() & set(BF16_FLAGS):
+    if native_bf16():
         return PREVIOUS
     return {**PREVIOUS, "dtype": "float32", "gpu_memory_utilization": 0.4}
 
@@ -88,10 +88,9 @@ def requests(n_problems: int) -> list:
     return generation.solution_requests(problems, CFG) + generation.unit_test_requests(problems, shown, CFG)
 
 
-def timed_chat(llm, reqs: list, seeds: list[int], max_tokens: int | None = None, outputs: bool = False,
-               **options) -> tuple:
-    """Generated tokens and seconds of one `llm.chat` over `reqs` at their own temperature and top-p, each
-    with its seed and token cap (`max_tokens`: one cap for all instead); `outputs`: vLLM's outputs too."""
+def timed_chat(llm, reqs: list, seeds: list[int], max_tokens: int | None = None, **options) -> tuple[int, float, list]:
+    """Generated tokens, seconds and vLLM's outputs of one `llm.chat` over `reqs` at their own temperature and
+    top-p, each with its seed and token cap (`max_tokens`: one cap for all instead)."""
     from vllm import SamplingParams
 
     params = [SamplingParams(n=1, temperature=r.sampling.temperature, top_p=r.sampling.top_p, seed=seed,
@@ -99,8 +98,7 @@ def timed_chat(llm, reqs: list, seeds: list[int], max_tokens: int | None = None,
     start = time.perf_counter()
     outs = llm.chat([r.chat() for r in reqs], params, use_tqdm=False, add_generation_prompt=True)
     seconds = time.perf_counter() - start
-    tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    return (tokens, seconds, outs) if outputs else (tokens, seconds)
+    return sum(len(o.outputs[0].token_ids) for o in outs), seconds, outs
 
 
 def child(which: str, n_problems: int) -> dict:
@@ -112,7 +110,8 @@ def child(which: str, n_problems: int) -> dict:
 
         options = previous_options()
         llm = LLM(model=model.path, seed=CFG["SEED"], **options)
-        (tokens, seconds), plan, extra = timed_chat(llm, reqs, [r.seed for r in reqs]), {"dtype": options["dtype"]}, {}
+        tokens, seconds, _ = timed_chat(llm, reqs, [r.seed for r in reqs])
+        plan, extra = {"dtype": options["dtype"]}, {}
     else:
         from utscale.engines.vllm_engine import VLLMEngine
 
@@ -130,7 +129,7 @@ def full_batch(llm, reqs: list, rows: int) -> dict:
     """The engine at the roofline's batch: `rows` of the mix's requests decoding FULL_BATCH_TOKENS each
     (end of text ignored), all at once, so that every step multiplies `rows` rows; prefill included."""
     chosen = [reqs[i % len(reqs)] for i in range(rows)]
-    tokens, seconds = timed_chat(llm, chosen, [r.seed + i for i, r in enumerate(chosen)], FULL_BATCH_TOKENS,
+    tokens, seconds, _ = timed_chat(llm, chosen, [r.seed + i for i, r in enumerate(chosen)], FULL_BATCH_TOKENS,
                                  ignore_eos=True)
     return {"tokens": tokens, "seconds": seconds}
 
@@ -140,7 +139,7 @@ def prefill(llm, reqs: list) -> dict:
     (a sample's siblings reuse its prompt's full KV blocks, so only part of the prompt tokens is computed).
     The mix's own prefill is interleaved with its decode steps; this times it apart."""
     llm.reset_prefix_cache()
-    tokens, seconds, outs = timed_chat(llm, reqs, [r.seed for r in reqs], 1, outputs=True)
+    _, seconds, outs = timed_chat(llm, reqs, [r.seed for r in reqs], 1)
     computed = sum(len(o.prompt_token_ids) - (o.num_cached_tokens or 0) for o in outs)
     return {"seconds": seconds, "prompt_tokens": sum(len(o.prompt_token_ids) for o in outs), "computed": computed}
 

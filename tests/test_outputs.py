@@ -87,7 +87,7 @@ def test_a_killed_programs_inputs_are_timed_each_not_each_with_the_whole_program
     inputs = ["f(0.2)", "f(0.21)", "f(0.22)", "f(0.23)", "f(100)", "f(0.1)"]
     with Executor(workers=1, settings=SandboxSettings(timeout=0.3, mode="srank")) as executor:
         started = time.monotonic()
-        verdicts = [v for v in run_pairs([Pair(str(i), solution, call) for i, call in enumerate(inputs)], executor)]
+        verdicts = list(run_pairs([Pair(str(i), solution, call) for i, call in enumerate(inputs)], executor))
         program_s = time.monotonic() - started
     got = {v.id: v for v in verdicts}
     assert [got[str(i)].status for i in range(6)] == ["pass"] * 4 + ["timeout"] * 2

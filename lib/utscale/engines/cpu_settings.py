@@ -72,6 +72,11 @@ def cpu_description() -> str:
     return f"{name} [{' '.join(f for f in wanted if f in flags)}]"
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX); elsewhere torch emulates it."""
+    return bool(cpu_flags() & set(BF16_FLAGS))
+
+
 def usable_cores() -> list[int]:
     """The cores this process may run on: its affinity mask, cut to a cgroup CPU quota if one is set."""
     cores = sorted(os.sched_getaffinity(0))
@@ -205,7 +210,7 @@ def plan(model_dir: str, parameters: int, max_model_len: int, env: dict[str, str
             cores = wanted
     elif asked:
         notes.append(f"VLLM_CPU_OMP_THREADS_BIND={asked} leaves cores idle on a small machine; bound to every usable core")
-    native = bool(cpu_flags() & set(BF16_FLAGS))
+    native = native_bf16()
     rates = rates or {d: round(matmul_gflops(d, len(cores)), 1) for d in ("bfloat16", "float32")}
     dtype = "bfloat16" if native and rates["bfloat16"] >= rates["float32"] else "float32"
     requested = env.get("UTSCALE_CPU_DTYPE", "")
